@@ -1,0 +1,25 @@
+//! The `audit.k8s.io` data model: audit [`Event`]s and [`EventList`]s as kube-apiserver writes
+//! them (v1, v1beta1 and v1alpha1), the enums they are built from ([`Level`], [`Stage`]), and the
+//! raw [`policy`] types that audit policy files decode into.
+//!
+//! Decoding is lossless: fields this crate does not know are kept and written back on encoding,
+//! so a round trip through [`Event`] changes nothing but the version-specific fields that have a
+//! v1 equivalent. Everything is encoded as `audit.k8s.io/v1`.
+//!
+//! This crate does no I/O and knows nothing of policies' semantics, storage or HTTP.
+
+mod decode;
+mod encode;
+mod error;
+mod event;
+mod level;
+pub mod policy;
+mod time;
+mod version;
+
+pub use decode::{decode_event, decode_event_list, decode_event_value};
+pub use error::{Error, Result};
+pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
+pub use level::{Level, Stage};
+pub use time::MicroTime;
+pub use version::ApiVersion;
