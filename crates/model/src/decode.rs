@@ -81,27 +81,24 @@ pub fn decode_event_value(value: Value, default_version: Option<ApiVersion>) -> 
     // v1beta1 and v1alpha1 carry `timestamp` (requestReceivedTimestamp, seconds) and
     // `metadata.creationTimestamp` (stageTimestamp, seconds); kube-apiserver fills empty v1
     // timestamps from them. In other versions they are unknown fields: used the same way, kept.
-    if event.request_received_timestamp.is_none() {
-        if let Some(Value::String(s)) = map.get("timestamp") {
-            event.request_received_timestamp = Some(parse_time("timestamp", s)?);
-        }
+    if event.request_received_timestamp.is_none()
+        && let Some(Value::String(s)) = map.get("timestamp")
+    {
+        event.request_received_timestamp = Some(parse_time("timestamp", s)?);
     }
-    if event.stage_timestamp.is_none() {
-        if let Some(Value::String(s)) = map
-            .get("metadata")
-            .and_then(|m| m.get("creationTimestamp"))
-        {
-            event.stage_timestamp = Some(parse_time("metadata.creationTimestamp", s)?);
-        }
+    if event.stage_timestamp.is_none()
+        && let Some(Value::String(s)) = map.get("metadata").and_then(|m| m.get("creationTimestamp"))
+    {
+        event.stage_timestamp = Some(parse_time("metadata.creationTimestamp", s)?);
     }
     if legacy {
         map.remove("timestamp");
         map.remove("metadata");
     }
-    if source_version == Some(ApiVersion::V1Alpha1) {
-        if let Some(object_ref) = event.object_ref.as_mut() {
-            split_v1alpha1_group_version(object_ref);
-        }
+    if source_version == Some(ApiVersion::V1Alpha1)
+        && let Some(object_ref) = event.object_ref.as_mut()
+    {
+        split_v1alpha1_group_version(object_ref);
     }
     event.unknown = map;
     Ok(event)
@@ -218,7 +215,10 @@ mod tests {
         let err = decode_event(br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Meta"#)
             .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("malformed JSON: EOF while parsing"), "{msg}");
+        assert!(
+            msg.starts_with("malformed JSON: EOF while parsing"),
+            "{msg}"
+        );
         assert!(msg.ends_with("at line 1 column 60"), "{msg}");
     }
 
@@ -231,7 +231,10 @@ mod tests {
             ("null", "null"),
         ] {
             let err = decode_event(input.as_bytes()).unwrap_err();
-            assert_eq!(err.to_string(), format!("expected a JSON object, found {found}"));
+            assert_eq!(
+                err.to_string(),
+                format!("expected a JSON object, found {found}")
+            );
         }
     }
 
@@ -261,7 +264,11 @@ mod tests {
             e.stage_timestamp.unwrap().to_string(),
             "2017-09-11T15:34:22.000000Z"
         );
-        assert!(e.unknown.is_empty(), "v1beta1 fields are known: {:?}", e.unknown);
+        assert!(
+            e.unknown.is_empty(),
+            "v1beta1 fields are known: {:?}",
+            e.unknown
+        );
     }
 
     #[test]
@@ -287,7 +294,11 @@ mod tests {
 
         let err = decode_event_list(br#"{"kind":"EventList","items":[{},{"level":"Loud"}]}"#)
             .unwrap_err();
-        assert!(err.to_string().starts_with("field `items[1].level`: unknown level"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("field `items[1].level`: unknown level"),
+            "{err}"
+        );
         let err = decode_event_list(br#"{"kind":"EventList","items":[{},7]}"#).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -19,7 +19,11 @@ impl Event {
         put(&mut m, "verb", self.verb.as_ref());
         put(&mut m, "user", self.user.as_ref());
         put(&mut m, "impersonatedUser", self.impersonated_user.as_ref());
-        put(&mut m, "authenticationMetadata", self.authentication_metadata.as_ref());
+        put(
+            &mut m,
+            "authenticationMetadata",
+            self.authentication_metadata.as_ref(),
+        );
         if !self.source_ips.is_empty() {
             put(&mut m, "sourceIPs", Some(&self.source_ips));
         }

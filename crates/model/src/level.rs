@@ -127,11 +127,7 @@ macro_rules! string_enum {
     };
 }
 
-string_enum!(
-    Level,
-    "level",
-    "None, Metadata, Request, RequestResponse"
-);
+string_enum!(Level, "level", "None, Metadata, Request, RequestResponse");
 string_enum!(
     Stage,
     "stage",
