@@ -13,6 +13,7 @@ pub mod lint;
 mod load;
 pub mod requestinfo;
 pub mod selector;
+pub mod traffic;
 mod validate;
 mod version;
 pub mod yaml;
