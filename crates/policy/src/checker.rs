@@ -6,6 +6,8 @@
 use kubetrail_model::{Level, Stage};
 use serde::{Deserialize, Serialize};
 
+use crate::matcher::Matcher;
+
 /// A set of stages, printed in stage order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct StageSet(u8);
@@ -93,14 +95,49 @@ pub struct Rule {
 }
 
 /// A loaded, valid policy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Policy {
-    /// Rules in order.
-    pub rules: Vec<Rule>,
+    rules: Vec<Rule>,
+    omit_stages: StageSet,
+    omit_managed_fields: bool,
+    matcher: Matcher,
+}
+
+impl PartialEq for Policy {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules
+            && self.omit_stages == other.omit_stages
+            && self.omit_managed_fields == other.omit_managed_fields
+    }
+}
+
+impl Policy {
+    /// A policy from validated rules. Each rule's `omit_stages` must already include the
+    /// policy's (the loader does this, as kube-apiserver's `NewChecker` does).
+    pub fn new(rules: Vec<Rule>, omit_stages: StageSet, omit_managed_fields: bool) -> Self {
+        let matcher = Matcher::new(&rules);
+        Policy {
+            rules,
+            omit_stages,
+            omit_managed_fields,
+            matcher,
+        }
+    }
+
+    /// The rules, in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// Policy-level omitStages.
-    pub omit_stages: StageSet,
+    pub fn omit_stages(&self) -> StageSet {
+        self.omit_stages
+    }
+
     /// Policy-level omitManagedFields.
-    pub omit_managed_fields: bool,
+    pub fn omit_managed_fields(&self) -> bool {
+        self.omit_managed_fields
+    }
 }
 
 /// The request attributes policy rules match on (authorizer.Attributes), borrowed.
@@ -229,6 +266,25 @@ pub enum Mismatch {
 impl Policy {
     /// The level, omitted stages and managed-fields setting for a request.
     pub fn evaluate(&self, attrs: &Attributes<'_>) -> Decision {
+        match self.matcher.first_match(attrs) {
+            Some(hit) => Decision {
+                level: hit.level,
+                omit_stages: hit.omit_stages,
+                omit_managed_fields: hit.omit_managed_fields.unwrap_or(self.omit_managed_fields),
+                rule: Some(hit.index),
+            },
+            None => Decision {
+                level: Level::None,
+                omit_stages: self.omit_stages,
+                omit_managed_fields: self.omit_managed_fields,
+                rule: None,
+            },
+        }
+    }
+
+    /// The same decision as [`Policy::evaluate`], reached by comparing strings rule by rule
+    /// ([`Rule::check`]); kept as the reference the compiled form is tested against.
+    pub fn evaluate_reference(&self, attrs: &Attributes<'_>) -> Decision {
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.check(attrs).is_ok() {
                 return Decision {

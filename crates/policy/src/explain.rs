@@ -27,9 +27,9 @@ pub fn explain(policy: &Policy, attrs: &Attributes<'_>) -> Explanation {
     let decision = policy.evaluate(attrs);
     let last = decision
         .rule
-        .unwrap_or(policy.rules.len().saturating_sub(1));
+        .unwrap_or(policy.rules().len().saturating_sub(1));
     let rules = policy
-        .rules
+        .rules()
         .iter()
         .enumerate()
         .take(last + 1)

@@ -11,6 +11,7 @@ pub mod explain;
 mod field;
 pub mod lint;
 mod load;
+mod matcher;
 pub mod requestinfo;
 pub mod selector;
 pub mod traffic;

@@ -58,13 +58,13 @@ pub fn policy_warnings(policy: &Policy, options: LoadOptions) -> Vec<Warning> {
         line: None,
     };
 
-    for (j, rule) in policy.rules.iter().enumerate() {
-        if let Some(i) = (0..j).find(|&i| covers(&policy.rules[i], rule)) {
+    for (j, rule) in policy.rules().iter().enumerate() {
+        if let Some(i) = (0..j).find(|&i| covers(&policy.rules()[i], rule)) {
             out.push(warn(
                 format!("rules[{j}]"),
                 format!(
                     "rule can never match: every request it selects is matched first by rules[{i}]{}",
-                    line_suffix(policy.rules[i].line)
+                    line_suffix(policy.rules()[i].line)
                 ),
             ));
             continue;
@@ -72,7 +72,7 @@ pub fn policy_warnings(policy: &Policy, options: LoadOptions) -> Vec<Warning> {
         if rule.level >= Level::Request {
             for (group, resource) in SENSITIVE {
                 if let Some(restricted) = restrict_to(rule, group, resource)
-                    && !(0..j).any(|i| covers(&policy.rules[i], &restricted))
+                    && !(0..j).any(|i| covers(&policy.rules()[i], &restricted))
                 {
                     let g = if group.is_empty() { "core" } else { group };
                     out.push(warn(
@@ -94,17 +94,17 @@ pub fn policy_warnings(policy: &Policy, options: LoadOptions) -> Vec<Warning> {
         }
     }
 
-    match policy.rules.last() {
+    match policy.rules().last() {
         Some(last) if !last.is_catch_all() => out.push(warn(
-            format!("rules[{}]", policy.rules.len() - 1),
+            format!("rules[{}]", policy.rules().len() - 1),
             "no catch-all rule at the end: requests that no rule matches are not audited at all; end with a rule without selectors, e.g. `- level: Metadata`".into(),
         )),
         _ => {}
     }
 
-    let logs_request_received = !policy.omit_stages.contains(Stage::RequestReceived)
+    let logs_request_received = !policy.omit_stages().contains(Stage::RequestReceived)
         && policy
-            .rules
+            .rules()
             .iter()
             .any(|r| r.level != Level::None && !r.omit_stages.contains(Stage::RequestReceived));
     if logs_request_received {

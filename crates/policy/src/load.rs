@@ -308,9 +308,5 @@ fn compile(raw: &RawPolicy, tree: Option<&Node>) -> Policy {
             line: tree.map(|t| t.line_of(&format!("rules[{i}]"))),
         })
         .collect();
-    Policy {
-        rules,
-        omit_stages: policy_stages,
-        omit_managed_fields: raw.omit_managed_fields,
-    }
+    Policy::new(rules, policy_stages, raw.omit_managed_fields)
 }

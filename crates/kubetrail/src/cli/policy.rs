@@ -191,7 +191,7 @@ fn lint(args: LintArgs) -> Result<ExitCode> {
                 .unwrap_or_default();
             let version = loaded.api_version.map(|v| v.as_str()).unwrap_or("?");
             if report.valid {
-                let rules = loaded.policy.as_ref().map_or(0, |p| p.rules.len());
+                let rules = loaded.policy.as_ref().map_or(0, |p| p.rules().len());
                 println!(
                     "{}: would load{target}: {rules} rules, {version}, {} warning(s)",
                     path.display(),
@@ -236,7 +236,7 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode> {
                 .map(|r| json!({"rule": r.index, "line": r.line, "matched": r.reason.is_none(), "reason": r.reason}))
                 .collect();
             let mut out = decision_json(&decision, &attrs);
-            out["line"] = json!(decision.rule.and_then(|i| policy.rules[i].line));
+            out["line"] = json!(decision.rule.and_then(|i| policy.rules()[i].line));
             out["rules"] = json!(rules);
             println!("{out}");
         }
@@ -248,7 +248,7 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode> {
             match decision.rule {
                 Some(i) => println!(
                     "decided by:        rules[{i}]{}",
-                    policy.rules[i]
+                    policy.rules()[i]
                         .line
                         .map(|l| format!(" ({}:{l})", args.file.display()))
                         .unwrap_or_default()

@@ -114,8 +114,8 @@ fn unknown_fields_are_warned_about_and_dropped() {
     );
     // `user` (a typo of `users`) is dropped: the rule selects every user.
     let p = loaded.policy.unwrap();
-    assert!(p.rules[0].users.is_empty());
-    assert!(p.rules[0].resources[0].resources.is_empty());
+    assert!(p.rules()[0].users.is_empty());
+    assert!(p.rules()[0].resources[0].resources.is_empty());
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn duplicate_fields_warn_and_the_last_wins() {
     assert_eq!(loaded.warnings[0].field, "rules[0].level");
     assert_eq!(loaded.warnings[0].line, Some(5));
     assert_eq!(
-        loaded.policy.unwrap().rules[0].level,
+        loaded.policy.unwrap().rules()[0].level,
         kubetrail_model::Level::Metadata
     );
 }
@@ -198,7 +198,7 @@ fn json_policies_load_too() {
     let p = policy(
         r#"{"apiVersion":"audit.k8s.io/v1","kind":"Policy","omitStages":["RequestReceived"],"rules":[{"level":"None","nonResourceURLs":["/healthz*"]},{"level":"Metadata"}]}"#,
     );
-    assert_eq!(p.rules.len(), 2);
+    assert_eq!(p.rules().len(), 2);
     assert_eq!(
         p.evaluate(&nonres(None, "get", "/healthz").as_attributes())
             .rule,
@@ -211,6 +211,6 @@ fn null_lists_are_empty_as_in_go() {
     let p = policy(
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages:\nrules:\n  - level: Metadata\n    users:\n    resources: ~\n",
     );
-    assert!(p.rules[0].users.is_empty());
-    assert!(p.rules[0].is_catch_all());
+    assert!(p.rules()[0].users.is_empty());
+    assert!(p.rules()[0].is_catch_all());
 }

@@ -145,11 +145,7 @@ fn policy_of(rules: Vec<Rule>, omit: StageSet) -> Policy {
             r
         })
         .collect();
-    Policy {
-        rules,
-        omit_stages: omit,
-        omit_managed_fields: false,
-    }
+    Policy::new(rules, omit, false)
 }
 
 proptest! {
@@ -194,6 +190,7 @@ proptest! {
         }
         // The decision is the first rule that matches, and omitStages include the policy's.
         let first = rules.iter().position(|r| r.check(&req.as_attributes()).is_ok());
+        prop_assert_eq!(d, p.evaluate_reference(&req.as_attributes()));
         prop_assert_eq!(d.rule, first);
         prop_assert_eq!(d.omit_stages.union(omit), d.omit_stages);
         if first.is_none() {

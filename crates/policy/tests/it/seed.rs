@@ -362,7 +362,7 @@ fn representative_requests_get_their_levels() {
 #[test]
 fn seed_rules_have_their_lines() {
     let p = policy(SEED);
-    let lines: Vec<Option<usize>> = p.rules.iter().map(|r| r.line).collect();
+    let lines: Vec<Option<usize>> = p.rules().iter().map(|r| r.line).collect();
     assert_eq!(lines[0], Some(9));
     assert_eq!(lines[6], Some(51));
     assert_eq!(lines[11], Some(105));

@@ -8,8 +8,11 @@ const STAGES_MSG: &str =
     "allowed stages are RequestReceived,ResponseStarted,ResponseComplete,Panic";
 const DNS_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 
-/// (rules, expected errors as (field, type, detail))
-fn cases() -> Vec<(&'static str, Vec<(&'static str, ErrorType, &'static str)>)> {
+/// An expected error: (field, type, detail).
+type Expected = (&'static str, ErrorType, &'static str);
+
+/// (rules, expected errors)
+fn cases() -> Vec<(&'static str, Vec<Expected>)> {
     use ErrorType::*;
     vec![
         ("  - level: Metadata\n", vec![]),
