@@ -14,6 +14,7 @@ mod load;
 mod matcher;
 pub mod requestinfo;
 pub mod selector;
+pub mod simulate;
 pub mod traffic;
 mod validate;
 mod version;

@@ -1,3 +1,4 @@
 //! One module per subcommand group.
 
+pub mod input;
 pub mod policy;

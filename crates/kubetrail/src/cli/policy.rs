@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use kubetrail_model::ApiVersion;
+use kubetrail_model::{ApiVersion, decode_event};
 use kubetrail_policy::explain::explain;
 use kubetrail_policy::lint::lint_str;
 use kubetrail_policy::requestinfo::resolve;
+use kubetrail_policy::simulate::Simulator;
 use kubetrail_policy::{
     Decision, KubeVersion, LoadOptions, Loaded, Policy, RequestAttributes, load_str,
 };
@@ -28,6 +29,8 @@ pub enum PolicyCommand {
     Eval(EvalArgs),
     /// Rewrite a policy for another audit.k8s.io version, keeping comments and layout.
     Convert(ConvertArgs),
+    /// Replay recorded audit logs through a policy: what it would record, and how much.
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -107,6 +110,19 @@ pub struct ConvertArgs {
     write: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Policy file (YAML or JSON).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Audit log files (JSON lines, plain or .gz).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: Output,
+}
+
 fn parse_api_version(s: &str) -> Result<ApiVersion, String> {
     s.parse()
 }
@@ -117,6 +133,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
         PolicyCommand::Explain(args) => explain_cmd(*args),
         PolicyCommand::Eval(args) => eval(args),
         PolicyCommand::Convert(args) => convert(args),
+        PolicyCommand::Simulate(args) => simulate(args),
     }
 }
 
@@ -410,6 +427,87 @@ fn convert(args: ConvertArgs) -> Result<ExitCode> {
         Some(path) => std::fs::write(&path, converted)
             .with_context(|| format!("writing {}", path.display()))?,
         None => print!("{converted}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate(args: SimulateArgs) -> Result<ExitCode> {
+    let policy = load_valid(&args.policy)?;
+    let mut simulator = Simulator::new(&policy);
+    let mut malformed = 0u64;
+    for path in &args.files {
+        crate::cli::input::for_each_line(path, |line_no, line| {
+            if line.trim().is_empty() {
+                return;
+            }
+            match decode_event(line.as_bytes()) {
+                Ok(event) => simulator.add(&event, line.len() + 1),
+                Err(e) => {
+                    malformed += 1;
+                    if malformed <= 5 {
+                        eprintln!("{}:{line_no}: skipped: {e}", path.display());
+                    }
+                }
+            }
+        })?;
+    }
+    let s = simulator.finish();
+    if let Output::Json = args.output {
+        let mut v = serde_json::to_value(&s)?;
+        v["malformedLines"] = json!(malformed);
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
+    println!("policy: {}", args.policy.display());
+    println!(
+        "read:   {} events, {} bytes, {} requests{}",
+        s.events_in,
+        s.bytes_in,
+        s.requests,
+        if malformed > 0 {
+            format!(" ({malformed} malformed lines skipped)")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "would record: {} events ({:.1}%), {} bytes ({:.1}%)",
+        s.events_out,
+        pct(s.events_out, s.events_in),
+        s.bytes_out,
+        pct(s.bytes_out, s.bytes_in)
+    );
+    println!(
+        "requests whose level goes down: {}, up: {}",
+        s.lowered, s.raised
+    );
+    println!("\nLEVEL            REQUESTS");
+    for level in kubetrail_model::Level::ALL {
+        let n = s
+            .requests_by_level
+            .get(level.as_str())
+            .copied()
+            .unwrap_or(0);
+        println!("{:<16} {n}", level.as_str());
+    }
+    println!("\nRULE   LINE   LEVEL            REQUESTS");
+    for (i, rule) in policy.rules().iter().enumerate() {
+        let n = s.requests_by_rule.get(&i.to_string()).copied().unwrap_or(0);
+        let line = rule.line.map(|l| l.to_string()).unwrap_or_default();
+        println!("{i:<6} {line:<6} {:<16} {n}", rule.level.as_str());
+    }
+    if let Some(n) = s.requests_by_rule.get("none") {
+        println!("{:<6} {:<6} {:<16} {n}", "-", "", "None (no match)");
+    }
+    if !s.unused_rules.is_empty() {
+        println!("\nrules that decided no request: {:?}", s.unused_rules);
     }
     Ok(ExitCode::SUCCESS)
 }
