@@ -3,25 +3,70 @@
 //! Tolerant where real files vary (a missing `apiVersion`, missing `auditID`/`stage`/`level` in
 //! hand-written fixtures, v1beta1's `timestamp` and `metadata.creationTimestamp`, fields this
 //! crate does not know), strict where a value is simply wrong (`{"kind":0}`, an unknown stage).
+//!
+//! Events are decoded in one pass straight into their fields (no intermediate JSON tree);
+//! bodies stay as text ([`RawJson`]); unknown fields are kept as JSON values.
 
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::{ApiVersion, Error, Event, EventList, MicroTime, ObjectReference, Result};
+use serde::Deserialize;
+
+use crate::{
+    ApiVersion, Error, Event, EventList, Level, MicroTime, ObjectReference, RawJson, Result, Stage,
+};
 
 /// Decodes one event from JSON text (one line of a log backend file).
 pub fn decode_event(json: &[u8]) -> Result<Event> {
-    let value: Value = serde_json::from_slice(json).map_err(Error::Json)?;
-    decode_event_value(value, None)
+    check_object(json)?;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let partial = decode_with(&mut de, None).map_err(from_path_error)?;
+    de.end().map_err(Error::Json)?;
+    partial.finish()
 }
 
 /// Decodes a webhook body: an `EventList` whose items take the list's `apiVersion` when they do
 /// not carry their own.
 pub fn decode_event_list(json: &[u8]) -> Result<EventList> {
+    check_object(json)?;
     let value: Value = serde_json::from_slice(json).map_err(Error::Json)?;
-    let mut map = into_object(value)?;
-    expect_kind(&mut map, "EventList")?;
-    let source_version = take_version(&mut map)?;
+    let Value::Object(mut map) = value else {
+        unreachable!("check_object saw an object");
+    };
+    match map.remove("kind") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(k)) if k == "EventList" => {}
+        Some(Value::String(k)) => {
+            return Err(Error::field(
+                "kind",
+                format!("expected \"EventList\", found {k:?}"),
+            ));
+        }
+        Some(other) => {
+            return Err(Error::field(
+                "kind",
+                format!(
+                    "expected the string \"EventList\", found {}",
+                    describe(&other)
+                ),
+            ));
+        }
+    }
+    let source_version = match map.remove("apiVersion") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(v)) if v.is_empty() => None,
+        Some(Value::String(v)) => Some(v.parse().map_err(|e| Error::field("apiVersion", e))?),
+        Some(other) => {
+            return Err(Error::field(
+                "apiVersion",
+                format!("expected a string, found {}", describe(&other)),
+            ));
+        }
+    };
     let items = match map.remove("items") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items,
@@ -48,60 +93,240 @@ pub fn decode_event_list(json: &[u8]) -> Result<EventList> {
 /// Decodes one event from an already parsed JSON value. `default_version` applies when the
 /// value has no `apiVersion` of its own (items of an `EventList`).
 pub fn decode_event_value(value: Value, default_version: Option<ApiVersion>) -> Result<Event> {
-    let mut map = into_object(value)?;
-    expect_kind(&mut map, "Event")?;
-    let source_version = take_version(&mut map)?.or(default_version);
+    if !value.is_object() {
+        return Err(Error::NotAnObject {
+            found: describe(&value),
+        });
+    }
+    decode_with(value, default_version)
+        .map_err(from_path_error)?
+        .finish()
+}
+
+fn decode_with<'de, D: Deserializer<'de, Error = serde_json::Error>>(
+    de: D,
+    default_version: Option<ApiVersion>,
+) -> std::result::Result<Partial, serde_path_to_error::Error<serde_json::Error>> {
+    let mut track = serde_path_to_error::Track::new();
+    let wrapped = serde_path_to_error::Deserializer::new(de, &mut track);
+    match (EventSeed { default_version }).deserialize(wrapped) {
+        Ok(e) => Ok(e),
+        Err(e) => Err(serde_path_to_error::Error::new(track.path(), e)),
+    }
+}
+
+fn from_path_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    if !inner.is_data() {
+        return Error::Json(inner);
+    }
+    let message = inner.to_string();
+    // serde_json appends the position; the field path says more.
+    let reason = match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
+        _ => message,
+    };
+    Error::field(if field == "." { String::new() } else { field }, reason)
+}
+
+/// The first non-space byte tells whether the input is an object at all.
+fn check_object(json: &[u8]) -> Result<()> {
+    let found = match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => return Ok(()),
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        Some(_) => return Ok(()), // not JSON at all: let the parser say where
+    };
+    // Only when the whole input is valid JSON is "not an object" the right complaint.
+    match serde_json::from_slice::<de::IgnoredAny>(json) {
+        Ok(_) => Err(Error::NotAnObject { found }),
+        Err(e) => Err(Error::Json(e)),
+    }
+}
+
+struct EventSeed {
+    default_version: Option<ApiVersion>,
+}
+
+/// An event as read, before the version-specific fields are applied.
+struct Partial {
+    event: Event,
+    unknown: Map<String, Value>,
+}
+
+impl<'de> DeserializeSeed<'de> for EventSeed {
+    type Value = Partial;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Partial, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// An optional `apiVersion`, parsed while its field is being read (so errors name it).
+struct VersionField(Option<ApiVersion>);
+
+impl<'de> Deserialize<'de> for VersionField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match Option::<Cow<'de, str>>::deserialize(d)? {
+            None => Ok(VersionField(None)),
+            Some(v) if v.is_empty() => Ok(VersionField(None)),
+            Some(v) => v
+                .parse()
+                .map(|v| VersionField(Some(v)))
+                .map_err(de::Error::custom),
+        }
+    }
+}
+
+/// An optional timestamp; an empty string is no timestamp.
+struct TimeField(Option<MicroTime>);
+
+impl<'de> Deserialize<'de> for TimeField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match Option::<Cow<'de, str>>::deserialize(d)? {
+            None => Ok(TimeField(None)),
+            Some(s) if s.is_empty() => Ok(TimeField(None)),
+            Some(s) => s
+                .parse()
+                .map(|t| TimeField(Some(t)))
+                .map_err(de::Error::custom),
+        }
+    }
+}
+
+/// `kind` must be `"Event"` when present.
+struct Kind;
+
+impl<'de> de::Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(Kind),
+            Value::String(k) if k == "Event" => Ok(Kind),
+            Value::String(k) => Err(de::Error::custom(format!(
+                "expected \"Event\", found {k:?}"
+            ))),
+            other => Err(de::Error::custom(format!(
+                "expected the string \"Event\", found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for EventSeed {
+    type Value = Partial;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an audit event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Partial, A::Error> {
+        let mut e = Event::default();
+        let mut version: Option<ApiVersion> = None;
+        let mut unknown = Map::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "kind" => {
+                    map.next_value::<Kind>()?;
+                }
+                "apiVersion" => version = map.next_value::<VersionField>()?.0,
+                "level" => e.level = map.next_value::<Option<Level>>()?,
+                "auditID" => e.audit_id = map.next_value()?,
+                "stage" => e.stage = map.next_value::<Option<Stage>>()?,
+                "requestURI" => e.request_uri = map.next_value()?,
+                "verb" => e.verb = map.next_value()?,
+                "user" => e.user = map.next_value()?,
+                "impersonatedUser" => e.impersonated_user = map.next_value()?,
+                "sourceIPs" => {
+                    e.source_ips = map.next_value::<Option<Vec<String>>>()?.unwrap_or_default()
+                }
+                "userAgent" => e.user_agent = map.next_value()?,
+                "objectRef" => e.object_ref = map.next_value()?,
+                "responseStatus" => e.response_status = map.next_value()?,
+                "requestObject" => {
+                    e.request_object = map
+                        .next_value::<Option<RawJson>>()?
+                        .filter(|r| !r.is_null())
+                }
+                "responseObject" => {
+                    e.response_object = map
+                        .next_value::<Option<RawJson>>()?
+                        .filter(|r| !r.is_null())
+                }
+                "requestReceivedTimestamp" => {
+                    e.request_received_timestamp = map.next_value::<TimeField>()?.0
+                }
+                "stageTimestamp" => e.stage_timestamp = map.next_value::<TimeField>()?.0,
+                "annotations" => {
+                    e.annotations = map
+                        .next_value::<Option<BTreeMap<String, String>>>()?
+                        .unwrap_or_default()
+                }
+                "authenticationMetadata" => {
+                    e.authentication_metadata =
+                        map.next_value::<Option<Value>>()?.filter(|v| !v.is_null())
+                }
+                _ => {
+                    let value: Value = map.next_value()?;
+                    unknown.insert(key.into_owned(), value);
+                }
+            }
+        }
+        e.source_version = version.or(self.default_version);
+        Ok(Partial { event: e, unknown })
+    }
+}
+
+impl Partial {
+    /// Applies the version-specific fields: v1beta1 and v1alpha1 carry `timestamp`
+    /// (requestReceivedTimestamp, seconds) and `metadata.creationTimestamp` (stageTimestamp,
+    /// seconds), from which kube-apiserver fills empty v1 timestamps. In other versions they are
+    /// unknown fields: used the same way, and kept.
+    fn finish(self) -> Result<Event> {
+        let Partial {
+            event: mut e,
+            unknown,
+        } = self;
+        finish_versions(&mut e, unknown)?;
+        Ok(e)
+    }
+}
+
+fn finish_versions(e: &mut Event, mut unknown: Map<String, Value>) -> Result<()> {
     let legacy = matches!(
-        source_version,
+        e.source_version,
         Some(ApiVersion::V1Alpha1 | ApiVersion::V1Beta1)
     );
-
-    let mut event = Event {
-        source_version,
-        level: take(&mut map, "level")?,
-        audit_id: take(&mut map, "auditID")?,
-        stage: take(&mut map, "stage")?,
-        request_uri: take(&mut map, "requestURI")?,
-        verb: take(&mut map, "verb")?,
-        user: take(&mut map, "user")?,
-        impersonated_user: take(&mut map, "impersonatedUser")?,
-        source_ips: take(&mut map, "sourceIPs")?.unwrap_or_default(),
-        user_agent: take(&mut map, "userAgent")?,
-        object_ref: take(&mut map, "objectRef")?,
-        response_status: take(&mut map, "responseStatus")?,
-        request_object: take_raw(&mut map, "requestObject"),
-        response_object: take_raw(&mut map, "responseObject"),
-        request_received_timestamp: take_time(&mut map, "requestReceivedTimestamp")?,
-        stage_timestamp: take_time(&mut map, "stageTimestamp")?,
-        annotations: take(&mut map, "annotations")?.unwrap_or_default(),
-        authentication_metadata: take_raw(&mut map, "authenticationMetadata"),
-        unknown: Map::new(),
-    };
-
-    // v1beta1 and v1alpha1 carry `timestamp` (requestReceivedTimestamp, seconds) and
-    // `metadata.creationTimestamp` (stageTimestamp, seconds); kube-apiserver fills empty v1
-    // timestamps from them. In other versions they are unknown fields: used the same way, kept.
-    if event.request_received_timestamp.is_none()
-        && let Some(Value::String(s)) = map.get("timestamp")
+    if e.request_received_timestamp.is_none()
+        && let Some(Value::String(s)) = unknown.get("timestamp")
     {
-        event.request_received_timestamp = Some(parse_time("timestamp", s)?);
+        e.request_received_timestamp =
+            Some(s.parse().map_err(|err| Error::field("timestamp", err))?);
     }
-    if event.stage_timestamp.is_none()
-        && let Some(Value::String(s)) = map.get("metadata").and_then(|m| m.get("creationTimestamp"))
+    if e.stage_timestamp.is_none()
+        && let Some(Value::String(s)) = unknown
+            .get("metadata")
+            .and_then(|m| m.get("creationTimestamp"))
     {
-        event.stage_timestamp = Some(parse_time("metadata.creationTimestamp", s)?);
+        e.stage_timestamp = Some(
+            s.parse()
+                .map_err(|err| Error::field("metadata.creationTimestamp", err))?,
+        );
     }
     if legacy {
-        map.remove("timestamp");
-        map.remove("metadata");
+        unknown.remove("timestamp");
+        unknown.remove("metadata");
     }
-    if source_version == Some(ApiVersion::V1Alpha1)
-        && let Some(object_ref) = event.object_ref.as_mut()
+    if e.source_version == Some(ApiVersion::V1Alpha1)
+        && let Some(object_ref) = e.object_ref.as_mut()
     {
         split_v1alpha1_group_version(object_ref);
     }
-    event.unknown = map;
-    Ok(event)
+    e.unknown = unknown;
+    Ok(())
 }
 
 /// v1alpha1 `objectRef.apiVersion` holds `group/version` (just `version` for core) and there is
@@ -119,70 +344,6 @@ fn split_v1alpha1_group_version(object_ref: &mut ObjectReference) {
             None => object_ref.api_version = Some(gv),
         }
     }
-}
-
-fn into_object(value: Value) -> Result<Map<String, Value>> {
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(Error::NotAnObject {
-            found: describe(&other),
-        }),
-    }
-}
-
-fn expect_kind(map: &mut Map<String, Value>, kind: &str) -> Result<()> {
-    match map.remove("kind") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(k)) if k == kind => Ok(()),
-        Some(Value::String(k)) => Err(Error::field(
-            "kind",
-            format!("expected {kind:?}, found {k:?}"),
-        )),
-        Some(other) => Err(Error::field(
-            "kind",
-            format!("expected the string {kind:?}, found {}", describe(&other)),
-        )),
-    }
-}
-
-fn take_version(map: &mut Map<String, Value>) -> Result<Option<ApiVersion>> {
-    match map.remove("apiVersion") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(v)) if v.is_empty() => Ok(None),
-        Some(Value::String(v)) => v
-            .parse()
-            .map(Some)
-            .map_err(|e| Error::field("apiVersion", e)),
-        Some(other) => Err(Error::field(
-            "apiVersion",
-            format!("expected a string, found {}", describe(&other)),
-        )),
-    }
-}
-
-fn take<T: DeserializeOwned>(map: &mut Map<String, Value>, key: &str) -> Result<Option<T>> {
-    match map.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| Error::field(key, e)),
-    }
-}
-
-fn take_raw(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
-    map.remove(key).filter(|v| !v.is_null())
-}
-
-fn take_time(map: &mut Map<String, Value>, key: &str) -> Result<Option<MicroTime>> {
-    match take::<String>(map, key)? {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) => parse_time(key, &s).map(Some),
-    }
-}
-
-fn parse_time(key: &str, s: &str) -> Result<MicroTime> {
-    s.parse().map_err(|e| Error::field(key, e))
 }
 
 pub(crate) fn describe(value: &Value) -> &'static str {

@@ -2,10 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{ApiVersion, Level, MicroTime, Stage};
+use crate::{ApiVersion, Level, MicroTime, RawJson, Stage};
 
 /// One audit event, in the v1 shape, whatever version it was read from.
 ///
@@ -38,10 +42,10 @@ pub struct Event {
     pub object_ref: Option<ObjectReference>,
     /// `responseStatus`: the response code and, for failures, the Status details.
     pub response_status: Option<ResponseStatus>,
-    /// `requestObject`: the request body (level Request and above).
-    pub request_object: Option<Value>,
-    /// `responseObject`: the response body (level RequestResponse).
-    pub response_object: Option<Value>,
+    /// `requestObject`: the request body (level Request and above), as its original text.
+    pub request_object: Option<RawJson>,
+    /// `responseObject`: the response body (level RequestResponse), as its original text.
+    pub response_object: Option<RawJson>,
     /// `requestReceivedTimestamp`.
     pub request_received_timestamp: Option<MicroTime>,
     /// `stageTimestamp`.
@@ -77,7 +81,7 @@ impl Event {
 }
 
 /// `authentication.k8s.io/v1 UserInfo`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UserInfo {
     /// The user's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +101,7 @@ pub struct UserInfo {
 }
 
 /// The object a resource request is about.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReference {
     /// Resource (plural, lower case), e.g. `pods`.
@@ -130,7 +134,7 @@ pub struct ObjectReference {
 }
 
 /// `metav1.Status` as recorded in `responseStatus`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ResponseStatus {
     /// List metadata (`{}` in practice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,3 +167,71 @@ pub struct EventList {
     /// The events, in order.
     pub items: Vec<Event>,
 }
+
+/// A field that Go's JSON decoding leaves at its zero value when the input holds `null`.
+struct NullDefault<T>(T);
+
+impl<'de, T: Default + Deserialize<'de>> Deserialize<'de> for NullDefault<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(NullDefault(
+            Option::<T>::deserialize(d)?.unwrap_or_default(),
+        ))
+    }
+}
+
+/// `Deserialize` for a struct of known fields plus an `unknown` map that keeps every other
+/// field, in one pass (serde's `flatten` would buffer the whole object first).
+macro_rules! lossless {
+    ($ty:ident { $($field:ident: $json:literal),* $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a ", stringify!($ty), " object"))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
+                        let mut out = $ty::default();
+                        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                            match key.as_ref() {
+                                $($json => out.$field = map.next_value::<NullDefault<_>>()?.0,)*
+                                _ => {
+                                    let value: Value = map.next_value()?;
+                                    out.unknown.insert(key.into_owned(), value);
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+lossless!(UserInfo {
+    username: "username",
+    uid: "uid",
+    groups: "groups",
+    extra: "extra"
+});
+lossless!(ObjectReference {
+    resource: "resource",
+    namespace: "namespace",
+    name: "name",
+    uid: "uid",
+    api_group: "apiGroup",
+    api_version: "apiVersion",
+    resource_version: "resourceVersion",
+    subresource: "subresource",
+});
+lossless!(ResponseStatus {
+    metadata: "metadata",
+    status: "status",
+    message: "message",
+    reason: "reason",
+    details: "details",
+    code: "code",
+});

@@ -14,6 +14,7 @@ mod error;
 mod event;
 mod level;
 pub mod policy;
+mod raw;
 mod time;
 mod version;
 
@@ -21,5 +22,6 @@ pub use decode::{decode_event, decode_event_list, decode_event_value};
 pub use error::{Error, Result};
 pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
 pub use level::{Level, Stage};
+pub use raw::RawJson;
 pub use time::MicroTime;
 pub use version::ApiVersion;
