@@ -20,12 +20,30 @@ enum Command {
     /// Audit policy tooling: lint, explain, eval, convert, simulate.
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Load audit log files (plain or .gz, v1 or v1beta1, rotated sets) into the local store.
+    Import(cli::import::ImportArgs),
+    /// Find events: by user, group, verb, resource, namespace, name, code, decision, text, time.
+    Search(Box<cli::question::SearchArgs>),
+    /// Who did VERB to RESOURCE[/NAME], e.g. `who delete deployments/nginx -n prod`.
+    Who(cli::question::WhoArgs),
+    /// Every write to one object, oldest first.
+    History(cli::question::HistoryArgs),
+    /// The audit centre's reports: overview, resources, users, failures.
+    Report(cli::report::ReportArgs),
+    /// Generate realistic audit traffic (JSON lines, or a rotated set of log files).
+    Gen(cli::generate::GenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy(cmd) => cli::policy::run(cmd),
+        Command::Import(args) => cli::import::run(args),
+        Command::Search(args) => cli::question::search(*args),
+        Command::Who(args) => cli::question::who(args),
+        Command::History(args) => cli::question::history(args),
+        Command::Report(args) => cli::report::run(args),
+        Command::Gen(args) => cli::generate::run(args),
     };
     match result {
         Ok(code) => code,

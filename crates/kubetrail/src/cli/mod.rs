@@ -1,4 +1,9 @@
-//! One module per subcommand group.
+//! One module per subcommand group, plus what they share.
 
-pub mod input;
+pub mod common;
+pub mod generate;
+pub mod import;
 pub mod policy;
+pub mod question;
+pub mod report;
+pub mod table;

@@ -14,6 +14,7 @@ use kubetrail_policy::simulate::Simulator;
 use kubetrail_policy::{
     Decision, KubeVersion, LoadOptions, Loaded, Policy, RequestAttributes, load_str,
 };
+use kubetrail_tail::LineReader;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -436,20 +437,21 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     let mut simulator = Simulator::new(&policy);
     let mut malformed = 0u64;
     for path in &args.files {
-        crate::cli::input::for_each_line(path, |line_no, line| {
-            if line.trim().is_empty() {
-                return;
+        let mut reader = LineReader::open(path)?;
+        while let Some(line) = reader.next_line()? {
+            if line.text.trim().is_empty() {
+                continue;
             }
-            match decode_event(line.as_bytes()) {
-                Ok(event) => simulator.add(&event, line.len() + 1),
+            match decode_event(line.text.as_bytes()) {
+                Ok(event) => simulator.add(&event, line.text.len() + 1),
                 Err(e) => {
                     malformed += 1;
                     if malformed <= 5 {
-                        eprintln!("{}:{line_no}: skipped: {e}", path.display());
+                        eprintln!("{}:{}: skipped: {e}", path.display(), line.number);
                     }
                 }
             }
-        })?;
+        }
     }
     let s = simulator.finish();
     if let Output::Json = args.output {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod policy;
+mod store;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,0 +1,154 @@
+//! Flags shared by the commands that use the store, and their parsers: each bad value is an
+//! error naming its flag (clap prefixes it).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use kubetrail_store::{DuckDbStore, Filter, TimeRange};
+
+/// Where the local store lives.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Data directory of the embedded store.
+    #[arg(
+        long,
+        env = "KUBETRAIL_DATA_DIR",
+        default_value = "kubetrail-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    /// Opens (creating) the store for writing.
+    pub fn open_for_write(&self) -> Result<DuckDbStore> {
+        DuckDbStore::open(&self.data_dir)
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    }
+
+    /// Opens an existing store for questions.
+    pub fn open_existing(&self) -> Result<DuckDbStore> {
+        let db = self.data_dir.join(kubetrail_store::DATABASE_FILE);
+        if !Path::new(&db).exists() {
+            bail!(
+                "no store in {} (--data-dir): load one with `kubetrail import --data-dir {} FILE...`",
+                self.data_dir.display(),
+                self.data_dir.display()
+            );
+        }
+        self.open_for_write()
+    }
+}
+
+/// The time window of a question.
+#[derive(Debug, Clone, Args)]
+pub struct TimeArgs {
+    /// Only events of the last DURATION (e.g. 30m, 24h, 7d, 2w).
+    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["from", "to"], value_name = "DURATION")]
+    pub since: Option<Duration>,
+    /// Only events at or after this RFC 3339 time.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub from: Option<DateTime<Utc>>,
+    /// Only events before this RFC 3339 time.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TimeArgs {
+    /// The range, relative to now for `--since`.
+    pub fn range(&self) -> Result<TimeRange> {
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from >= to
+        {
+            bail!("--from {from} is not before --to {to}");
+        }
+        Ok(match self.since {
+            Some(d) => TimeRange {
+                from_micros: Some(Utc::now().timestamp_micros() - d.as_micros() as i64),
+                to_micros: None,
+            },
+            None => TimeRange {
+                from_micros: self.from.map(|t| t.timestamp_micros()),
+                to_micros: self.to.map(|t| t.timestamp_micros()),
+            },
+        })
+    }
+}
+
+/// `30s`, `15m`, `24h`, `7d`, `2w`, and sums such as `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {s:?}: expected a number and a unit (s, m, h, d, w), e.g. 24h or 7d"
+        )
+    };
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// RFC 3339.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("invalid time {s:?}: {e}; expected RFC 3339, e.g. 2024-05-01T10:00:00Z")
+        })
+}
+
+/// A known verb.
+pub fn parse_verb(s: &str) -> Result<String, String> {
+    let f = Filter {
+        verbs: vec![s.to_string()],
+        ..Filter::default()
+    };
+    f.validate().map(|_| s.to_string())
+}
+
+/// Microseconds since the epoch as RFC 3339 with seconds.
+pub fn format_time(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| micros.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in ["", "7", "d", "7y", "-1h", "0s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `kubetrail import`: load audit log files, as kube-apiserver writes them, into the local
+//! store. One thread reads and decodes, the caller's thread appends batches; malformed lines are
+//! counted, reported with `file:line`, and skipped.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use kubetrail_model::decode_event;
+use kubetrail_store::{Record, Store};
+use kubetrail_tail::{LineReader, order_paths};
+use serde::Serialize;
+
+use super::common::StoreArgs;
+
+/// How many malformed lines are reported by place and reason.
+const MAX_REASONS: usize = 10;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Cluster the events belong to.
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// Events per transaction.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Audit log files (plain or .gz), or directories of them (a rotated set is read oldest
+    /// backup first, the active file last).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    files: usize,
+    lines: u64,
+    events: u64,
+    stored: u64,
+    duplicates: u64,
+    malformed: u64,
+    malformed_reasons: Vec<String>,
+    seconds: f64,
+}
+
+enum Message {
+    Batch(Vec<Record>),
+    Malformed(String),
+}
+
+/// Lists the files to read, directories expanded (not recursively).
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(p).with_context(|| format!("listing {}", p.display()))? {
+                let path = entry?.path();
+                if path.is_file() {
+                    files.push(path);
+                }
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
+    let started = Instant::now();
+    let ordered = order_paths(&expand(&args.paths)?);
+    let total_bytes: u64 = ordered
+        .iter()
+        .filter_map(|f| std::fs::metadata(&f.path).ok())
+        .map(|m| m.len())
+        .sum();
+    let store = args.store.open_for_write()?;
+
+    let progress = ProgressBar::new(total_bytes);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let done_bytes = Arc::new(AtomicU64::new(0));
+
+    let (tx, rx) = mpsc::sync_channel::<Message>(4);
+    let files: Vec<PathBuf> = ordered.iter().map(|f| f.path.clone()).collect();
+    let cluster = args.cluster.clone();
+    let batch_size = args.batch_size as usize;
+    let reader_bytes = done_bytes.clone();
+    let reader = std::thread::spawn(move || -> Result<u64> {
+        let received = chrono::Utc::now().timestamp_micros();
+        let mut lines = 0u64;
+        let mut batch = Vec::with_capacity(batch_size);
+        for path in &files {
+            let mut file = LineReader::open(path)?;
+            let base = reader_bytes.load(Ordering::Relaxed);
+            let counter = file.bytes_read.clone();
+            while let Some(line) = file.next_line()? {
+                lines += 1;
+                if line.text.trim().is_empty() {
+                    continue;
+                }
+                match decode_event(line.text.as_bytes()) {
+                    Ok(event) => {
+                        batch.push(Record::from_event(&event, line.text, &cluster, received))
+                    }
+                    Err(e) => {
+                        let what = if line.complete {
+                            e.to_string()
+                        } else {
+                            format!("truncated last line: {e}")
+                        };
+                        let msg = format!("{}:{}: {what}", path.display(), line.number);
+                        if tx.send(Message::Malformed(msg)).is_err() {
+                            return Ok(lines);
+                        }
+                    }
+                }
+                if batch.len() >= batch_size {
+                    reader_bytes.store(base + counter.load(Ordering::Relaxed), Ordering::Relaxed);
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                    if tx.send(Message::Batch(full)).is_err() {
+                        return Ok(lines);
+                    }
+                }
+            }
+            reader_bytes.store(base + counter.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(Message::Batch(batch));
+        }
+        Ok(lines)
+    });
+
+    let mut summary = Summary {
+        files: ordered.len(),
+        ..Summary::default()
+    };
+    let mut last_draw = Instant::now();
+    for message in rx {
+        match message {
+            Message::Batch(batch) => {
+                summary.events += batch.len() as u64;
+                let outcome = store
+                    .append(&batch)
+                    .with_context(|| format!("storing a batch of {} events", batch.len()))?;
+                summary.stored += outcome.stored;
+                summary.duplicates += outcome.duplicates;
+            }
+            Message::Malformed(reason) => {
+                summary.malformed += 1;
+                if summary.malformed_reasons.len() < MAX_REASONS {
+                    summary.malformed_reasons.push(reason);
+                }
+            }
+        }
+        if last_draw.elapsed() > Duration::from_millis(100) {
+            progress.set_position(done_bytes.load(Ordering::Relaxed));
+            progress.set_message(format!("{} events", summary.events));
+            last_draw = Instant::now();
+        }
+    }
+    summary.lines = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader thread panicked"))??;
+    progress.finish_and_clear();
+    summary.seconds = started.elapsed().as_secs_f64();
+
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_summary(&summary, &args.store.data_dir);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &Summary, data_dir: &std::path::Path) {
+    let rate = if s.seconds > 0.0 {
+        s.events as f64 / s.seconds
+    } else {
+        0.0
+    };
+    println!(
+        "imported {} files into {} in {:.2}s ({:.0} events/s)",
+        s.files,
+        data_dir.display(),
+        s.seconds,
+        rate
+    );
+    println!("  events read:  {}", s.events);
+    println!("  stored:       {}", s.stored);
+    println!("  duplicates:   {}", s.duplicates);
+    println!("  malformed:    {}", s.malformed);
+    for reason in &s.malformed_reasons {
+        println!("    {reason}");
+    }
+    if s.malformed as usize > s.malformed_reasons.len() {
+        println!(
+            "    ... and {} more",
+            s.malformed as usize - s.malformed_reasons.len()
+        );
+    }
+}

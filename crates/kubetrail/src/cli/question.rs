@@ -1,0 +1,427 @@
+//! `kubetrail search | who | history`: questions over the local store.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use kubetrail_store::{
+    CodeFilter, Cursor, Decision, Filter, Record, ResourceSelector, StageSelection, Store,
+};
+
+use super::common::{StoreArgs, TimeArgs, format_time, parse_verb};
+use super::table::render;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EventOutput {
+    /// kubectl-style table.
+    Table,
+    /// The table with more columns.
+    Wide,
+    /// The original event JSON, one event per line.
+    Json,
+}
+
+/// Filter flags of `search`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// User name (repeatable).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// Group of the user (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Verb (repeatable).
+    #[arg(long = "verb", value_name = "VERB", value_parser = parse_verb)]
+    verbs: Vec<String>,
+    /// Resource: pods, deployments.apps, pods/exec (repeatable).
+    #[arg(long = "resource", value_name = "RESOURCE", value_parser = parse_resource)]
+    resources: Vec<ResourceSelector>,
+    /// Namespace (repeatable); without it, every namespace.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
+    namespaces: Vec<String>,
+    /// Every namespace (the default, said explicitly).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Object name (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    names: Vec<String>,
+    /// Response code: 403, a class such as 4xx, or failed (repeatable).
+    #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
+    codes: Vec<CodeFilter>,
+    /// Authorization decision: allow or forbid.
+    #[arg(long, value_parser = parse_decision)]
+    decision: Option<Decision>,
+    /// Cluster (repeatable).
+    #[arg(long = "cluster", value_name = "CLUSTER")]
+    clusters: Vec<String>,
+    /// Text anywhere in the event JSON (case-sensitive).
+    #[arg(long)]
+    text: Option<String>,
+    #[command(flatten)]
+    time: TimeArgs,
+}
+
+fn parse_resource(s: &str) -> Result<ResourceSelector, String> {
+    s.parse()
+}
+fn parse_code(s: &str) -> Result<CodeFilter, String> {
+    s.parse()
+}
+fn parse_decision(s: &str) -> Result<Decision, String> {
+    s.parse()
+}
+
+impl FilterArgs {
+    fn filter(&self) -> Result<Filter> {
+        Ok(Filter {
+            time: self.time.range()?,
+            clusters: self.clusters.clone(),
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            verbs: self.verbs.clone(),
+            resources: self.resources.clone(),
+            namespaces: self.namespaces.clone(),
+            names: self.names.clone(),
+            codes: self.codes.clone(),
+            decision: self.decision,
+            text: self.text.clone(),
+            stages: StageSelection::All,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// At most this many events, newest first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    limit: u32,
+    /// Continue after a previous page (printed on stderr when there are more events).
+    #[arg(long)]
+    after: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: EventOutput,
+}
+
+/// `RESOURCE[.GROUP][/NAME[/SUBRESOURCE]]` as `who` and `history` take it.
+fn parse_object(s: &str) -> Result<(ResourceSelector, Option<String>)> {
+    let mut parts = s.splitn(3, '/');
+    let resource = parts.next().unwrap_or("");
+    let name = parts.next().map(str::to_string);
+    let sub = parts.next();
+    let mut sel: ResourceSelector = resource.parse().map_err(anyhow::Error::msg)?;
+    if let Some(sub) = sub {
+        sel.subresource = Some(sub.to_string());
+    }
+    if name.as_deref() == Some("") {
+        bail!("invalid object {s:?}: empty name");
+    }
+    Ok((sel, name))
+}
+
+fn resource_cell(r: &Record) -> String {
+    let mut s = r.resource.clone();
+    if !r.api_group.is_empty() {
+        s.push('.');
+        s.push_str(&r.api_group);
+    }
+    if !r.subresource.is_empty() {
+        s.push('/');
+        s.push_str(&r.subresource);
+    }
+    if s.is_empty() {
+        // A non-resource request: show its path.
+        s = r.request_uri.split('?').next().unwrap_or("").to_string();
+    }
+    s
+}
+
+fn code_cell(r: &Record) -> String {
+    r.code.map(|c| c.to_string()).unwrap_or_default()
+}
+
+fn print_events(records: &[Record], output: EventOutput) {
+    match output {
+        EventOutput::Json => {
+            for r in records {
+                println!("{}", r.raw);
+            }
+        }
+        EventOutput::Table => {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        format_time(r.ts_micros),
+                        r.user.clone(),
+                        r.verb.clone(),
+                        resource_cell(r),
+                        r.namespace.clone(),
+                        r.name.clone(),
+                        code_cell(r),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render(
+                    &[
+                        "TIME",
+                        "USER",
+                        "VERB",
+                        "RESOURCE",
+                        "NAMESPACE",
+                        "NAME",
+                        "CODE"
+                    ],
+                    &rows
+                )
+            );
+        }
+        EventOutput::Wide => {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        format_time(r.ts_micros),
+                        r.cluster.clone(),
+                        r.user.clone(),
+                        r.impersonated_user.clone(),
+                        r.verb.clone(),
+                        resource_cell(r),
+                        r.namespace.clone(),
+                        r.name.clone(),
+                        code_cell(r),
+                        r.decision.clone(),
+                        r.stage.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                        r.source_ip.clone(),
+                        r.user_agent.clone(),
+                        r.audit_id.clone(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render(
+                    &[
+                        "TIME",
+                        "CLUSTER",
+                        "USER",
+                        "AS",
+                        "VERB",
+                        "RESOURCE",
+                        "NAMESPACE",
+                        "NAME",
+                        "CODE",
+                        "DECISION",
+                        "STAGE",
+                        "SOURCE",
+                        "USER-AGENT",
+                        "AUDIT-ID"
+                    ],
+                    &rows
+                )
+            );
+        }
+    }
+}
+
+pub fn search(args: SearchArgs) -> Result<ExitCode> {
+    let filter = args.filter.filter()?;
+    let store = args.store.open_existing()?;
+    let cursor = match &args.after {
+        Some(c) => Some(
+            c.parse::<Cursor>()
+                .map_err(|e| anyhow::anyhow!("--after: {e}"))?,
+        ),
+        None => None,
+    };
+    let page = store.query(&filter, cursor.as_ref(), args.limit as usize)?;
+    if page.records.is_empty() && !matches!(args.output, EventOutput::Json) {
+        eprintln!("no events match");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_events(&page.records, args.output);
+    if let Some(next) = page.next {
+        eprintln!("more events: continue with --after {next}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `who` and `history` share: where to look and how to print.
+#[derive(Debug, Args)]
+pub struct ObjectScope {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Namespace; without it, every namespace.
+    #[arg(short = 'n', long = "namespace")]
+    namespace: Option<String>,
+    /// Cluster (repeatable).
+    #[arg(long = "cluster", value_name = "CLUSTER")]
+    clusters: Vec<String>,
+    #[command(flatten)]
+    time: TimeArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: EventOutput,
+}
+
+impl ObjectScope {
+    /// One event per request, for `verbs` on `object`, oldest first.
+    fn requests(&self, verbs: Vec<String>, object: &str) -> Result<Vec<Record>> {
+        let (resource, name) = parse_object(object)?;
+        let filter = Filter {
+            time: self.time.range()?,
+            clusters: self.clusters.clone(),
+            verbs,
+            resources: vec![resource],
+            names: name.into_iter().collect(),
+            namespaces: self.namespace.clone().into_iter().collect(),
+            stages: StageSelection::Final,
+            ..Filter::default()
+        };
+        let store = self.store.open_existing()?;
+        let mut records = all_pages(&store, &filter)?;
+        records.reverse();
+        Ok(records)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WhoArgs {
+    /// The verb, e.g. delete.
+    #[arg(value_parser = parse_verb)]
+    verb: String,
+    /// RESOURCE[.GROUP][/NAME[/SUBRESOURCE]], e.g. deployments/nginx or secrets.
+    object: String,
+    #[command(flatten)]
+    scope: ObjectScope,
+}
+
+/// Every page of a query (for answers that must be complete).
+fn all_pages(store: &dyn Store, filter: &Filter) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.query(filter, cursor.as_ref(), 5000)?;
+        out.extend(page.records);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub fn who(args: WhoArgs) -> Result<ExitCode> {
+    let records = args.scope.requests(vec![args.verb.clone()], &args.object)?;
+    if records.is_empty() {
+        eprintln!("nobody did that (in the stored events)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let EventOutput::Json = args.scope.output {
+        print_events(&records, args.scope.output);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                format_time(r.ts_micros),
+                r.user.clone(),
+                r.impersonated_user.clone(),
+                r.namespace.clone(),
+                r.name.clone(),
+                code_cell(r),
+                r.source_ip.clone(),
+                r.user_agent.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render(
+            &[
+                "TIME",
+                "USER",
+                "AS",
+                "NAMESPACE",
+                "NAME",
+                "CODE",
+                "SOURCE",
+                "USER-AGENT"
+            ],
+            &rows
+        )
+    );
+    let mut users: Vec<&str> = records.iter().map(|r| r.user.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
+    println!("{} request(s) by {} user(s)", records.len(), users.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// RESOURCE[.GROUP]/NAME, e.g. deployments.apps/nginx or configmaps/app-config.
+    object: String,
+    #[command(flatten)]
+    scope: ObjectScope,
+}
+
+pub fn history(args: HistoryArgs) -> Result<ExitCode> {
+    if parse_object(&args.object)?.1.is_none() {
+        bail!("history needs an object: RESOURCE/NAME, e.g. deployments/nginx");
+    }
+    let writes = kubetrail_report::WRITE_VERBS
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let records = args.scope.requests(writes, &args.object)?;
+    if records.is_empty() {
+        eprintln!("no writes to that object (in the stored events)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let EventOutput::Json = args.scope.output {
+        print_events(&records, args.scope.output);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                format_time(r.ts_micros),
+                r.user.clone(),
+                r.verb.clone(),
+                resource_cell(r),
+                r.namespace.clone(),
+                code_cell(r),
+                r.impersonated_user.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render(
+            &[
+                "TIME",
+                "USER",
+                "VERB",
+                "RESOURCE",
+                "NAMESPACE",
+                "CODE",
+                "AS"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,255 @@
+//! `kubetrail report overview|resources|users|failures`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use kubetrail_report as report;
+use kubetrail_store::{Filter, GroupCount};
+
+use super::common::{StoreArgs, TimeArgs};
+use super::table::render;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportKind {
+    /// Totals, top users/resources/namespaces, failures, exec, secrets, RBAC, anonymous.
+    Overview,
+    /// Writes per resource kind (create/update/patch/delete).
+    Resources,
+    /// Activity per user.
+    Users,
+    /// Failed and forbidden requests.
+    Failures,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportOutput {
+    /// Tables.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    kind: ReportKind,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Namespace (repeatable); without it, every namespace.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
+    namespaces: Vec<String>,
+    /// Every namespace (the default, said explicitly).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Cluster (repeatable).
+    #[arg(long = "cluster", value_name = "CLUSTER")]
+    clusters: Vec<String>,
+    /// User (repeatable).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    #[command(flatten)]
+    time: TimeArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: ReportOutput,
+}
+
+fn groups_table(title: &str, headers: &[&str], groups: &[GroupCount]) -> String {
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            let mut row = g.keys.clone();
+            row.push(g.count.to_string());
+            row
+        })
+        .collect();
+    format!("{title}\n{}", render(headers, &rows))
+}
+
+pub fn run(args: ReportArgs) -> Result<ExitCode> {
+    let scope = Filter {
+        time: args.time.range()?,
+        clusters: args.clusters.clone(),
+        users: args.users.clone(),
+        namespaces: args.namespaces.clone(),
+        ..Filter::default()
+    };
+    let store = args.store.open_existing()?;
+    let json = matches!(args.output, ReportOutput::Json);
+    match args.kind {
+        ReportKind::Overview => {
+            let o = report::overview(&store, &scope)?;
+            if json {
+                println!("{}", serde_json::to_string(&o)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("requests: {}\n", o.requests);
+            let sections = [
+                ("failed", &o.failed),
+                ("forbidden", &o.forbidden),
+                ("deletions", &o.deletions),
+                ("exec/attach/port-forward", &o.exec_attach),
+                ("secret access", &o.secret_access),
+                ("RBAC changes", &o.rbac_changes),
+                ("anonymous", &o.anonymous),
+            ];
+            let rows: Vec<Vec<String>> = sections
+                .iter()
+                .map(|(name, s)| vec![name.to_string(), s.total.to_string()])
+                .collect();
+            println!("{}", render(&["WHAT", "REQUESTS"], &rows));
+            println!(
+                "{}",
+                groups_table("by verb", &["VERB", "REQUESTS"], &o.by_verb)
+            );
+            println!(
+                "{}",
+                groups_table("top users", &["USER", "REQUESTS"], &o.top_users)
+            );
+            println!(
+                "{}",
+                groups_table("top resources", &["RESOURCE", "REQUESTS"], &o.top_resources)
+            );
+            println!(
+                "{}",
+                groups_table(
+                    "top namespaces",
+                    &["NAMESPACE", "REQUESTS"],
+                    &o.top_namespaces
+                )
+            );
+            println!(
+                "{}",
+                groups_table("failed", &["USER", "CODE", "REQUESTS"], &o.failed.top)
+            );
+            println!(
+                "{}",
+                groups_table("forbidden", &["USER", "REQUESTS"], &o.forbidden.top)
+            );
+            println!(
+                "{}",
+                groups_table(
+                    "deletions",
+                    &["USER", "RESOURCE", "REQUESTS"],
+                    &o.deletions.top
+                )
+            );
+            println!(
+                "{}",
+                groups_table(
+                    "exec/attach/port-forward",
+                    &["USER", "REQUESTS"],
+                    &o.exec_attach.top
+                )
+            );
+            println!(
+                "{}",
+                groups_table(
+                    "secret access",
+                    &["USER", "VERB", "REQUESTS"],
+                    &o.secret_access.top
+                )
+            );
+            println!(
+                "{}",
+                groups_table(
+                    "RBAC changes",
+                    &["USER", "RESOURCE", "REQUESTS"],
+                    &o.rbac_changes.top
+                )
+            );
+            print!(
+                "{}",
+                groups_table("anonymous", &["RESOURCE", "REQUESTS"], &o.anonymous.top)
+            );
+        }
+        ReportKind::Resources => {
+            let r = report::resources(&store, &scope)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = r
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.resource.clone(),
+                        w.create.to_string(),
+                        w.update.to_string(),
+                        w.patch.to_string(),
+                        w.delete.to_string(),
+                        w.total.to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render(
+                    &["RESOURCE", "CREATE", "UPDATE", "PATCH", "DELETE", "TOTAL"],
+                    &rows
+                )
+            );
+        }
+        ReportKind::Users => {
+            let u = report::users(&store, &scope)?;
+            if json {
+                println!("{}", serde_json::to_string(&u)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = u
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.user.clone(),
+                        a.requests.to_string(),
+                        a.writes.to_string(),
+                        a.failed.to_string(),
+                        a.forbidden.to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render(
+                    &["USER", "REQUESTS", "WRITES", "FAILED", "FORBIDDEN"],
+                    &rows
+                )
+            );
+        }
+        ReportKind::Failures => {
+            let f = report::failures(&store, &scope)?;
+            if json {
+                println!("{}", serde_json::to_string(&f)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{}",
+                groups_table("failed requests by code", &["CODE", "REQUESTS"], &f.by_code)
+            );
+            println!(
+                "{}",
+                groups_table("by user", &["USER", "CODE", "REQUESTS"], &f.by_user)
+            );
+            println!(
+                "{}",
+                groups_table(
+                    "by resource",
+                    &["RESOURCE", "CODE", "REQUESTS"],
+                    &f.by_resource
+                )
+            );
+            print!(
+                "{}",
+                groups_table("forbidden", &["USER", "RESOURCE", "REQUESTS"], &f.forbidden)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,312 @@
+//! The reports an audit centre shows, as typed queries over any [`Store`]: what counts as a
+//! failed request, an exec, a secret read or an RBAC change is decided here, once, for the
+//! command line, the HTTP API and the web UI alike.
+//!
+//! Reports count requests, not stage events: they select one event per request
+//! ([`StageSelection::Final`]).
+
+use kubetrail_store::{
+    Aggregation, CodeFilter, Field, Filter, GroupCount, ResourceSelector, Result, StageSelection,
+    Store,
+};
+use serde::Serialize;
+
+/// Verbs that change objects.
+pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// How many entries top-N lists hold.
+pub const TOP: usize = 10;
+
+/// The scope every report applies on top of its own conditions (time, cluster, namespace,
+/// user...).
+pub fn base(scope: &Filter) -> Filter {
+    Filter {
+        stages: StageSelection::Final,
+        ..scope.clone()
+    }
+}
+
+/// Requests that failed (code ≥ 400).
+pub fn failed(scope: &Filter) -> Filter {
+    Filter {
+        codes: vec![CodeFilter::Failed],
+        ..base(scope)
+    }
+}
+
+/// Requests the authorizer refused (403).
+pub fn forbidden(scope: &Filter) -> Filter {
+    Filter {
+        codes: vec![CodeFilter::Exact(403)],
+        ..base(scope)
+    }
+}
+
+/// Interactive access to pods: exec, attach, port-forward.
+pub fn exec_attach(scope: &Filter) -> Filter {
+    Filter {
+        resources: ["exec", "attach", "portforward"]
+            .iter()
+            .map(|s| ResourceSelector::core("pods", Some(s)))
+            .collect(),
+        ..base(scope)
+    }
+}
+
+/// Any request on secrets.
+pub fn secret_access(scope: &Filter) -> Filter {
+    Filter {
+        resources: vec![ResourceSelector::core("secrets", None)],
+        ..base(scope)
+    }
+}
+
+/// Writes to RBAC objects (roles, bindings, cluster roles, cluster role bindings).
+pub fn rbac_changes(scope: &Filter) -> Filter {
+    Filter {
+        resources: vec![ResourceSelector::group("rbac.authorization.k8s.io")],
+        verbs: WRITE_VERBS.iter().map(|v| v.to_string()).collect(),
+        ..base(scope)
+    }
+}
+
+/// Requests without an authenticated user, or as `system:anonymous`.
+pub fn anonymous(scope: &Filter) -> Filter {
+    Filter {
+        users: vec!["system:anonymous".into(), String::new()],
+        ..base(scope)
+    }
+}
+
+/// Deletions.
+pub fn deletions(scope: &Filter) -> Filter {
+    Filter {
+        verbs: vec!["delete".into(), "deletecollection".into()],
+        ..base(scope)
+    }
+}
+
+/// Writes.
+pub fn writes(scope: &Filter) -> Filter {
+    Filter {
+        verbs: WRITE_VERBS.iter().map(|v| v.to_string()).collect(),
+        ..base(scope)
+    }
+}
+
+fn count(store: &dyn Store, filter: &Filter) -> Result<u64> {
+    Ok(store
+        .aggregate(
+            filter,
+            &Aggregation::CountBy {
+                fields: vec![],
+                limit: None,
+            },
+        )?
+        .total())
+}
+
+fn top(
+    store: &dyn Store,
+    filter: &Filter,
+    fields: &[Field],
+    limit: Option<usize>,
+) -> Result<Vec<GroupCount>> {
+    Ok(store
+        .aggregate(
+            filter,
+            &Aggregation::CountBy {
+                fields: fields.to_vec(),
+                limit,
+            },
+        )?
+        .groups()
+        .to_vec())
+}
+
+/// A count with its largest groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    /// Requests in the section.
+    pub total: u64,
+    /// The largest groups, by the section's fields.
+    pub top: Vec<GroupCount>,
+}
+
+fn section(store: &dyn Store, filter: &Filter, fields: &[Field]) -> Result<Section> {
+    Ok(Section {
+        total: count(store, filter)?,
+        top: top(store, filter, fields, Some(TOP))?,
+    })
+}
+
+/// The overview: totals and the sections an audit centre opens with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Overview {
+    /// Requests in scope.
+    pub requests: u64,
+    /// Requests per verb.
+    pub by_verb: Vec<GroupCount>,
+    /// Most active users.
+    pub top_users: Vec<GroupCount>,
+    /// Most requested resources.
+    pub top_resources: Vec<GroupCount>,
+    /// Busiest namespaces (`""` is cluster-scoped).
+    pub top_namespaces: Vec<GroupCount>,
+    /// Failed requests, by user and code.
+    pub failed: Section,
+    /// Forbidden requests, by user.
+    pub forbidden: Section,
+    /// Deletions, by user and resource.
+    pub deletions: Section,
+    /// exec / attach / port-forward, by user.
+    pub exec_attach: Section,
+    /// Secret access, by user and verb.
+    pub secret_access: Section,
+    /// RBAC changes, by user and resource.
+    pub rbac_changes: Section,
+    /// Anonymous requests, by resource.
+    pub anonymous: Section,
+}
+
+/// Builds the overview.
+pub fn overview(store: &dyn Store, scope: &Filter) -> Result<Overview> {
+    let all = base(scope);
+    Ok(Overview {
+        requests: count(store, &all)?,
+        by_verb: top(store, &all, &[Field::Verb], None)?,
+        top_users: top(store, &all, &[Field::User], Some(TOP))?,
+        top_resources: top(store, &all, &[Field::Resource], Some(TOP))?,
+        top_namespaces: top(store, &all, &[Field::Namespace], Some(TOP))?,
+        failed: section(store, &failed(scope), &[Field::User, Field::Code])?,
+        forbidden: section(store, &forbidden(scope), &[Field::User])?,
+        deletions: section(store, &deletions(scope), &[Field::User, Field::Resource])?,
+        exec_attach: section(store, &exec_attach(scope), &[Field::User])?,
+        secret_access: section(store, &secret_access(scope), &[Field::User, Field::Verb])?,
+        rbac_changes: section(store, &rbac_changes(scope), &[Field::User, Field::Resource])?,
+        anonymous: section(store, &anonymous(scope), &[Field::Resource])?,
+    })
+}
+
+/// Writes per resource kind, split by verb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceWrites {
+    /// `resource[.group][/subresource]`.
+    pub resource: String,
+    /// creates.
+    pub create: u64,
+    /// updates.
+    pub update: u64,
+    /// patches.
+    pub patch: u64,
+    /// deletes (including deletecollection).
+    pub delete: u64,
+    /// All writes.
+    pub total: u64,
+}
+
+/// Operations on resources: create / update / patch / delete counts per resource kind.
+pub fn resources(store: &dyn Store, scope: &Filter) -> Result<Vec<ResourceWrites>> {
+    let groups = top(store, &writes(scope), &[Field::Resource, Field::Verb], None)?;
+    let mut out: Vec<ResourceWrites> = Vec::new();
+    for g in groups {
+        let (resource, verb) = (&g.keys[0], g.keys[1].as_str());
+        let entry = match out.iter_mut().position(|r| &r.resource == resource) {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(ResourceWrites {
+                    resource: resource.clone(),
+                    create: 0,
+                    update: 0,
+                    patch: 0,
+                    delete: 0,
+                    total: 0,
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        match verb {
+            "create" => entry.create += g.count,
+            "update" => entry.update += g.count,
+            "patch" => entry.patch += g.count,
+            _ => entry.delete += g.count,
+        }
+        entry.total += g.count;
+    }
+    out.sort_by(|a, b| {
+        b.total
+            .cmp(&a.total)
+            .then_with(|| a.resource.cmp(&b.resource))
+    });
+    Ok(out)
+}
+
+/// One user's activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserActivity {
+    /// User name (`""`: no authenticated user).
+    pub user: String,
+    /// Requests.
+    pub requests: u64,
+    /// Writes.
+    pub writes: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// Forbidden requests.
+    pub forbidden: u64,
+}
+
+/// Per-user activity, most active first.
+pub fn users(store: &dyn Store, scope: &Filter) -> Result<Vec<UserActivity>> {
+    let by = |f: &Filter| -> Result<std::collections::HashMap<String, u64>> {
+        Ok(top(store, f, &[Field::User], None)?
+            .into_iter()
+            .map(|g| (g.keys[0].clone(), g.count))
+            .collect())
+    };
+    let writes = by(&writes(scope))?;
+    let failed = by(&failed(scope))?;
+    let forbidden = by(&forbidden(scope))?;
+    Ok(top(store, &base(scope), &[Field::User], None)?
+        .into_iter()
+        .map(|g| {
+            let user = g.keys[0].clone();
+            UserActivity {
+                writes: writes.get(&user).copied().unwrap_or(0),
+                failed: failed.get(&user).copied().unwrap_or(0),
+                forbidden: forbidden.get(&user).copied().unwrap_or(0),
+                requests: g.count,
+                user,
+            }
+        })
+        .collect())
+}
+
+/// Failed and forbidden requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failures {
+    /// Failed requests (≥ 400) by code.
+    pub by_code: Vec<GroupCount>,
+    /// Failed requests by user and code.
+    pub by_user: Vec<GroupCount>,
+    /// Failed requests by resource and code.
+    pub by_resource: Vec<GroupCount>,
+    /// Forbidden requests by user and resource.
+    pub forbidden: Vec<GroupCount>,
+}
+
+/// The failures report.
+pub fn failures(store: &dyn Store, scope: &Filter) -> Result<Failures> {
+    let f = failed(scope);
+    Ok(Failures {
+        by_code: top(store, &f, &[Field::Code], None)?,
+        by_user: top(store, &f, &[Field::User, Field::Code], Some(TOP * 2))?,
+        by_resource: top(store, &f, &[Field::Resource, Field::Code], Some(TOP * 2))?,
+        forbidden: top(
+            store,
+            &forbidden(scope),
+            &[Field::User, Field::Resource],
+            Some(TOP * 2),
+        )?,
+    })
+}

@@ -1,0 +1,771 @@
+//! The behaviour every [`Store`] backend must have, written once. A backend's tests call
+//! [`run_all`] with a function that opens a fresh, empty store. Failures panic: this is test
+//! support.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use kubetrail_model::{Level, Stage};
+
+use crate::query::{
+    Aggregation, AggregationResult, CodeFilter, Decision, Field, Filter, ResourceSelector,
+    StageSelection, TimeRange,
+};
+use crate::{Record, Retention, Store};
+
+/// Microseconds in a second.
+const S: i64 = 1_000_000;
+/// A fixed "now" for generated records: 2024-05-01T00:00:00Z.
+pub const T0: i64 = 1_714_521_600 * S;
+
+/// A record with sensible defaults; tests change what they look at.
+pub fn record(cluster: &str, audit_id: &str, stage: Option<Stage>, ts_micros: i64) -> Record {
+    Record {
+        cluster: cluster.into(),
+        audit_id: audit_id.into(),
+        stage,
+        level: Some(Level::Metadata),
+        ts_micros,
+        request_ts_micros: Some(ts_micros - 1000),
+        received_micros: ts_micros + 5000,
+        verb: "get".into(),
+        user: "alice".into(),
+        groups: vec!["dev".into(), "system:authenticated".into()],
+        impersonated_user: String::new(),
+        source_ip: "10.0.0.1".into(),
+        user_agent: "kubectl/v1.30.0".into(),
+        api_group: String::new(),
+        api_version: "v1".into(),
+        resource: "pods".into(),
+        subresource: String::new(),
+        namespace: "default".into(),
+        name: "web-1".into(),
+        code: Some(200),
+        decision: "allow".into(),
+        reason: "RBAC: allowed".into(),
+        request_uri: "/api/v1/namespaces/default/pods/web-1".into(),
+        raw: format!("{{\"auditID\":\"{audit_id}\",\"note\":\"raw kept \\u00e9 exactly\"}}"),
+    }
+}
+
+/// Runs every check against stores made by `open`.
+pub fn run_all(open: &dyn Fn() -> Box<dyn Store>) {
+    append_is_idempotent(open().as_ref());
+    identity_is_cluster_audit_id_and_stage(open().as_ref());
+    pages_are_newest_first_and_complete(open().as_ref());
+    filters_select_exactly(open().as_ref());
+    aggregations_count(open().as_ref());
+    requests_are_counted_once(open().as_ref());
+    retention_by_age_and_size(open().as_ref());
+    schema_is_versioned(open().as_ref());
+    invalid_filters_are_rejected(open().as_ref());
+}
+
+fn ids(store: &dyn Store, filter: &Filter) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.query(filter, cursor.as_ref(), 3).expect("query");
+        out.extend(
+            page.records
+                .iter()
+                .map(|r| format!("{}/{}", r.audit_id, r.stage.map_or("-", Stage::as_str))),
+        );
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// Storing the same batch twice, or a batch holding the same event twice, stores it once.
+pub fn append_is_idempotent(store: &dyn Store) {
+    let batch: Vec<Record> = (0..10)
+        .map(|i| {
+            record(
+                "c1",
+                &format!("id-{i}"),
+                Some(Stage::ResponseComplete),
+                T0 + i * S,
+            )
+        })
+        .collect();
+    let first = store.append(&batch).expect("append");
+    assert_eq!((first.stored, first.duplicates), (10, 0));
+    let again = store.append(&batch).expect("append again");
+    assert_eq!((again.stored, again.duplicates), (0, 10));
+    // A batch overlapping the stored ones, with a repeat inside itself.
+    let mut mixed: Vec<Record> = (5..15)
+        .map(|i| {
+            record(
+                "c1",
+                &format!("id-{i}"),
+                Some(Stage::ResponseComplete),
+                T0 + i * S,
+            )
+        })
+        .collect();
+    mixed.push(mixed[9].clone());
+    let third = store.append(&mixed).expect("append mixed");
+    assert_eq!((third.stored, third.duplicates), (5, 6));
+    assert_eq!(store.count().expect("count"), 15);
+    let got = store.query(&Filter::default(), None, 100).expect("query");
+    assert_eq!(got.records[0].raw, batch[0].raw.replace("id-0", "id-14"));
+    assert!(store.append(&[]).is_ok());
+}
+
+/// Different stages, clusters or times are different events.
+pub fn identity_is_cluster_audit_id_and_stage(store: &dyn Store) {
+    let batch = vec![
+        record("c1", "same", Some(Stage::RequestReceived), T0),
+        record("c1", "same", Some(Stage::ResponseComplete), T0 + 10),
+        record("c2", "same", Some(Stage::ResponseComplete), T0 + 10),
+        record("c1", "nostage", None, T0 + 20),
+        // A placeholder auditID reused by an unrelated event an hour later.
+        record("c1", "same", Some(Stage::ResponseComplete), T0 + 3600 * S),
+    ];
+    assert_eq!(store.append(&batch).expect("append").stored, 5);
+    assert_eq!(store.append(&batch[1..2]).expect("append").duplicates, 1);
+    assert_eq!(store.append(&batch[4..]).expect("append").duplicates, 1);
+    assert_eq!(store.count().expect("count"), 5);
+    let page = store.query(&Filter::default(), None, 10).expect("query");
+    let stored = page
+        .records
+        .iter()
+        .find(|r| r.audit_id == "nostage")
+        .expect("stored");
+    assert_eq!(stored.stage, None);
+    // Everything comes back as it went in.
+    let original = &batch[3];
+    assert_eq!(stored, original);
+}
+
+/// Pages are newest first, and following the cursor visits every event exactly once.
+pub fn pages_are_newest_first_and_complete(store: &dyn Store) {
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        // Pairs of events share a timestamp, so the cursor's tie-breaking matters.
+        batch.push(record(
+            "c1",
+            &format!("e{i:02}"),
+            Some(Stage::ResponseComplete),
+            T0 + (i / 2) * S,
+        ));
+    }
+    store.append(&batch).expect("append");
+    let all = ids(store, &Filter::default());
+    assert_eq!(all.len(), 20);
+    let mut expected: Vec<String> = (0..20)
+        .rev()
+        .map(|i| format!("e{i:02}/ResponseComplete"))
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(all, expected);
+    let page = store.query(&Filter::default(), None, 20).expect("query");
+    assert!(page.next.is_none(), "no cursor after the last page");
+    assert!(
+        page.records
+            .windows(2)
+            .all(|w| w[0].ts_micros >= w[1].ts_micros)
+    );
+}
+
+/// Each filter field selects exactly the events it should.
+pub fn filters_select_exactly(store: &dyn Store) {
+    let mut b = Vec::new();
+    let mut add = |id: &str, f: &dyn Fn(&mut Record)| {
+        let mut r = record(
+            "c1",
+            id,
+            Some(Stage::ResponseComplete),
+            T0 + b.len() as i64 * S,
+        );
+        f(&mut r);
+        b.push(r);
+    };
+    add("base", &|_| {});
+    add("bob", &|r| {
+        r.user = "bob".into();
+        r.groups = vec!["ops".into()];
+    });
+    add("anon", &|r| {
+        r.user = String::new();
+        r.groups = vec![];
+    });
+    add("deploy", &|r| {
+        r.verb = "delete".into();
+        r.api_group = "apps".into();
+        r.resource = "deployments".into();
+        r.name = "nginx".into();
+        r.namespace = "prod".into();
+    });
+    add("exec", &|r| {
+        r.verb = "create".into();
+        r.subresource = "exec".into();
+        r.code = Some(101);
+    });
+    add("node", &|r| {
+        r.resource = "nodes".into();
+        r.namespace = String::new();
+        r.name = "n1".into();
+    });
+    add("forbidden", &|r| {
+        r.code = Some(403);
+        r.decision = "forbid".into();
+        r.resource = "secrets".into();
+    });
+    add("notfound", &|r| r.code = Some(404));
+    add("error", &|r| r.code = Some(503));
+    add("other", &|r| r.cluster = "c2".into());
+    add("received", &|r| {
+        r.stage = Some(Stage::RequestReceived);
+        r.code = None;
+    });
+    add("unauth", &|r| {
+        r.stage = Some(Stage::ResponseStarted);
+        r.code = Some(401);
+        r.user = String::new();
+    });
+    add("text", &|r| r.raw = "{\"needle\":\"Secret-Word\"}".into());
+    store.append(&b).expect("append");
+
+    let check = |name: &str, f: Filter, want: &[&str]| {
+        let mut got: Vec<String> = ids(store, &f)
+            .into_iter()
+            .map(|s| s.split('/').next().unwrap_or("").to_string())
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "filter {name}");
+    };
+    let all: Vec<&str> = vec![
+        "base",
+        "bob",
+        "anon",
+        "deploy",
+        "exec",
+        "node",
+        "forbidden",
+        "notfound",
+        "error",
+        "other",
+        "received",
+        "unauth",
+        "text",
+    ];
+    check("none", Filter::default(), &all);
+    check(
+        "user",
+        Filter {
+            users: vec!["bob".into()],
+            ..Filter::default()
+        },
+        &["bob"],
+    );
+    check(
+        "no user",
+        Filter {
+            users: vec!["".into()],
+            ..Filter::default()
+        },
+        &["anon", "unauth"],
+    );
+    check(
+        "group",
+        Filter {
+            groups: vec!["ops".into()],
+            ..Filter::default()
+        },
+        &["bob"],
+    );
+    check(
+        "group is whole",
+        Filter {
+            groups: vec!["de".into()],
+            ..Filter::default()
+        },
+        &[],
+    );
+    check(
+        "verb",
+        Filter {
+            verbs: vec!["delete".into(), "create".into()],
+            ..Filter::default()
+        },
+        &["deploy", "exec"],
+    );
+    check(
+        "resource any group",
+        Filter {
+            resources: vec!["deployments".parse().unwrap()],
+            ..Filter::default()
+        },
+        &["deploy"],
+    );
+    check(
+        "resource.group",
+        Filter {
+            resources: vec!["deployments.apps".parse().unwrap()],
+            ..Filter::default()
+        },
+        &["deploy"],
+    );
+    check(
+        "wrong group",
+        Filter {
+            resources: vec!["deployments.extensions".parse().unwrap()],
+            ..Filter::default()
+        },
+        &[],
+    );
+    check(
+        "subresource",
+        Filter {
+            resources: vec!["pods/exec".parse().unwrap()],
+            ..Filter::default()
+        },
+        &["exec"],
+    );
+    check(
+        "core only, no subresource",
+        Filter {
+            resources: vec![ResourceSelector::core("pods", Some(""))],
+            ..Filter::default()
+        },
+        &[
+            "base", "bob", "anon", "notfound", "error", "other", "received", "unauth", "text",
+        ],
+    );
+    check(
+        "whole group",
+        Filter {
+            resources: vec![ResourceSelector::group("apps")],
+            ..Filter::default()
+        },
+        &["deploy"],
+    );
+    check(
+        "namespace",
+        Filter {
+            namespaces: vec!["prod".into()],
+            ..Filter::default()
+        },
+        &["deploy"],
+    );
+    check(
+        "cluster-scoped",
+        Filter {
+            namespaces: vec!["".into()],
+            ..Filter::default()
+        },
+        &["node"],
+    );
+    check(
+        "name",
+        Filter {
+            names: vec!["nginx".into(), "n1".into()],
+            ..Filter::default()
+        },
+        &["deploy", "node"],
+    );
+    check(
+        "code",
+        Filter {
+            codes: vec![CodeFilter::Exact(403)],
+            ..Filter::default()
+        },
+        &["forbidden"],
+    );
+    check(
+        "class",
+        Filter {
+            codes: vec![CodeFilter::Class(4)],
+            ..Filter::default()
+        },
+        &["forbidden", "notfound", "unauth"],
+    );
+    check(
+        "failed",
+        Filter {
+            codes: vec![CodeFilter::Failed],
+            ..Filter::default()
+        },
+        &["forbidden", "notfound", "error", "unauth"],
+    );
+    check(
+        "1xx or 5xx",
+        Filter {
+            codes: vec![CodeFilter::Class(1), CodeFilter::Class(5)],
+            ..Filter::default()
+        },
+        &["exec", "error"],
+    );
+    check(
+        "decision",
+        Filter {
+            decision: Some(Decision::Forbid),
+            ..Filter::default()
+        },
+        &["forbidden"],
+    );
+    check(
+        "cluster",
+        Filter {
+            clusters: vec!["c2".into()],
+            ..Filter::default()
+        },
+        &["other"],
+    );
+    check(
+        "text",
+        Filter {
+            text: Some("Secret-Word".into()),
+            ..Filter::default()
+        },
+        &["text"],
+    );
+    check(
+        "text is case-sensitive",
+        Filter {
+            text: Some("secret-word".into()),
+            ..Filter::default()
+        },
+        &[],
+    );
+    check(
+        "final stages",
+        Filter {
+            stages: StageSelection::Final,
+            ..Filter::default()
+        },
+        &all.iter()
+            .copied()
+            .filter(|i| *i != "received")
+            .collect::<Vec<_>>(),
+    );
+    check(
+        "time",
+        Filter {
+            time: TimeRange {
+                from_micros: Some(T0 + S),
+                to_micros: Some(T0 + 3 * S),
+            },
+            ..Filter::default()
+        },
+        &["bob", "anon"],
+    );
+    check(
+        "combined",
+        Filter {
+            verbs: vec!["get".into()],
+            codes: vec![CodeFilter::Failed],
+            namespaces: vec!["default".into()],
+            ..Filter::default()
+        },
+        &["forbidden", "notfound", "error", "unauth"],
+    );
+}
+
+/// Counts by field, top-N, totals and histograms.
+pub fn aggregations_count(store: &dyn Store) {
+    let mut b = Vec::new();
+    for i in 0..30i64 {
+        let mut r = record(
+            "c1",
+            &format!("a{i}"),
+            Some(Stage::ResponseComplete),
+            T0 + i * 60 * S,
+        );
+        r.verb = ["get", "list", "create"][(i % 3) as usize].into();
+        r.user = if i < 20 { "alice".into() } else { "bob".into() };
+        if i % 10 == 0 {
+            r.api_group = "apps".into();
+            r.resource = "deployments".into();
+            r.subresource = "scale".into();
+        }
+        b.push(r);
+    }
+    store.append(&b).expect("append");
+    let f = Filter::default();
+    let total = store
+        .aggregate(
+            &f,
+            &Aggregation::CountBy {
+                fields: vec![],
+                limit: None,
+            },
+        )
+        .expect("total");
+    assert_eq!(total.total(), 30);
+    let by_user = store
+        .aggregate(
+            &f,
+            &Aggregation::CountBy {
+                fields: vec![Field::User],
+                limit: None,
+            },
+        )
+        .expect("by user");
+    let got: Vec<(String, u64)> = by_user
+        .groups()
+        .iter()
+        .map(|g| (g.keys[0].clone(), g.count))
+        .collect();
+    assert_eq!(got, [("alice".to_string(), 20), ("bob".to_string(), 10)]);
+    let top = store
+        .aggregate(
+            &f,
+            &Aggregation::CountBy {
+                fields: vec![Field::User],
+                limit: Some(1),
+            },
+        )
+        .expect("top");
+    assert_eq!(top.groups().len(), 1);
+    let two = store
+        .aggregate(
+            &f,
+            &Aggregation::CountBy {
+                fields: vec![Field::User, Field::Verb],
+                limit: None,
+            },
+        )
+        .expect("two fields");
+    let alice_get = two
+        .groups()
+        .iter()
+        .find(|g| g.keys == ["alice", "get"])
+        .expect("group");
+    assert_eq!(alice_get.count, 7);
+    let by_resource = store
+        .aggregate(
+            &f,
+            &Aggregation::CountBy {
+                fields: vec![Field::Resource],
+                limit: None,
+            },
+        )
+        .expect("resource");
+    let keys: Vec<&str> = by_resource
+        .groups()
+        .iter()
+        .map(|g| g.keys[0].as_str())
+        .collect();
+    assert_eq!(keys, ["pods", "deployments.apps/scale"]);
+    let by_code = store
+        .aggregate(
+            &f,
+            &Aggregation::CountBy {
+                fields: vec![Field::Code],
+                limit: None,
+            },
+        )
+        .expect("code");
+    assert_eq!(by_code.groups()[0].keys[0], "200");
+
+    let hist = store
+        .aggregate(
+            &f,
+            &Aggregation::Histogram {
+                bucket: Duration::from_secs(600),
+                by: None,
+            },
+        )
+        .expect("histogram");
+    let AggregationResult::Histogram(buckets) = hist else {
+        panic!("a histogram")
+    };
+    assert_eq!(buckets.len(), 3);
+    assert!(buckets.iter().all(|b| b.count == 10 && b.key.is_none()));
+    assert_eq!(buckets[0].start_micros, T0);
+    assert_eq!(buckets[1].start_micros, T0 + 600 * S);
+    let split = store
+        .aggregate(
+            &f,
+            &Aggregation::Histogram {
+                bucket: Duration::from_secs(600),
+                by: Some(Field::User),
+            },
+        )
+        .expect("split histogram");
+    let AggregationResult::Histogram(buckets) = split else {
+        panic!("a histogram")
+    };
+    let last: Vec<(Option<&str>, u64)> = buckets
+        .iter()
+        .filter(|b| b.start_micros == T0 + 1200 * S)
+        .map(|b| (b.key.as_deref(), b.count))
+        .collect();
+    assert_eq!(last, [(Some("bob"), 10)]);
+    let filtered = store
+        .aggregate(
+            &Filter {
+                users: vec!["bob".into()],
+                ..Filter::default()
+            },
+            &Aggregation::CountBy {
+                fields: vec![],
+                limit: None,
+            },
+        )
+        .expect("filtered total");
+    assert_eq!(filtered.total(), 10);
+}
+
+/// Retention deletes by age and by size.
+pub fn retention_by_age_and_size(store: &dyn Store) {
+    let now = chrono::Utc::now().timestamp_micros();
+    let day = 86_400 * S;
+    let batch: Vec<Record> = (0..40)
+        .map(|i| {
+            record(
+                "c1",
+                &format!("r{i}"),
+                Some(Stage::ResponseComplete),
+                now - (40 - i) * day / 4 + day / 8,
+            )
+        })
+        .collect();
+    store.append(&batch).expect("append");
+    let out = store
+        .apply_retention(&Retention {
+            max_age: Some(Duration::from_secs(5 * 86_400)),
+            max_bytes: None,
+        })
+        .expect("retention by age");
+    // Records are 6 hours apart, 3 to 237 hours old: the 20 older than 5 days go.
+    assert_eq!(out.deleted, 20);
+    assert_eq!(store.count().expect("count"), 20);
+    let oldest = store
+        .query(&Filter::default(), None, 100)
+        .expect("query")
+        .records;
+    assert!(oldest.iter().all(|r| r.ts_micros >= now - 5 * day));
+
+    let size = store.size_bytes().expect("size");
+    assert!(size > 0);
+    let out = store
+        .apply_retention(&Retention {
+            max_age: None,
+            max_bytes: Some(1),
+        })
+        .expect("retention by size");
+    assert!(out.deleted >= 19, "deleted {}", out.deleted);
+    assert!(store.count().expect("count") <= 1);
+}
+
+/// A new store is at the newest schema version.
+pub fn schema_is_versioned(store: &dyn Store) {
+    assert_eq!(store.schema_version().expect("version"), 1);
+    assert_eq!(store.count().expect("count"), 0);
+}
+
+/// Filters the model rejects are errors of kind Invalid, from every backend.
+pub fn invalid_filters_are_rejected(store: &dyn Store) {
+    let bad = Filter {
+        verbs: vec!["yeet".into()],
+        ..Filter::default()
+    };
+    let err = store.query(&bad, None, 10).expect_err("unknown verb");
+    assert_eq!(err.kind(), crate::ErrorKind::Invalid);
+    let err = store
+        .aggregate(
+            &bad,
+            &Aggregation::CountBy {
+                fields: vec![],
+                limit: None,
+            },
+        )
+        .expect_err("unknown verb");
+    assert_eq!(err.kind(), crate::ErrorKind::Invalid);
+}
+
+/// Counting requests ([`StageSelection::Final`]) sees each request once, whatever stages were
+/// recorded and in whichever batches they arrived.
+pub fn requests_are_counted_once(store: &dyn Store) {
+    let exec = |id: &str, stage: Stage, ts: i64| {
+        let mut r = record("c1", id, Some(stage), ts);
+        r.verb = "create".into();
+        r.subresource = "exec".into();
+        r.code = Some(101);
+        r.request_ts_micros = Some(T0);
+        r
+    };
+    // Short request: RequestReceived + ResponseComplete.
+    store
+        .append(&[
+            record("c1", "short", Some(Stage::RequestReceived), T0),
+            record("c1", "short", Some(Stage::ResponseComplete), T0 + 5),
+        ])
+        .expect("append");
+    // Long-running, both stages in one batch.
+    store
+        .append(&[
+            exec("both", Stage::ResponseStarted, T0 + 10),
+            exec("both", Stage::ResponseComplete, T0 + 90 * S),
+        ])
+        .expect("append");
+    // Long-running, stages in separate batches (a session that ran for an hour).
+    store
+        .append(&[exec("split", Stage::ResponseStarted, T0 + 20)])
+        .expect("append");
+    store
+        .append(&[record(
+            "c1",
+            "filler",
+            Some(Stage::ResponseComplete),
+            T0 + 1800 * S,
+        )])
+        .expect("append");
+    store
+        .append(&[exec("split", Stage::ResponseComplete, T0 + 3600 * S)])
+        .expect("append");
+    // Still running: only ResponseStarted so far.
+    store
+        .append(&[exec("open", Stage::ResponseStarted, T0 + 30)])
+        .expect("append");
+    // The policy omitted ResponseStarted: the completion stands for the request.
+    store
+        .append(&[exec("nostart", Stage::ResponseComplete, T0 + 40 * S)])
+        .expect("append");
+    // A failed authentication: one ResponseStarted with code 401.
+    let mut unauth = record("c1", "unauth", Some(Stage::ResponseStarted), T0 + 50);
+    unauth.code = Some(401);
+    store.append(&[unauth]).expect("append");
+
+    let requests = Filter {
+        stages: StageSelection::Final,
+        ..Filter::default()
+    };
+    let total = store
+        .aggregate(
+            &requests,
+            &Aggregation::CountBy {
+                fields: vec![],
+                limit: None,
+            },
+        )
+        .expect("count");
+    assert_eq!(
+        total.total(),
+        7,
+        "short, both, split, filler, open, nostart, unauth"
+    );
+    let execs = Filter {
+        resources: vec!["pods/exec".parse().unwrap()],
+        ..requests.clone()
+    };
+    let mut ids: Vec<String> = ids(store, &execs)
+        .into_iter()
+        .map(|s| s.split('/').next().unwrap_or("").to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["both", "nostart", "open", "split"]);
+    assert_eq!(
+        store.count().expect("count"),
+        10,
+        "every stage is still stored"
+    );
+}

@@ -1,0 +1,584 @@
+//! The embedded default backend: one DuckDB file under the data directory, no setup.
+//!
+//! Appends go through one transaction per batch. When the batch's time span holds no stored
+//! events (the usual case when importing or ingesting in time order), rows are appended
+//! directly; otherwise they go through a staging table and an anti-join on the identity
+//! (cluster, auditID, stage, time) restricted to that time span, which DuckDB's zone maps keep
+//! cheap. A replayed event has the same time (its stageTimestamp), so it falls in the span.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use duckdb::types::Value;
+use duckdb::{Connection, ToSql, params_from_iter};
+use kubetrail_model::{Level, Stage};
+
+use crate::query::{
+    Aggregation, AggregationResult, Cursor, Filter, GroupCount, HistogramBucket, Page,
+};
+use crate::record::{is_long_running, stands_for_request};
+use crate::sql::{self, Dialect, GROUP_SEP, Param};
+use crate::store::{AppendOutcome, Retention, RetentionOutcome, Store};
+use crate::{Error, Record, Result, identity_of};
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "kubetrail.duckdb";
+
+/// Schema migrations, in order; the store is at the version of the last one applied.
+const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    "CREATE TABLE events (
+        cluster VARCHAR NOT NULL,
+        audit_id VARCHAR NOT NULL,
+        stage VARCHAR NOT NULL,
+        level VARCHAR NOT NULL,
+        ts BIGINT NOT NULL,
+        request_ts BIGINT,
+        received BIGINT NOT NULL,
+        verb VARCHAR NOT NULL,
+        username VARCHAR NOT NULL,
+        groups VARCHAR NOT NULL,
+        impersonated_user VARCHAR NOT NULL,
+        source_ip VARCHAR NOT NULL,
+        user_agent VARCHAR NOT NULL,
+        api_group VARCHAR NOT NULL,
+        api_version VARCHAR NOT NULL,
+        resource VARCHAR NOT NULL,
+        subresource VARCHAR NOT NULL,
+        namespace VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        code INTEGER NOT NULL,
+        decision VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        request_uri VARCHAR NOT NULL,
+        raw VARCHAR NOT NULL,
+        counted BOOLEAN NOT NULL
+    );",
+)];
+
+/// The DuckDB store.
+pub struct DuckDbStore {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+impl DuckDbStore {
+    /// Opens (creating if needed) the store in `data_dir`, migrating its schema.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let conn = Connection::open(&path)
+            .map_err(|e| Error::db(format!("opening {}", path.display()), e))?;
+        Self::init(conn, Some(path))
+    }
+
+    /// A store in memory, for tests.
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::db("opening in memory", e))?;
+        Self::init(conn, None)
+    }
+
+    fn init(conn: Connection, path: Option<PathBuf>) -> Result<Self> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kubetrail_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);",
+        )
+        .map_err(|e| Error::db("creating the metadata table", e))?;
+        let store = DuckDbStore {
+            conn: Mutex::new(conn),
+            path,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: DuckDB rolls back an
+        // unfinished transaction when the next one begins.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let current = self.schema_version()?;
+        let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > newest {
+            return Err(Error::SchemaTooNew {
+                found: current,
+                supported: newest,
+            });
+        }
+        let conn = self.lock();
+        for (version, ddl) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let script = format!(
+                "BEGIN TRANSACTION;\n{ddl}\nINSERT OR REPLACE INTO kubetrail_meta VALUES ('schema_version', '{version}');\nCOMMIT;"
+            );
+            conn.execute_batch(&script)
+                .map_err(|e| Error::db(format!("migrating to schema version {version}"), e))?;
+        }
+        Ok(())
+    }
+
+    fn append_rows(
+        appender: &mut duckdb::Appender<'_>,
+        rows: &[&Record],
+        counted: &[bool],
+    ) -> duckdb::Result<()> {
+        let mut groups = String::new();
+        for (r, c) in rows.iter().zip(counted) {
+            encode_groups(&r.groups, &mut groups);
+            let stage = r.stage.map(Stage::as_str).unwrap_or("");
+            let level = r.level.map(Level::as_str).unwrap_or("");
+            let code = r.code.unwrap_or(0);
+            // Borrowed values: the appender copies them into its own buffers.
+            let row: [&dyn ToSql; 25] = [
+                &r.cluster,
+                &r.audit_id,
+                &stage,
+                &level,
+                &r.ts_micros,
+                &r.request_ts_micros,
+                &r.received_micros,
+                &r.verb,
+                &r.user,
+                &groups,
+                &r.impersonated_user,
+                &r.source_ip,
+                &r.user_agent,
+                &r.api_group,
+                &r.api_version,
+                &r.resource,
+                &r.subresource,
+                &r.namespace,
+                &r.name,
+                &code,
+                &r.decision,
+                &r.reason,
+                &r.request_uri,
+                &r.raw,
+                c,
+            ];
+            appender.append_row(row.as_slice())?;
+        }
+        appender.flush()
+    }
+
+    /// For each row, whether it stands for its request in counts.
+    fn counted_flags(conn: &Connection, rows: &[&Record]) -> duckdb::Result<Vec<bool>> {
+        let mut started: HashSet<(&str, &str)> = rows
+            .iter()
+            .filter(|r| r.stage == Some(Stage::ResponseStarted))
+            .map(|r| (r.cluster.as_str(), r.audit_id.as_str()))
+            .collect();
+        // Completions of long-running requests whose ResponseStarted may already be stored.
+        let open: Vec<&&Record> = rows
+            .iter()
+            .filter(|r| {
+                matches!(r.stage, Some(Stage::ResponseComplete | Stage::Panic))
+                    && is_long_running(&r.verb, &r.subresource)
+                    && !started.contains(&(r.cluster.as_str(), r.audit_id.as_str()))
+            })
+            .collect();
+        if !open.is_empty() {
+            let lo = open
+                .iter()
+                .map(|r| r.request_ts_micros.unwrap_or(r.ts_micros))
+                .min()
+                .unwrap_or(0);
+            let hi = open.iter().map(|r| r.ts_micros).max().unwrap_or(0);
+            let ids: Vec<Value> = open
+                .iter()
+                .map(|r| Value::Text(r.audit_id.clone()))
+                .collect();
+            let sql = format!(
+                "SELECT DISTINCT cluster, audit_id FROM events WHERE stage = 'ResponseStarted' AND ts >= ? AND ts <= ? AND audit_id IN ({})",
+                vec!["?"; ids.len()].join(", ")
+            );
+            let mut params = vec![Value::BigInt(lo), Value::BigInt(hi)];
+            params.extend(ids);
+            let mut stmt = conn.prepare(&sql)?;
+            let found: Vec<(String, String)> = stmt
+                .query_map(params_from_iter(params), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<duckdb::Result<_>>()?;
+            for (cluster, audit_id) in &found {
+                if let Some(r) = open
+                    .iter()
+                    .find(|r| &r.cluster == cluster && &r.audit_id == audit_id)
+                {
+                    started.insert((r.cluster.as_str(), r.audit_id.as_str()));
+                }
+            }
+        }
+        Ok(rows
+            .iter()
+            .map(|r| {
+                stands_for_request(
+                    r,
+                    started.contains(&(r.cluster.as_str(), r.audit_id.as_str())),
+                )
+            })
+            .collect())
+    }
+
+    fn append_in_transaction(conn: &Connection, rows: &[&Record]) -> duckdb::Result<u64> {
+        let counted = Self::counted_flags(conn, rows)?;
+        let min = rows.iter().map(|r| r.ts_micros).min().unwrap_or(0);
+        let max = rows.iter().map(|r| r.ts_micros).max().unwrap_or(0);
+        let overlapping: i64 = conn.query_row(
+            "SELECT count(*) FROM events WHERE ts >= ? AND ts <= ?",
+            [min, max],
+            |row| row.get(0),
+        )?;
+        if overlapping == 0 {
+            let mut appender = conn.appender("events")?;
+            Self::append_rows(&mut appender, rows, &counted)?;
+            return Ok(rows.len() as u64);
+        }
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0; DELETE FROM staging;",
+        )?;
+        {
+            let mut appender = conn.appender_to_catalog_and_db("staging", "temp", "main")?;
+            Self::append_rows(&mut appender, rows, &counted)?;
+        }
+        let inserted = conn.execute(
+            "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
+                SELECT 1 FROM events e
+                WHERE e.ts >= ? AND e.ts <= ?
+                  AND e.ts = s.ts AND e.cluster = s.cluster AND e.audit_id = s.audit_id AND e.stage = s.stage)",
+            [min, max],
+        )?;
+        conn.execute_batch("DELETE FROM staging;")?;
+        Ok(inserted as u64)
+    }
+}
+
+/// Groups as stored: `"\u{1f}dev\u{1f}ops\u{1f}"`, or `""` for none.
+fn encode_groups(groups: &[String], out: &mut String) {
+    out.clear();
+    if groups.is_empty() {
+        return;
+    }
+    out.push(GROUP_SEP);
+    for g in groups {
+        out.push_str(g);
+        out.push(GROUP_SEP);
+    }
+}
+
+fn bind(params: &[Param]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Int(i) => Value::BigInt(*i),
+            Param::Text(s) => Value::Text(s.clone()),
+        })
+        .collect()
+}
+
+fn record_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Record> {
+    let text = |i: usize| row.get::<_, String>(i);
+    let stage: String = text(2)?;
+    let level: String = text(3)?;
+    let groups: String = text(9)?;
+    let code: i32 = row.get(19)?;
+    Ok(Record {
+        cluster: text(0)?,
+        audit_id: text(1)?,
+        stage: stage.parse().ok(),
+        level: level.parse().ok(),
+        ts_micros: row.get(4)?,
+        request_ts_micros: row.get(5)?,
+        received_micros: row.get(6)?,
+        verb: text(7)?,
+        user: text(8)?,
+        groups: groups
+            .split(GROUP_SEP)
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        impersonated_user: text(10)?,
+        source_ip: text(11)?,
+        user_agent: text(12)?,
+        api_group: text(13)?,
+        api_version: text(14)?,
+        resource: text(15)?,
+        subresource: text(16)?,
+        namespace: text(17)?,
+        name: text(18)?,
+        code: (code != 0).then_some(code),
+        decision: text(20)?,
+        reason: text(21)?,
+        request_uri: text(22)?,
+        raw: text(23)?,
+    })
+}
+
+impl Store for DuckDbStore {
+    fn append(&self, batch: &[Record]) -> Result<AppendOutcome> {
+        let mut seen = HashSet::with_capacity(batch.len());
+        let unique: Vec<&Record> = batch
+            .iter()
+            .filter(|r| seen.insert(identity_of(r)))
+            .collect();
+        if unique.is_empty() {
+            return Ok(AppendOutcome {
+                stored: 0,
+                duplicates: batch.len() as u64,
+            });
+        }
+        let conn = self.lock();
+        conn.execute_batch("BEGIN TRANSACTION;")
+            .map_err(|e| Error::db("beginning an append", e))?;
+        match Self::append_in_transaction(&conn, &unique) {
+            Ok(stored) => {
+                conn.execute_batch("COMMIT;")
+                    .map_err(|e| Error::db("committing an append", e))?;
+                Ok(AppendOutcome {
+                    stored,
+                    duplicates: batch.len() as u64 - stored,
+                })
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK;");
+                Err(Error::db("appending a batch", e))
+            }
+        }
+    }
+
+    fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        filter.validate().map_err(Error::Invalid)?;
+        let conn = self.lock();
+        // Newest first in time slices that widen (1 h, 6 h, 1 d, 7 d, 30 d, then the rest):
+        // a page of recent events then reads only the row groups of its slice, which DuckDB's
+        // zone maps on `ts` select, instead of sorting every match of the whole table.
+        let newest: Option<i64> = match cursor {
+            Some(c) => Some(c.ts_micros),
+            None => conn
+                .query_row("SELECT max(ts) FROM events", [], |row| row.get(0))
+                .map_err(|e| Error::db("finding the newest event", e))?,
+        };
+        let Some(newest) = newest else {
+            return Ok(Page::default());
+        };
+        let floor = filter.time.from_micros;
+        let mut hi = filter
+            .time
+            .to_micros
+            .map_or(newest + 1, |to| to.min(newest + 1));
+        let mut records: Vec<Record> = Vec::new();
+        const HOUR: i64 = 3_600_000_000;
+        for width in [
+            HOUR,
+            6 * HOUR,
+            24 * HOUR,
+            7 * 24 * HOUR,
+            30 * 24 * HOUR,
+            i64::MAX,
+        ] {
+            let lo = hi.checked_sub(width).filter(|_| width != i64::MAX);
+            let lo = match (lo, floor) {
+                (Some(l), Some(f)) => Some(l.max(f)),
+                (l, f) => l.or(f),
+            };
+            let mut slice = filter.clone();
+            slice.time = crate::TimeRange {
+                from_micros: lo,
+                to_micros: Some(hi),
+            };
+            let want = limit + 1 - records.len();
+            let sql = sql::select_page(Dialect::DuckDb, "events", &slice, cursor, want);
+            let mut stmt = conn
+                .prepare(&sql.text)
+                .map_err(|e| Error::db("preparing a query", e))?;
+            let found: Vec<Record> = stmt
+                .query_map(params_from_iter(bind(&sql.params)), record_from_row)
+                .and_then(|rows| rows.collect())
+                .map_err(|e| Error::db("querying events", e))?;
+            records.extend(found);
+            let exhausted = match (lo, floor) {
+                (None, _) => true,
+                (Some(l), Some(f)) => l <= f,
+                _ => false,
+            };
+            if records.len() > limit || exhausted {
+                break;
+            }
+            hi = lo.unwrap_or(i64::MIN);
+        }
+        let next = if records.len() > limit {
+            records.truncate(limit);
+            records.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(Page { records, next })
+    }
+
+    fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {
+        filter.validate().map_err(Error::Invalid)?;
+        let sql = sql::select_aggregation(Dialect::DuckDb, "events", filter, aggregation);
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(&sql.text)
+            .map_err(|e| Error::db("preparing an aggregation", e))?;
+        let params = params_from_iter(bind(&sql.params));
+        let result = match aggregation {
+            Aggregation::CountBy { fields, .. } => {
+                let n = fields.len();
+                let groups = stmt
+                    .query_map(params, |row| {
+                        let keys = (0..n)
+                            .map(|i| row.get::<_, String>(i))
+                            .collect::<duckdb::Result<Vec<_>>>()?;
+                        let count: i64 = row.get(n)?;
+                        Ok(GroupCount {
+                            keys,
+                            count: count as u64,
+                        })
+                    })
+                    .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>());
+                groups.map(AggregationResult::Groups)
+            }
+            Aggregation::Histogram { by, .. } => {
+                let split = by.is_some();
+                stmt.query_map(params, |row| {
+                    let key: String = row.get(1)?;
+                    let count: i64 = row.get(2)?;
+                    Ok(HistogramBucket {
+                        start_micros: row.get(0)?,
+                        key: split.then_some(key),
+                        count: count as u64,
+                    })
+                })
+                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
+                .map(AggregationResult::Histogram)
+            }
+        };
+        result.map_err(|e| Error::db("aggregating events", e))
+    }
+
+    fn apply_retention(&self, retention: &Retention) -> Result<RetentionOutcome> {
+        let mut deleted = 0u64;
+        if let Some(age) = retention.max_age {
+            let cutoff = chrono::Utc::now().timestamp_micros() - age.as_micros() as i64;
+            let conn = self.lock();
+            deleted += conn
+                .execute("DELETE FROM events WHERE ts < ?", [cutoff])
+                .map_err(|e| Error::db("deleting old events", e))? as u64;
+        }
+        if let Some(max_bytes) = retention.max_bytes {
+            let size = self.size_bytes()?;
+            let total = self.count()?;
+            if size > max_bytes && total > 0 {
+                // Delete the oldest share of events that brings the size under the limit,
+                // assuming bytes are spread evenly over events.
+                let keep = ((total as f64) * (max_bytes as f64 / size as f64)).floor() as i64;
+                let conn = self.lock();
+                let cutoff: Option<i64> = conn
+                    .query_row(
+                        "SELECT ts FROM events ORDER BY ts DESC LIMIT 1 OFFSET ?",
+                        [keep.max(0)],
+                        |row| row.get(0),
+                    )
+                    .ok();
+                if let Some(cutoff) = cutoff {
+                    deleted += conn
+                        .execute("DELETE FROM events WHERE ts <= ?", [cutoff])
+                        .map_err(|e| Error::db("deleting events over the size limit", e))?
+                        as u64;
+                }
+            }
+        }
+        if deleted > 0 {
+            let conn = self.lock();
+            conn.execute_batch("CHECKPOINT;")
+                .map_err(|e| Error::db("checkpointing after retention", e))?;
+        }
+        Ok(RetentionOutcome {
+            deleted,
+            bytes_after: self.size_bytes()?,
+        })
+    }
+
+    fn count(&self) -> Result<u64> {
+        let conn = self.lock();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+            .map_err(|e| Error::db("counting events", e))?;
+        Ok(n as u64)
+    }
+
+    fn size_bytes(&self) -> Result<u64> {
+        match &self.path {
+            Some(path) => {
+                let mut total = 0;
+                let wal = path.with_extension("duckdb.wal");
+                for p in [path.clone(), wal] {
+                    if let Ok(meta) = std::fs::metadata(&p) {
+                        total += meta.len();
+                    }
+                }
+                Ok(total)
+            }
+            None => {
+                // In memory there is no file: count the stored JSON, the bulk of the data.
+                let conn = self.lock();
+                let used: i64 = conn
+                    .query_row(
+                        "SELECT coalesce(sum(strlen(raw)), 0)::BIGINT FROM events",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .map_err(|e| Error::db("measuring the database", e))?;
+                Ok(used as u64)
+            }
+        }
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        let conn = self.lock();
+        let v: Option<String> = conn
+            .query_row(
+                "SELECT value FROM kubetrail_meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .ok();
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::COLUMNS;
+
+    #[test]
+    fn the_table_has_every_record_column_and_counted() {
+        for column in COLUMNS {
+            assert!(
+                MIGRATIONS[0].1.contains(&format!("        {column} ")),
+                "{column}"
+            );
+        }
+        assert!(MIGRATIONS[0].1.contains("counted BOOLEAN NOT NULL"));
+        // Every column but request_ts is NOT NULL, and the table has `counted` besides.
+        assert_eq!(MIGRATIONS[0].1.matches(" NOT NULL").count(), COLUMNS.len());
+    }
+
+    #[test]
+    fn groups_are_delimited_on_both_sides() {
+        let mut out = String::from("stale");
+        encode_groups(&["a".into(), "b".into()], &mut out);
+        assert_eq!(out, "\u{1f}a\u{1f}b\u{1f}");
+        encode_groups(&[], &mut out);
+        assert_eq!(out, "");
+    }
+}

@@ -1,0 +1,490 @@
+//! The typed query model: a [`Filter`] (AND across fields, OR within one), a [`Cursor`] for
+//! newest-first paging, and [`Aggregation`]s. Every backend compiles these to its own SQL; the
+//! CLI, the HTTP API and the web UI all speak them.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use kubetrail_model::Stage;
+use serde::{Deserialize, Serialize};
+
+use crate::Record;
+
+/// Verbs the apiserver records: Kubernetes verbs, and lower-case HTTP methods for non-resource
+/// requests.
+pub const KNOWN_VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "proxy",
+    "post",
+    "put",
+    "head",
+    "options",
+    "connect",
+    "trace",
+];
+
+/// A half-open time range `[from, to)` in microseconds since the epoch; open ends are `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub from_micros: Option<i64>,
+    /// Exclusive end.
+    pub to_micros: Option<i64>,
+}
+
+/// A resource, as `pods`, `deployments.apps`, `pods/exec` or `certificates.cert-manager.io`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ResourceSelector {
+    /// API group; `None` matches every group, `Some("")` only the core group.
+    pub group: Option<String>,
+    /// Resource; `None` matches every resource of the group.
+    pub resource: Option<String>,
+    /// Subresource; `None` matches with or without one, `Some("")` only without.
+    pub subresource: Option<String>,
+}
+
+impl FromStr for ResourceSelector {
+    type Err = String;
+
+    /// `resource[.group][/subresource]`: `pods`, `pods/exec`, `deployments.apps`,
+    /// `deployments.apps/scale`. A bare resource matches it in any group.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (main, sub) = match s.split_once('/') {
+            Some((m, sub)) => (m, Some(sub.to_string())),
+            None => (s, None),
+        };
+        let (resource, group) = match main.split_once('.') {
+            Some((r, g)) => (r, Some(g.to_string())),
+            None => (main, None),
+        };
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        };
+        if !valid(resource)
+            || group.as_deref().is_some_and(|g| !valid(g))
+            || sub.as_deref().is_some_and(|s| !valid(s))
+        {
+            return Err(format!(
+                "invalid resource {s:?}: expected RESOURCE[.GROUP][/SUBRESOURCE], e.g. pods, deployments.apps, pods/exec"
+            ));
+        }
+        Ok(ResourceSelector {
+            group,
+            resource: Some(resource.to_string()),
+            subresource: sub,
+        })
+    }
+}
+
+impl ResourceSelector {
+    /// Every resource of one API group.
+    pub fn group(group: &str) -> Self {
+        ResourceSelector {
+            group: Some(group.to_string()),
+            resource: None,
+            subresource: None,
+        }
+    }
+
+    /// A core-group resource (and optionally one subresource).
+    pub fn core(resource: &str, subresource: Option<&str>) -> Self {
+        ResourceSelector {
+            group: Some(String::new()),
+            resource: Some(resource.to_string()),
+            subresource: subresource.map(str::to_string),
+        }
+    }
+}
+
+/// A response code condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CodeFilter {
+    /// Exactly this code.
+    Exact(u16),
+    /// A class: 2 for 2xx, 4 for 4xx, ...
+    Class(u8),
+    /// Any code of 400 or more.
+    Failed,
+}
+
+impl FromStr for CodeFilter {
+    type Err = String;
+
+    /// `403`, `4xx`, or `failed`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "invalid code {s:?}: expected a status code (100-599), a class (1xx-5xx) or \"failed\""
+            )
+        };
+        if s == "failed" {
+            return Ok(CodeFilter::Failed);
+        }
+        if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
+            let c: u8 = class.parse().map_err(|_| bad())?;
+            return if (1..=5).contains(&c) {
+                Ok(CodeFilter::Class(c))
+            } else {
+                Err(bad())
+            };
+        }
+        let code: u16 = s.parse().map_err(|_| bad())?;
+        if (100..=599).contains(&code) {
+            Ok(CodeFilter::Exact(code))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// The authorization decision annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// `allow`
+    Allow,
+    /// `forbid`
+    Forbid,
+}
+
+impl Decision {
+    /// The annotation value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Forbid => "forbid",
+        }
+    }
+}
+
+impl FromStr for Decision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(Decision::Allow),
+            "forbid" => Ok(Decision::Forbid),
+            _ => Err(format!("invalid decision {s:?}: expected allow or forbid")),
+        }
+    }
+}
+
+/// Which stages count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum StageSelection {
+    /// Every stored event.
+    #[default]
+    All,
+    /// One event per request, for counting requests: the ResponseStarted of a long-running
+    /// request or a failed authentication, otherwise the ResponseComplete or Panic, and events
+    /// without a stage.
+    Final,
+}
+
+/// Which events: AND across fields, OR within one; empty fields do not constrain.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Filter {
+    /// Event time range.
+    pub time: TimeRange,
+    /// Clusters.
+    pub clusters: Vec<String>,
+    /// Authenticated user names (`""` for requests without a user).
+    pub users: Vec<String>,
+    /// Groups of the user.
+    pub groups: Vec<String>,
+    /// Verbs.
+    pub verbs: Vec<String>,
+    /// Resources.
+    pub resources: Vec<ResourceSelector>,
+    /// Namespaces (`""` for cluster-scoped requests).
+    pub namespaces: Vec<String>,
+    /// Object names.
+    pub names: Vec<String>,
+    /// Response codes.
+    pub codes: Vec<CodeFilter>,
+    /// Authorization decision.
+    pub decision: Option<Decision>,
+    /// Substring of the original event JSON (case-sensitive).
+    pub text: Option<String>,
+    /// Which stages.
+    pub stages: StageSelection,
+}
+
+impl Filter {
+    /// Checks what the types cannot: known verbs, an ordered time range.
+    pub fn validate(&self) -> Result<(), String> {
+        for v in &self.verbs {
+            if !KNOWN_VERBS.contains(&v.as_str()) {
+                return Err(format!(
+                    "unknown verb {v:?}: expected one of {}",
+                    KNOWN_VERBS.join(", ")
+                ));
+            }
+        }
+        if let (Some(from), Some(to)) = (self.time.from_micros, self.time.to_micros)
+            && from >= to
+        {
+            return Err("the time range is empty: --from must be before --to".into());
+        }
+        if self.text.as_deref() == Some("") {
+            return Err("empty text search".into());
+        }
+        Ok(())
+    }
+}
+
+/// A field events can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Field {
+    /// Cluster.
+    Cluster,
+    /// User name.
+    User,
+    /// Verb.
+    Verb,
+    /// `resource.group` (just `resource` for core), with `/subresource` when there is one.
+    Resource,
+    /// API group.
+    ApiGroup,
+    /// Namespace.
+    Namespace,
+    /// Object name.
+    Name,
+    /// Response code.
+    Code,
+    /// Authorization decision.
+    Decision,
+    /// Stage.
+    Stage,
+    /// Level.
+    Level,
+    /// User agent.
+    UserAgent,
+    /// First source IP.
+    SourceIp,
+}
+
+/// What to compute over matching events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Aggregation {
+    /// Count per distinct value of one or two fields, largest first; all groups, or the top
+    /// `limit`. No fields: one group with the total.
+    CountBy {
+        /// Fields to group by (zero, one or two).
+        fields: Vec<Field>,
+        /// Keep only the largest groups.
+        limit: Option<usize>,
+    },
+    /// Events per time bucket, optionally split by a field; buckets in time order.
+    Histogram {
+        /// Bucket width.
+        bucket: Duration,
+        /// Split each bucket by this field.
+        by: Option<Field>,
+    },
+}
+
+/// One group of a `CountBy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCount {
+    /// The group's values, one per field.
+    pub keys: Vec<String>,
+    /// Events in the group.
+    pub count: u64,
+}
+
+/// One bucket of a histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramBucket {
+    /// Bucket start, microseconds since the epoch.
+    pub start_micros: i64,
+    /// The split field's value, when split.
+    pub key: Option<String>,
+    /// Events in the bucket.
+    pub count: u64,
+}
+
+/// An aggregation's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AggregationResult {
+    /// For `CountBy`.
+    Groups(Vec<GroupCount>),
+    /// For `Histogram`.
+    Histogram(Vec<HistogramBucket>),
+}
+
+impl AggregationResult {
+    /// The groups of a `CountBy` (empty for a histogram).
+    pub fn groups(&self) -> &[GroupCount] {
+        match self {
+            AggregationResult::Groups(g) => g,
+            AggregationResult::Histogram(_) => &[],
+        }
+    }
+
+    /// The total of a key-less `CountBy`.
+    pub fn total(&self) -> u64 {
+        self.groups().iter().map(|g| g.count).sum()
+    }
+}
+
+/// Where a page ended: the sort key of its last event (time, cluster, auditID, stage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Event time.
+    pub ts_micros: i64,
+    /// Cluster.
+    pub cluster: String,
+    /// auditID.
+    pub audit_id: String,
+    /// Stage as stored (`""` for none).
+    pub stage: String,
+}
+
+impl Cursor {
+    /// The cursor after `record`.
+    pub fn after(record: &Record) -> Cursor {
+        Cursor {
+            ts_micros: record.ts_micros,
+            cluster: record.cluster.clone(),
+            audit_id: record.audit_id.clone(),
+            stage: record.stage.map(Stage::as_str).unwrap_or("").to_string(),
+        }
+    }
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+impl fmt::Display for Cursor {
+    /// An opaque, URL-safe token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.ts_micros,
+            hex(&self.cluster),
+            hex(&self.audit_id),
+            hex(&self.stage)
+        )
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid cursor {s:?}");
+        let mut parts = s.split('.');
+        let ts = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let mut next = || parts.next().and_then(unhex).ok_or_else(bad);
+        let (cluster, audit_id, stage) = (next()?, next()?, next()?);
+        if !stage.is_empty() && stage.parse::<Stage>().is_err() {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            ts_micros: ts,
+            cluster,
+            audit_id,
+            stage,
+        })
+    }
+}
+
+/// A page of events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The events.
+    pub records: Vec<Record>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_parse_like_kubectl() {
+        let r: ResourceSelector = "deployments.apps/scale".parse().unwrap();
+        assert_eq!(r.group.as_deref(), Some("apps"));
+        assert_eq!(r.resource.as_deref(), Some("deployments"));
+        assert_eq!(r.subresource.as_deref(), Some("scale"));
+        let r: ResourceSelector = "certificates.cert-manager.io".parse().unwrap();
+        assert_eq!(r.group.as_deref(), Some("cert-manager.io"));
+        let r: ResourceSelector = "pods".parse().unwrap();
+        assert_eq!((r.group, r.subresource), (None, None));
+        for bad in ["", "Pods", "pods/", "/exec", "pods.", "po ds"] {
+            assert!(bad.parse::<ResourceSelector>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn codes_parse() {
+        assert_eq!("403".parse(), Ok(CodeFilter::Exact(403)));
+        assert_eq!("4xx".parse(), Ok(CodeFilter::Class(4)));
+        assert_eq!("failed".parse(), Ok(CodeFilter::Failed));
+        for bad in ["6xx", "0xx", "99", "600", "abc", "4x"] {
+            assert!(bad.parse::<CodeFilter>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = Cursor {
+            ts_micros: -5,
+            cluster: "a.b".into(),
+            audit_id: "x/y?z".into(),
+            stage: "Panic".into(),
+        };
+        assert_eq!(c.to_string().parse::<Cursor>(), Ok(c));
+        assert!("1.zz.00.00".parse::<Cursor>().is_err());
+        assert!(
+            "1.61.62.6e6f7065".parse::<Cursor>().is_err(),
+            "unknown stage"
+        );
+        assert!("x".parse::<Cursor>().is_err());
+    }
+
+    #[test]
+    fn filters_validate() {
+        let f = Filter {
+            verbs: vec!["yeet".into()],
+            ..Filter::default()
+        };
+        assert!(
+            f.validate()
+                .unwrap_err()
+                .starts_with("unknown verb \"yeet\"")
+        );
+        let f = Filter {
+            time: TimeRange {
+                from_micros: Some(5),
+                to_micros: Some(5),
+            },
+            ..Filter::default()
+        };
+        assert!(f.validate().is_err());
+        assert!(Filter::default().validate().is_ok());
+    }
+}

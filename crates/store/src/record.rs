@@ -1,0 +1,217 @@
+//! [`Record`]: one stored event — the typed columns queries filter on, plus the original JSON.
+
+use kubetrail_model::{Event, Level, Stage};
+
+/// The prefix of ids for events that carry no `auditID`: never a UUID, and the hash
+/// of the original line makes re-importing the same line find the same identity.
+const SYNTHETIC_PREFIX: &str = "kubetrail-fnv-";
+
+/// One event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Cluster the event came from.
+    pub cluster: String,
+    /// `auditID`, or a synthetic id derived from the original JSON when the event had none.
+    pub audit_id: String,
+    /// Stage; `None` for events that do not say.
+    pub stage: Option<Stage>,
+    /// Level the event was recorded at.
+    pub level: Option<Level>,
+    /// Event time in microseconds since the epoch: stageTimestamp, else
+    /// requestReceivedTimestamp, else 0 (an event without any time sorts at the epoch, and the
+    /// same line always gets the same time, so a replay is still recognised).
+    pub ts_micros: i64,
+    /// requestReceivedTimestamp in microseconds, when present.
+    pub request_ts_micros: Option<i64>,
+    /// When kubetrail received the event, microseconds since the epoch.
+    pub received_micros: i64,
+    /// Verb.
+    pub verb: String,
+    /// Authenticated user name (`""` when none).
+    pub user: String,
+    /// The user's groups.
+    pub groups: Vec<String>,
+    /// Impersonated user name (`""` when none).
+    pub impersonated_user: String,
+    /// First source IP (`""` when none).
+    pub source_ip: String,
+    /// User agent.
+    pub user_agent: String,
+    /// objectRef.apiGroup (`""` for core).
+    pub api_group: String,
+    /// objectRef.apiVersion.
+    pub api_version: String,
+    /// objectRef.resource.
+    pub resource: String,
+    /// objectRef.subresource.
+    pub subresource: String,
+    /// objectRef.namespace.
+    pub namespace: String,
+    /// objectRef.name.
+    pub name: String,
+    /// responseStatus.code.
+    pub code: Option<i32>,
+    /// `authorization.k8s.io/decision` annotation.
+    pub decision: String,
+    /// `authorization.k8s.io/reason` annotation.
+    pub reason: String,
+    /// requestURI.
+    pub request_uri: String,
+    /// The event's original JSON, exactly as received.
+    pub raw: String,
+}
+
+/// The identity of an event as the store keys it: (cluster, auditID, stage) and the event
+/// time. A replayed event carries the same stageTimestamp; two different events that claim the
+/// same auditID and stage at different times (hand-written fixtures with placeholder IDs) are
+/// both kept, since neither replays the other.
+pub fn identity_of(record: &Record) -> (&str, &str, Option<Stage>, i64) {
+    (
+        &record.cluster,
+        &record.audit_id,
+        record.stage,
+        record.ts_micros,
+    )
+}
+
+impl Record {
+    /// Builds a record from a decoded event, its original JSON and where it came from.
+    pub fn from_event(event: &Event, raw: &str, cluster: &str, received_micros: i64) -> Record {
+        let object = event.object_ref.as_ref();
+        let field = |f: fn(&kubetrail_model::ObjectReference) -> &Option<String>| {
+            object.and_then(|o| f(o).clone()).unwrap_or_default()
+        };
+        let ts_micros = event
+            .stage_timestamp
+            .or(event.request_received_timestamp)
+            .map(|t| t.unix_micros())
+            .unwrap_or(0);
+        Record {
+            cluster: cluster.to_string(),
+            audit_id: match event.audit_id.as_deref() {
+                Some(id) if !id.is_empty() => id.to_string(),
+                _ => format!("{SYNTHETIC_PREFIX}{:016x}", fnv1a64(raw.as_bytes())),
+            },
+            stage: event.stage,
+            level: event.level,
+            ts_micros,
+            request_ts_micros: event.request_received_timestamp.map(|t| t.unix_micros()),
+            received_micros,
+            verb: event.verb.clone().unwrap_or_default(),
+            user: event.username().to_string(),
+            groups: event
+                .user
+                .as_ref()
+                .map(|u| u.groups.clone())
+                .unwrap_or_default(),
+            impersonated_user: event
+                .impersonated_user
+                .as_ref()
+                .and_then(|u| u.username.clone())
+                .unwrap_or_default(),
+            source_ip: event.source_ips.first().cloned().unwrap_or_default(),
+            user_agent: event.user_agent.clone().unwrap_or_default(),
+            api_group: field(|o| &o.api_group),
+            api_version: field(|o| &o.api_version),
+            resource: field(|o| &o.resource),
+            subresource: field(|o| &o.subresource),
+            namespace: field(|o| &o.namespace),
+            name: field(|o| &o.name),
+            code: event.code(),
+            decision: event
+                .authorization_decision()
+                .unwrap_or_default()
+                .to_string(),
+            reason: event
+                .annotations
+                .get("authorization.k8s.io/reason")
+                .cloned()
+                .unwrap_or_default(),
+            request_uri: event.request_uri.clone().unwrap_or_default(),
+            raw: raw.to_string(),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: stable across releases and platforms, which a synthetic identity must be.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Whether kube-apiserver treats the request as long-running (and so emits ResponseStarted):
+/// verb `watch` or `proxy`, or a subresource `attach`, `exec`, `proxy`, `log` or `portforward`.
+pub fn is_long_running(verb: &str, subresource: &str) -> bool {
+    matches!(verb, "watch" | "proxy")
+        || matches!(
+            subresource,
+            "attach" | "exec" | "proxy" | "log" | "portforward"
+        )
+}
+
+/// Whether `record` is the event that stands for its request when requests are counted.
+/// `has_started` says whether a ResponseStarted of the same request is stored (or arriving in
+/// the same batch): a long-running request is counted at its ResponseStarted, or at its
+/// ResponseComplete when the policy omitted ResponseStarted. RequestReceived never counts.
+pub fn stands_for_request(record: &Record, has_started: bool) -> bool {
+    match record.stage {
+        None | Some(Stage::ResponseStarted) => true,
+        Some(Stage::RequestReceived) => false,
+        Some(Stage::ResponseComplete | Stage::Panic) => {
+            !(is_long_running(&record.verb, &record.subresource) && has_started)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubetrail_model::decode_event;
+
+    #[test]
+    fn columns_come_from_the_event() {
+        let raw = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/apis/apps/v1/namespaces/prod/deployments/web","verb":"delete","user":{"username":"bob","groups":["dev","system:authenticated"]},"impersonatedUser":{"username":"eve"},"sourceIPs":["10.0.0.7","10.0.0.1"],"userAgent":"kubectl/v1.30","objectRef":{"resource":"deployments","namespace":"prod","name":"web","apiGroup":"apps","apiVersion":"v1"},"responseStatus":{"code":200},"requestReceivedTimestamp":"2024-05-01T10:20:30.100000Z","stageTimestamp":"2024-05-01T10:20:30.123456Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: allowed"}}"#;
+        let e = decode_event(raw.as_bytes()).unwrap();
+        let r = Record::from_event(&e, raw, "prod-eu", 7);
+        assert_eq!(r.audit_id, "a1");
+        assert_eq!(r.ts_micros, 1_714_558_830_123_456);
+        assert_eq!(r.request_ts_micros, Some(1_714_558_830_100_000));
+        assert_eq!(
+            (r.user.as_str(), r.impersonated_user.as_str()),
+            ("bob", "eve")
+        );
+        assert_eq!(r.groups, ["dev", "system:authenticated"]);
+        assert_eq!(r.source_ip, "10.0.0.7");
+        assert_eq!(
+            (r.api_group.as_str(), r.resource.as_str(), r.name.as_str()),
+            ("apps", "deployments", "web")
+        );
+        assert_eq!(r.code, Some(200));
+        assert_eq!(
+            (r.decision.as_str(), r.reason.as_str()),
+            ("allow", "RBAC: allowed")
+        );
+        assert_eq!(r.raw, raw);
+    }
+
+    #[test]
+    fn events_without_an_audit_id_get_a_stable_synthetic_one() {
+        let raw = r#"{"verb":"get","requestURI":"/healthz"}"#;
+        let e = decode_event(raw.as_bytes()).unwrap();
+        let a = Record::from_event(&e, raw, "c", 1);
+        let b = Record::from_event(&e, raw, "c", 2);
+        assert_eq!(a.audit_id, b.audit_id);
+        assert!(a.audit_id.starts_with(SYNTHETIC_PREFIX));
+        assert_eq!(
+            a.ts_micros, 0,
+            "no timestamps: the epoch, the same on every import"
+        );
+        let other = r#"{"verb":"get","requestURI":"/livez"}"#;
+        let c = Record::from_event(&decode_event(other.as_bytes()).unwrap(), other, "c", 1);
+        assert_ne!(a.audit_id, c.audit_id);
+    }
+}

@@ -1,0 +1,263 @@
+//! The query model compiled to SQL. Both backends share the table layout and this compiler;
+//! the few functions that differ between DuckDB and ClickHouse go through [`Dialect`].
+//! Values are never spliced into SQL text: they are returned as parameters to bind.
+
+use crate::query::{Aggregation, CodeFilter, Cursor, Field, Filter, StageSelection};
+
+/// Separator around each group in the `groups` column: `"\u{1f}dev\u{1f}ops\u{1f}"`.
+pub(crate) const GROUP_SEP: char = '\u{1f}';
+
+/// The columns of a [`Record`](crate::Record), in table order. The table has one more,
+/// `counted` (see [`crate::record::stands_for_request`]), filled by the store.
+pub(crate) const COLUMNS: &[&str] = &[
+    "cluster",
+    "audit_id",
+    "stage",
+    "level",
+    "ts",
+    "request_ts",
+    "received",
+    "verb",
+    "username",
+    "groups",
+    "impersonated_user",
+    "source_ip",
+    "user_agent",
+    "api_group",
+    "api_version",
+    "resource",
+    "subresource",
+    "namespace",
+    "name",
+    "code",
+    "decision",
+    "reason",
+    "request_uri",
+    "raw",
+];
+
+/// A value to bind to a `?` placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// Where the SQL of the two backends differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    DuckDb,
+    #[allow(dead_code)]
+    ClickHouse,
+}
+
+impl Dialect {
+    fn contains(self, haystack: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("contains({haystack}, ?)"),
+            Dialect::ClickHouse => format!("position({haystack}, ?) > 0"),
+        }
+    }
+
+    fn to_text(self, expr: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("CAST({expr} AS VARCHAR)"),
+            Dialect::ClickHouse => format!("toString({expr})"),
+        }
+    }
+}
+
+/// SQL text with its parameters.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `WHERE ...` for a filter (and an optional cursor), or `""` when nothing constrains.
+pub(crate) fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
+    let mut conds: Vec<String> = Vec::new();
+    let mut params = Vec::new();
+    if let Some(from) = f.time.from_micros {
+        conds.push("ts >= ?".into());
+        params.push(Param::Int(from));
+    }
+    if let Some(to) = f.time.to_micros {
+        conds.push("ts < ?".into());
+        params.push(Param::Int(to));
+    }
+    let mut any_of = |column: &str, values: &[String]| {
+        if !values.is_empty() {
+            conds.push(format!("{column} IN ({})", placeholders(values.len())));
+            params.extend(values.iter().cloned().map(Param::Text));
+        }
+    };
+    any_of("cluster", &f.clusters);
+    any_of("username", &f.users);
+    any_of("verb", &f.verbs);
+    any_of("namespace", &f.namespaces);
+    any_of("name", &f.names);
+    if !f.groups.is_empty() {
+        let parts: Vec<String> = f.groups.iter().map(|_| d.contains("groups")).collect();
+        conds.push(format!("({})", parts.join(" OR ")));
+        params.extend(
+            f.groups
+                .iter()
+                .map(|g| Param::Text(format!("{GROUP_SEP}{g}{GROUP_SEP}"))),
+        );
+    }
+    if !f.resources.is_empty() {
+        let mut alts = Vec::new();
+        for r in &f.resources {
+            let mut parts = Vec::new();
+            if let Some(g) = &r.group {
+                parts.push("api_group = ?");
+                params.push(Param::Text(g.clone()));
+            }
+            if let Some(res) = &r.resource {
+                parts.push("resource = ?");
+                params.push(Param::Text(res.clone()));
+            }
+            if let Some(sub) = &r.subresource {
+                parts.push("subresource = ?");
+                params.push(Param::Text(sub.clone()));
+            }
+            alts.push(if parts.is_empty() {
+                "1 = 1".to_string()
+            } else {
+                parts.join(" AND ")
+            });
+        }
+        conds.push(format!("(({}))", alts.join(") OR (")));
+    }
+    if !f.codes.is_empty() {
+        let alts: Vec<String> = f
+            .codes
+            .iter()
+            .map(|c| match c {
+                CodeFilter::Exact(code) => format!("code = {code}"),
+                CodeFilter::Class(class) => {
+                    let lo = i64::from(*class) * 100;
+                    format!("(code >= {lo} AND code < {})", lo + 100)
+                }
+                CodeFilter::Failed => "code >= 400".to_string(),
+            })
+            .collect();
+        conds.push(format!("({})", alts.join(" OR ")));
+    }
+    if let Some(decision) = f.decision {
+        conds.push("decision = ?".into());
+        params.push(Param::Text(decision.as_str().into()));
+    }
+    if let Some(text) = &f.text {
+        conds.push(d.contains("raw"));
+        params.push(Param::Text(text.clone()));
+    }
+    if f.stages == StageSelection::Final {
+        conds.push("counted".into());
+    }
+    if let Some(c) = cursor {
+        conds.push(
+            "(ts < ? OR (ts = ? AND (cluster < ? OR (cluster = ? AND (audit_id < ? OR (audit_id = ? AND stage < ?))))))"
+                .into(),
+        );
+        params.extend([
+            Param::Int(c.ts_micros),
+            Param::Int(c.ts_micros),
+            Param::Text(c.cluster.clone()),
+            Param::Text(c.cluster.clone()),
+            Param::Text(c.audit_id.clone()),
+            Param::Text(c.audit_id.clone()),
+            Param::Text(c.stage.clone()),
+        ]);
+    }
+    let text = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    Sql { text, params }
+}
+
+/// The SQL expression for a field, as text.
+pub(crate) fn field_expr(d: Dialect, field: Field) -> String {
+    match field {
+        Field::Cluster => "cluster".into(),
+        Field::User => "username".into(),
+        Field::Verb => "verb".into(),
+        Field::Resource => "concat(resource, CASE WHEN api_group = '' THEN '' ELSE concat('.', api_group) END, CASE WHEN subresource = '' THEN '' ELSE concat('/', subresource) END)".into(),
+        Field::ApiGroup => "api_group".into(),
+        Field::Namespace => "namespace".into(),
+        Field::Name => "name".into(),
+        Field::Code => d.to_text("code"),
+        Field::Decision => "decision".into(),
+        Field::Stage => "stage".into(),
+        Field::Level => "level".into(),
+        Field::UserAgent => "user_agent".into(),
+        Field::SourceIp => "source_ip".into(),
+    }
+}
+
+/// A newest-first page of events.
+pub(crate) fn select_page(
+    d: Dialect,
+    table: &str,
+    f: &Filter,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> Sql {
+    let w = where_clause(d, f, cursor);
+    Sql {
+        text: format!(
+            "SELECT {} FROM {table}{} ORDER BY ts DESC, cluster DESC, audit_id DESC, stage DESC LIMIT {limit}",
+            COLUMNS.join(", "),
+            w.text
+        ),
+        params: w.params,
+    }
+}
+
+/// An aggregation. CountBy returns rows `(key1[, key2], count)`; Histogram
+/// `(bucket, key or '', count)`.
+pub(crate) fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggregation) -> Sql {
+    let w = where_clause(d, f, None);
+    let text = match a {
+        Aggregation::CountBy { fields, .. } if fields.is_empty() => {
+            format!("SELECT count(*) FROM {table}{}", w.text)
+        }
+        Aggregation::CountBy { fields, limit } => {
+            let keys: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, fl)| format!("{} AS k{i}", field_expr(d, *fl)))
+                .collect();
+            let group: Vec<String> = (0..fields.len()).map(|i| format!("k{i}")).collect();
+            let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+            format!(
+                "SELECT {}, count(*) AS n FROM {table}{} GROUP BY {} ORDER BY n DESC, {}{limit}",
+                keys.join(", "),
+                w.text,
+                group.join(", "),
+                group.join(", ")
+            )
+        }
+        Aggregation::Histogram { bucket, by } => {
+            let b = (bucket.as_micros() as i64).max(1);
+            let key = by
+                .map(|fl| field_expr(d, fl))
+                .unwrap_or_else(|| "''".into());
+            format!(
+                "SELECT ts - (ts % {b}) AS bucket, {key} AS k, count(*) AS n FROM {table}{} GROUP BY bucket, k ORDER BY bucket, n DESC, k",
+                w.text
+            )
+        }
+    };
+    Sql {
+        text,
+        params: w.params,
+    }
+}

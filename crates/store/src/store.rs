@@ -1,0 +1,58 @@
+//! The [`Store`] trait: what every backend provides, and nothing more.
+
+use std::time::Duration;
+
+use crate::{Aggregation, AggregationResult, Cursor, Filter, Page, Record, Result};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppendOutcome {
+    /// Records newly stored.
+    pub stored: u64,
+    /// Records already present (same identity), or repeated within the batch.
+    pub duplicates: u64,
+}
+
+/// What to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Delete events older than this (by event time).
+    pub max_age: Option<Duration>,
+    /// Delete the oldest events until the store is at most this large.
+    pub max_bytes: Option<u64>,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    /// Events deleted.
+    pub deleted: u64,
+    /// Store size afterwards, in bytes.
+    pub bytes_after: u64,
+}
+
+/// An audit event store. Implementations are safe to share between threads.
+pub trait Store: Send + Sync {
+    /// Stores a batch. Idempotent: a record is unique by (cluster, auditID, stage) and its time
+    /// ([`identity_of`](crate::identity_of)), and storing it again changes nothing. When this
+    /// returns `Ok`, the batch is durable.
+    fn append(&self, batch: &[Record]) -> Result<AppendOutcome>;
+
+    /// Events matching `filter`, newest first, at most `limit`, continuing after `cursor`.
+    fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page>;
+
+    /// Counts, top-N and time histograms over the events matching `filter`.
+    fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult>;
+
+    /// Applies a retention policy.
+    fn apply_retention(&self, retention: &Retention) -> Result<RetentionOutcome>;
+
+    /// Number of stored events.
+    fn count(&self) -> Result<u64>;
+
+    /// Bytes the store occupies.
+    fn size_bytes(&self) -> Result<u64>;
+
+    /// The schema version the store is at.
+    fn schema_version(&self) -> Result<u32>;
+}

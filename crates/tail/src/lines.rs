@@ -1,0 +1,152 @@
+//! Lines of a finished audit log file, plain or gzip-compressed, with their numbers. A last
+//! line without its newline (the writer was interrupted, or is still writing) is returned
+//! marked as such, so callers can report it instead of silently dropping or trusting it.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+/// Reading a file failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct Error {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// One line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// 1-based line number.
+    pub number: u64,
+    /// The text, without its newline; invalid UTF-8 replaced.
+    pub text: &'a str,
+    /// False for a last line that ended without a newline.
+    pub complete: bool,
+}
+
+/// Reads lines of one file.
+pub struct LineReader {
+    path: PathBuf,
+    reader: Box<dyn BufRead + Send>,
+    buf: Vec<u8>,
+    text: String,
+    number: u64,
+    /// Bytes read from the file so far (compressed bytes for `.gz`).
+    pub bytes_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Counting<R> {
+    inner: R,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl LineReader {
+    /// Opens `path`; `.gz` files are decompressed.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let file = File::open(path).map_err(|source| Error {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bytes_read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Counting {
+            inner: file,
+            count: bytes_read.clone(),
+        };
+        let reader: Box<dyn BufRead + Send> = if path.extension().is_some_and(|e| e == "gz") {
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                MultiGzDecoder::new(BufReader::new(counted)),
+            ))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 16, counted))
+        };
+        Ok(LineReader {
+            path: path.to_path_buf(),
+            reader,
+            buf: Vec::with_capacity(4096),
+            text: String::new(),
+            number: 0,
+            bytes_read,
+        })
+    }
+
+    /// The next line, or `None` at the end.
+    pub fn next_line(&mut self) -> Result<Option<Line<'_>>, Error> {
+        self.buf.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|source| Error {
+                path: self.path.clone(),
+                source,
+            })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let complete = self.buf.last() == Some(&b'\n');
+        let mut end = self.buf.len();
+        while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        self.text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        Ok(Some(Line {
+            number: self.number,
+            text: &self.text,
+            complete,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_plain_and_gzip_and_marks_a_truncated_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.log");
+        std::fs::write(&plain, "one\r\ntwo\n{\"trunc").unwrap();
+        let mut r = LineReader::open(&plain).unwrap();
+        let mut got = Vec::new();
+        while let Some(l) = r.next_line().unwrap() {
+            got.push((l.number, l.text.to_string(), l.complete));
+        }
+        assert_eq!(
+            got,
+            [
+                (1, "one".into(), true),
+                (2, "two".into(), true),
+                (3, "{\"trunc".into(), false)
+            ]
+        );
+
+        let gz = dir.path().join("b.log.gz");
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        enc.write_all(b"x\ny\n").unwrap();
+        enc.finish().unwrap();
+        let mut r = LineReader::open(&gz).unwrap();
+        assert_eq!(r.next_line().unwrap().unwrap().text, "x");
+        assert_eq!(r.next_line().unwrap().unwrap().text, "y");
+        assert!(r.next_line().unwrap().is_none());
+        assert!(r.bytes_read.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        assert!(LineReader::open(&dir.path().join("missing")).is_err());
+    }
+}
