@@ -33,13 +33,18 @@ pub struct Config {
     pub cluster: u32,
 }
 
-/// Produces events, request by request.
+/// Produces events, request by request, in the order a log backend writes them: by the time
+/// of their stage (a watch's ResponseComplete comes minutes after its ResponseStarted, with
+/// other requests' events in between).
 pub struct Generator<'p> {
     policy: &'p Policy,
     rng: Pcg32,
     now_micros: i64,
     mean_gap_micros: f64,
     cluster: u32,
+    /// Events generated but not yet due, earliest first.
+    pending: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, String)>>,
+    sequence: u64,
     /// Requests generated so far.
     pub requests: u64,
 }
@@ -65,18 +70,34 @@ impl<'p> Generator<'p> {
             now_micros: config.start.timestamp_micros(),
             mean_gap_micros: 1e6 / config.rate.max(1e-6),
             cluster: config.cluster,
+            pending: std::collections::BinaryHeap::new(),
+            sequence: 0,
             requests: 0,
         }
     }
 
-    /// The events of the next request (none when the policy logs it at level None).
+    /// Starts the next request and appends to `out` every event that is due by its start
+    /// time, in time order (possibly none).
     pub fn next_request(&mut self, out: &mut Vec<GeneratedEvent>) {
         // Exponential inter-arrival times around the mean rate.
         let gap = -self.mean_gap_micros * (1.0 - self.rng.next_f64()).ln();
         self.now_micros += gap.max(1.0) as i64;
         self.requests += 1;
         let req = pick(&mut self.rng, self.cluster);
-        self.emit(&req, out);
+        let mut events = Vec::new();
+        self.emit(&req, &mut events);
+        for e in events {
+            self.sequence += 1;
+            self.pending
+                .push(std::cmp::Reverse((e.ts_micros, self.sequence, e.json)));
+        }
+        while let Some(std::cmp::Reverse((ts, _, _))) = self.pending.peek() {
+            if *ts > self.now_micros {
+                break;
+            }
+            let std::cmp::Reverse((ts_micros, _, json)) = self.pending.pop().expect("peeked");
+            out.push(GeneratedEvent { ts_micros, json });
+        }
     }
 
     fn emit(&mut self, req: &Request, out: &mut Vec<GeneratedEvent>) {
@@ -312,6 +333,10 @@ mod tests {
             }
         }
         assert!(events.len() > 15_000, "{}", events.len());
+        assert!(
+            events.windows(2).all(|w| w[0].ts_micros <= w[1].ts_micros),
+            "written in stage-time order"
+        );
         assert!(
             by_stage["ResponseStarted"] > 0
                 && by_stage["ResponseComplete"] > by_stage["ResponseStarted"]

@@ -198,12 +198,11 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
                        gens: &mut Vec<Generator<'_>>,
                        bufs: &mut Vec<std::collections::VecDeque<GeneratedEvent>>|
      -> GeneratedEvent {
+        // Each generator yields its cluster's events in time order.
         while bufs[i].is_empty() {
             scratch.clear();
             gens[i].next_request(&mut scratch);
-            // Events of overlapping requests are written in stage-time order per cluster.
             bufs[i].extend(scratch.drain(..));
-            bufs[i].make_contiguous().sort_by_key(|e| e.ts_micros);
         }
         bufs[i].pop_front().expect("refilled above")
     };
