@@ -207,6 +207,28 @@ pub struct RequestAttributes {
 }
 
 impl RequestAttributes {
+    /// The attributes of a request RequestInfo resolved, made by `user` (None: no
+    /// authenticated user) with `groups`.
+    pub fn from_request_info(
+        info: crate::requestinfo::RequestInfo,
+        user: Option<String>,
+        groups: Vec<String>,
+    ) -> Self {
+        RequestAttributes {
+            user,
+            groups,
+            verb: info.verb,
+            resource_request: info.is_resource_request,
+            api_group: info.api_group,
+            api_version: info.api_version,
+            namespace: info.namespace,
+            resource: info.resource,
+            subresource: info.subresource,
+            name: info.name,
+            path: info.path,
+        }
+    }
+
     /// Borrowed view for evaluation.
     pub fn as_attributes(&self) -> Attributes<'_> {
         Attributes {

@@ -36,22 +36,14 @@ pub fn request_attributes(event: &Event) -> RequestAttributes {
         .as_deref()
         .map(|uri| resolve(&method_of(&verb), uri))
     {
+        let verb = if info.is_resource_request {
+            info.verb.clone()
+        } else {
+            verb
+        };
         return RequestAttributes {
-            user,
-            groups,
-            verb: if info.is_resource_request {
-                info.verb
-            } else {
-                verb
-            },
-            resource_request: info.is_resource_request,
-            api_group: info.api_group,
-            api_version: info.api_version,
-            namespace: info.namespace,
-            resource: info.resource,
-            subresource: info.subresource,
-            name: info.name,
-            path: info.path,
+            verb,
+            ..RequestAttributes::from_request_info(info, user, groups)
         };
     }
     match &event.object_ref {

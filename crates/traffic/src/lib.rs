@@ -104,19 +104,8 @@ impl<'p> Generator<'p> {
         let Ok(info) = resolve(req.method, &req.url) else {
             return;
         };
-        let attrs = RequestAttributes {
-            user: (!req.user.is_empty()).then(|| req.user.clone()),
-            groups: req.groups.clone(),
-            verb: info.verb.clone(),
-            resource_request: info.is_resource_request,
-            api_group: info.api_group.clone(),
-            api_version: info.api_version.clone(),
-            namespace: info.namespace.clone(),
-            resource: info.resource.clone(),
-            subresource: info.subresource.clone(),
-            name: info.name.clone(),
-            path: info.path.clone(),
-        };
+        let user = (!req.user.is_empty()).then(|| req.user.clone());
+        let attrs = RequestAttributes::from_request_info(info.clone(), user, req.groups.clone());
         let decision = self.policy.evaluate(&attrs.as_attributes());
         if decision.level == Level::None {
             return;

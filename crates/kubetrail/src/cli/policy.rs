@@ -351,19 +351,11 @@ fn from_request(
     groups: &[String],
 ) -> Result<RequestAttributes> {
     let info = resolve(method, url)?;
-    Ok(RequestAttributes {
-        user: user.clone(),
-        groups: groups.to_vec(),
-        verb: info.verb,
-        resource_request: info.is_resource_request,
-        api_group: info.api_group,
-        api_version: info.api_version,
-        namespace: info.namespace,
-        resource: info.resource,
-        subresource: info.subresource,
-        name: info.name,
-        path: info.path,
-    })
+    Ok(RequestAttributes::from_request_info(
+        info,
+        user.clone(),
+        groups.to_vec(),
+    ))
 }
 
 fn decision_json(decision: &Decision, attrs: &RequestAttributes) -> serde_json::Value {
