@@ -6,8 +6,8 @@
 //! ([`StageSelection::Final`]).
 
 use kubetrail_store::{
-    Aggregation, CodeFilter, Field, Filter, GroupCount, ResourceSelector, Result, StageSelection,
-    Store,
+    Aggregation, AggregationResult, CodeFilter, Field, Filter, GroupCount, ResourceSelector,
+    Result, SectionCount, SectionSpec, StageSelection, Store, TimeRange,
 };
 use serde::Serialize;
 
@@ -94,18 +94,6 @@ pub fn writes(scope: &Filter) -> Filter {
     }
 }
 
-fn count(store: &dyn Store, filter: &Filter) -> Result<u64> {
-    Ok(store
-        .aggregate(
-            filter,
-            &Aggregation::CountBy {
-                fields: vec![],
-                limit: None,
-            },
-        )?
-        .total())
-}
-
 fn top(
     store: &dyn Store,
     filter: &Filter,
@@ -125,20 +113,7 @@ fn top(
 }
 
 /// A count with its largest groups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Section {
-    /// Requests in the section.
-    pub total: u64,
-    /// The largest groups, by the section's fields.
-    pub top: Vec<GroupCount>,
-}
-
-fn section(store: &dyn Store, filter: &Filter, fields: &[Field]) -> Result<Section> {
-    Ok(Section {
-        total: count(store, filter)?,
-        top: top(store, filter, fields, Some(TOP))?,
-    })
-}
+pub type Section = SectionCount;
 
 /// The overview: totals and the sections an audit centre opens with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,23 +144,74 @@ pub struct Overview {
     pub anonymous: Section,
 }
 
-/// Builds the overview.
+/// Builds the overview in two passes over the events in scope: the totals by verb, user,
+/// resource and namespace in one, the sections in the other.
 pub fn overview(store: &dyn Store, scope: &Filter) -> Result<Overview> {
     let all = base(scope);
+    let fields = vec![Field::Verb, Field::User, Field::Resource, Field::Namespace];
+    let (requests, mut each) = match store.aggregate(&all, &Aggregation::CountEach { fields })? {
+        AggregationResult::Each { total, groups } => (total, groups),
+        other => return Err(unexpected(&other)),
+    };
+    for g in each.iter_mut().skip(1) {
+        g.truncate(TOP);
+    }
+    let mut each = each.into_iter();
+    let mut next = || each.next().unwrap_or_default();
+    let (by_verb, top_users, top_resources, top_namespaces) = (next(), next(), next(), next());
+
+    // Each section is the scope narrowed further; `base` adds only the stage selection, which
+    // `all` already has.
+    let narrow = |f: Filter, fields: &[Field]| SectionSpec {
+        filter: Filter {
+            time: TimeRange::default(),
+            ..f
+        },
+        fields: fields.to_vec(),
+        limit: TOP,
+    };
+    let none = Filter::default();
+    let specs = vec![
+        narrow(failed(&none), &[Field::User, Field::Code]),
+        narrow(forbidden(&none), &[Field::User]),
+        narrow(deletions(&none), &[Field::User, Field::Resource]),
+        narrow(exec_attach(&none), &[Field::User]),
+        narrow(secret_access(&none), &[Field::User, Field::Verb]),
+        narrow(rbac_changes(&none), &[Field::User, Field::Resource]),
+        narrow(anonymous(&none), &[Field::Resource]),
+    ];
+    let sections = match store.aggregate(&all, &Aggregation::Sections(specs))? {
+        AggregationResult::Sections(s) => s,
+        other => return Err(unexpected(&other)),
+    };
+    let mut sections = sections.into_iter().map(|s| Section {
+        total: s.total,
+        top: s.top,
+    });
+    let mut next = || {
+        sections.next().unwrap_or(Section {
+            total: 0,
+            top: Vec::new(),
+        })
+    };
     Ok(Overview {
-        requests: count(store, &all)?,
-        by_verb: top(store, &all, &[Field::Verb], None)?,
-        top_users: top(store, &all, &[Field::User], Some(TOP))?,
-        top_resources: top(store, &all, &[Field::Resource], Some(TOP))?,
-        top_namespaces: top(store, &all, &[Field::Namespace], Some(TOP))?,
-        failed: section(store, &failed(scope), &[Field::User, Field::Code])?,
-        forbidden: section(store, &forbidden(scope), &[Field::User])?,
-        deletions: section(store, &deletions(scope), &[Field::User, Field::Resource])?,
-        exec_attach: section(store, &exec_attach(scope), &[Field::User])?,
-        secret_access: section(store, &secret_access(scope), &[Field::User, Field::Verb])?,
-        rbac_changes: section(store, &rbac_changes(scope), &[Field::User, Field::Resource])?,
-        anonymous: section(store, &anonymous(scope), &[Field::Resource])?,
+        requests,
+        by_verb,
+        top_users,
+        top_resources,
+        top_namespaces,
+        failed: next(),
+        forbidden: next(),
+        deletions: next(),
+        exec_attach: next(),
+        secret_access: next(),
+        rbac_changes: next(),
+        anonymous: next(),
     })
+}
+
+fn unexpected(answer: &AggregationResult) -> kubetrail_store::Error {
+    kubetrail_store::Error::Invalid(format!("the store answered an aggregation with {answer:?}"))
 }
 
 /// Writes per resource kind, split by verb.

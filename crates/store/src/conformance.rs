@@ -57,6 +57,7 @@ pub fn run_all(open: &dyn Fn() -> Box<dyn Store>) {
     filters_select_exactly(open().as_ref());
     aggregations_count(open().as_ref());
     requests_are_counted_once(open().as_ref());
+    one_pass_aggregations_agree_with_count_by(open().as_ref());
     retention_by_age_and_size(open().as_ref());
     schema_is_versioned(open().as_ref());
     invalid_filters_are_rejected(open().as_ref());
@@ -768,4 +769,114 @@ pub fn requests_are_counted_once(store: &dyn Store) {
         10,
         "every stage is still stored"
     );
+}
+
+/// `CountEach` and `Sections` answer exactly what the equivalent `CountBy`s answer.
+pub fn one_pass_aggregations_agree_with_count_by(store: &dyn Store) {
+    let mut b = Vec::new();
+    for i in 0..60i64 {
+        let mut r = record(
+            "c1",
+            &format!("p{i}"),
+            Some(Stage::ResponseComplete),
+            T0 + i * S,
+        );
+        r.verb = ["get", "list", "create", "delete"][(i % 4) as usize].into();
+        r.user = ["alice", "bob", "carol"][(i % 3) as usize].into();
+        r.namespace = ["a", "b", ""][(i % 3 + i % 2) as usize % 3].into();
+        r.code = Some([200, 201, 403, 404, 500][(i % 5) as usize]);
+        if i % 7 == 0 {
+            r.resource = "secrets".into();
+        }
+        b.push(r);
+    }
+    store.append(&b).expect("append");
+    let scope = Filter {
+        time: TimeRange {
+            from_micros: Some(T0 + 5 * S),
+            to_micros: None,
+        },
+        ..Filter::default()
+    };
+    let count_by = |f: &Filter, fields: Vec<Field>, limit: Option<usize>| {
+        store
+            .aggregate(f, &Aggregation::CountBy { fields, limit })
+            .expect("count by")
+            .groups()
+            .to_vec()
+    };
+    let fields = vec![Field::Verb, Field::User, Field::Namespace, Field::Code];
+    let AggregationResult::Each { total, groups } = store
+        .aggregate(
+            &scope,
+            &Aggregation::CountEach {
+                fields: fields.clone(),
+            },
+        )
+        .expect("count each")
+    else {
+        panic!("CountEach answers Each");
+    };
+    assert_eq!(total, 55);
+    for (i, field) in fields.iter().enumerate() {
+        assert_eq!(groups[i], count_by(&scope, vec![*field], None), "{field:?}");
+    }
+
+    let sections = vec![
+        crate::SectionSpec {
+            filter: Filter {
+                codes: vec![CodeFilter::Failed],
+                ..Filter::default()
+            },
+            fields: vec![Field::User, Field::Code],
+            limit: 3,
+        },
+        crate::SectionSpec {
+            filter: Filter {
+                resources: vec![ResourceSelector::core("secrets", None)],
+                ..Filter::default()
+            },
+            fields: vec![Field::Verb],
+            limit: 10,
+        },
+        crate::SectionSpec {
+            filter: Filter {
+                users: vec!["nobody".into()],
+                ..Filter::default()
+            },
+            fields: vec![Field::User],
+            limit: 10,
+        },
+        crate::SectionSpec {
+            filter: Filter {
+                verbs: vec!["delete".into()],
+                ..Filter::default()
+            },
+            fields: vec![],
+            limit: 10,
+        },
+    ];
+    let AggregationResult::Sections(got) = store
+        .aggregate(&scope, &Aggregation::Sections(sections.clone()))
+        .expect("sections")
+    else {
+        panic!("Sections answers Sections");
+    };
+    assert_eq!(got.len(), 4);
+    for (spec, answer) in sections.iter().zip(&got) {
+        let mut f = spec.filter.clone();
+        f.time = scope.time;
+        let expected_total: u64 = count_by(&f, vec![], None).iter().map(|g| g.count).sum();
+        assert_eq!(answer.total, expected_total, "{spec:?}");
+        if !spec.fields.is_empty() {
+            assert_eq!(
+                answer.top,
+                count_by(&f, spec.fields.clone(), Some(spec.limit)),
+                "{spec:?}"
+            );
+        }
+    }
+    assert!(got[0].total > 0 && got[1].total > 0);
+    assert_eq!(got[2].total, 0);
+    assert!(got[2].top.is_empty());
 }

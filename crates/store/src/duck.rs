@@ -16,6 +16,7 @@ use kubetrail_model::{Level, Stage};
 
 use crate::query::{
     Aggregation, AggregationResult, Cursor, Filter, GroupCount, HistogramBucket, Page,
+    SectionCount, SectionSpec,
 };
 use crate::record::{is_long_running, stands_for_request};
 use crate::sql::{self, Dialect, GROUP_SEP, Param};
@@ -323,6 +324,67 @@ fn record_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Record> {
     })
 }
 
+impl DuckDbStore {
+    /// Sections in one scan: the events of any section go into a temporary table with a flag
+    /// per section, and each section's total and top groups are read from that small table.
+    fn sections(
+        &self,
+        filter: &Filter,
+        specs: &[SectionSpec],
+    ) -> duckdb::Result<AggregationResult> {
+        const TEMP: &str = "kubetrail_sections";
+        let conn = self.lock();
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {TEMP};"))?;
+        let create = sql::section_candidates(Dialect::DuckDb, "events", TEMP, filter, specs);
+        conn.execute(&create.text, params_from_iter(bind(&create.params)))?;
+        let mut out = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let total: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM {TEMP} WHERE s{i}"),
+                [],
+                |row| row.get(0),
+            )?;
+            let mut top = Vec::new();
+            if !spec.fields.is_empty() {
+                let keys: Vec<String> = spec
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(j, f)| format!("{} AS k{j}", sql::field_expr(Dialect::DuckDb, *f)))
+                    .collect();
+                let group: Vec<String> = (0..spec.fields.len()).map(|j| format!("k{j}")).collect();
+                let q = format!(
+                    "SELECT {}, count(*) AS n FROM {TEMP} WHERE s{i} GROUP BY {} ORDER BY n DESC, {} LIMIT {}",
+                    keys.join(", "),
+                    group.join(", "),
+                    group.join(", "),
+                    spec.limit
+                );
+                let n = spec.fields.len();
+                let mut stmt = conn.prepare(&q)?;
+                top = stmt
+                    .query_map([], |row| {
+                        let keys = (0..n)
+                            .map(|j| row.get::<_, String>(j))
+                            .collect::<duckdb::Result<Vec<_>>>()?;
+                        let count: i64 = row.get(n)?;
+                        Ok(GroupCount {
+                            keys,
+                            count: count as u64,
+                        })
+                    })?
+                    .collect::<duckdb::Result<Vec<_>>>()?;
+            }
+            out.push(SectionCount {
+                total: total as u64,
+                top,
+            });
+        }
+        conn.execute_batch(&format!("DROP TABLE {TEMP};"))?;
+        Ok(AggregationResult::Sections(out))
+    }
+}
+
 impl Store for DuckDbStore {
     fn append(&self, batch: &[Record]) -> Result<AppendOutcome> {
         let mut seen = HashSet::with_capacity(batch.len());
@@ -426,6 +488,14 @@ impl Store for DuckDbStore {
 
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {
         filter.validate().map_err(Error::Invalid)?;
+        if let Aggregation::Sections(specs) = aggregation {
+            for spec in specs {
+                spec.filter.validate().map_err(Error::Invalid)?;
+            }
+            return self
+                .sections(filter, specs)
+                .map_err(|e| Error::db("aggregating sections", e));
+        }
         let sql = sql::select_aggregation(Dialect::DuckDb, "events", filter, aggregation);
         let conn = self.lock();
         let mut stmt = conn
@@ -449,6 +519,39 @@ impl Store for DuckDbStore {
                     .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>());
                 groups.map(AggregationResult::Groups)
             }
+            Aggregation::CountEach { fields } => {
+                let n = fields.len();
+                let rows = stmt
+                    .query_map(params, |row| {
+                        let keys = (0..n)
+                            .map(|i| row.get::<_, Option<String>>(i))
+                            .collect::<duckdb::Result<Vec<_>>>()?;
+                        let marks = (0..n)
+                            .map(|i| row.get::<_, i64>(n + i))
+                            .collect::<duckdb::Result<Vec<_>>>()?;
+                        let count: i64 = row.get(2 * n)?;
+                        Ok((keys, marks, count as u64))
+                    })
+                    .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>());
+                rows.map(|rows| {
+                    let mut total = 0;
+                    let mut groups: Vec<Vec<GroupCount>> = vec![Vec::new(); n];
+                    for (keys, marks, count) in rows {
+                        match marks.iter().position(|m| *m == 0) {
+                            Some(i) => groups[i].push(GroupCount {
+                                keys: vec![keys[i].clone().unwrap_or_default()],
+                                count,
+                            }),
+                            None => total = count,
+                        }
+                    }
+                    for g in &mut groups {
+                        g.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.keys.cmp(&b.keys)));
+                    }
+                    AggregationResult::Each { total, groups }
+                })
+            }
+            Aggregation::Sections(_) => unreachable!("answered above"),
             Aggregation::Histogram { by, .. } => {
                 let split = by.is_some();
                 stmt.query_map(params, |row| {

@@ -18,7 +18,7 @@ pub use duck::{DATABASE_FILE, DuckDbStore};
 pub use error::{Error, ErrorKind, Result};
 pub use query::{
     Aggregation, AggregationResult, CodeFilter, Cursor, Decision, Field, Filter, GroupCount,
-    HistogramBucket, Page, ResourceSelector, StageSelection, TimeRange,
+    HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
 };
 pub use record::{Record, identity_of};
 pub use store::{AppendOutcome, Retention, RetentionOutcome, Store};

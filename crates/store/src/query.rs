@@ -284,6 +284,15 @@ pub enum Aggregation {
         /// Keep only the largest groups.
         limit: Option<usize>,
     },
+    /// For each field on its own, the count per distinct value (largest first), and the total:
+    /// what several `CountBy`s of one field each would answer, in one pass.
+    CountEach {
+        /// The fields, each grouped separately.
+        fields: Vec<Field>,
+    },
+    /// Several subsets of the matching events, each a further filter, with its total and its
+    /// largest groups by some fields: what a `CountBy` per subset would answer, in one pass.
+    Sections(Vec<SectionSpec>),
     /// Events per time bucket, optionally split by a field; buckets in time order.
     Histogram {
         /// Bucket width.
@@ -291,6 +300,26 @@ pub enum Aggregation {
         /// Split each bucket by this field.
         by: Option<Field>,
     },
+}
+
+/// One subset of [`Aggregation::Sections`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionSpec {
+    /// Conditions on top of the aggregation's filter (its time range is not used).
+    pub filter: Filter,
+    /// Fields of the largest groups.
+    pub fields: Vec<Field>,
+    /// How many of the largest groups.
+    pub limit: usize,
+}
+
+/// A subset's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionCount {
+    /// Events in the subset.
+    pub total: u64,
+    /// Its largest groups.
+    pub top: Vec<GroupCount>,
 }
 
 /// One group of a `CountBy`.
@@ -320,6 +349,15 @@ pub enum AggregationResult {
     Groups(Vec<GroupCount>),
     /// For `Histogram`.
     Histogram(Vec<HistogramBucket>),
+    /// For `CountEach`: the total, and per field its groups, largest first.
+    Each {
+        /// Matching events.
+        total: u64,
+        /// One list per field, in the order asked.
+        groups: Vec<Vec<GroupCount>>,
+    },
+    /// For `Sections`, one per subset, in the order asked.
+    Sections(Vec<SectionCount>),
 }
 
 impl AggregationResult {
@@ -327,7 +365,7 @@ impl AggregationResult {
     pub fn groups(&self) -> &[GroupCount] {
         match self {
             AggregationResult::Groups(g) => g,
-            AggregationResult::Histogram(_) => &[],
+            _ => &[],
         }
     }
 

@@ -245,6 +245,23 @@ pub(crate) fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggreg
                 group.join(", ")
             )
         }
+        Aggregation::CountEach { fields } => {
+            let keys: Vec<String> = fields.iter().map(|f| field_expr(d, *f)).collect();
+            let sets: Vec<String> = keys
+                .iter()
+                .map(|k| format!("({k})"))
+                .chain(["()".to_string()])
+                .collect();
+            let marks: Vec<String> = keys.iter().map(|k| format!("grouping({k})")).collect();
+            format!(
+                "SELECT {}, {}, count(*) FROM {table}{} GROUP BY GROUPING SETS ({})",
+                keys.join(", "),
+                marks.join(", "),
+                w.text,
+                sets.join(", ")
+            )
+        }
+        Aggregation::Sections(_) => unreachable!("sections are built by section_candidates"),
         Aggregation::Histogram { bucket, by } => {
             let b = (bucket.as_micros() as i64).max(1);
             let key = by
@@ -259,5 +276,55 @@ pub(crate) fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggreg
     Sql {
         text,
         params: w.params,
+    }
+}
+
+/// The columns field expressions read, for a table of section candidates.
+pub(crate) const FIELD_COLUMNS: &str = "cluster, username, verb, api_group, resource, subresource, namespace, name, code, decision, stage, level, user_agent, source_ip";
+
+/// `CREATE TEMP TABLE {name}` holding the events of `base` that fall in any section, with a
+/// boolean column `s{i}` per section.
+pub(crate) fn section_candidates(
+    d: Dialect,
+    table: &str,
+    name: &str,
+    base: &Filter,
+    sections: &[crate::SectionSpec],
+) -> Sql {
+    let mut params = Vec::new();
+    let mut flags = Vec::new();
+    let mut conds = Vec::new();
+    for (i, s) in sections.iter().enumerate() {
+        let mut f = s.filter.clone();
+        f.time = crate::TimeRange::default();
+        let w = where_clause(d, &f, None);
+        let cond = w
+            .text
+            .strip_prefix(" WHERE ")
+            .unwrap_or("1 = 1")
+            .to_string();
+        flags.push(format!("({cond}) AS s{i}"));
+        params.extend(w.params.clone());
+        conds.push((cond, w.params));
+    }
+    let w = where_clause(d, base, None);
+    params.extend(w.params);
+    let any: Vec<String> = conds.iter().map(|(c, _)| format!("({c})")).collect();
+    for (_, p) in conds {
+        params.extend(p);
+    }
+    let joiner = if w.text.is_empty() {
+        " WHERE "
+    } else {
+        " AND "
+    };
+    Sql {
+        text: format!(
+            "CREATE TEMP TABLE {name} AS SELECT {FIELD_COLUMNS}, {} FROM {table}{}{joiner}({})",
+            flags.join(", "),
+            w.text,
+            any.join(" OR ")
+        ),
+        params,
     }
 }
