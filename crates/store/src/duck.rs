@@ -325,64 +325,62 @@ fn record_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Record> {
 }
 
 impl DuckDbStore {
-    /// Sections in one scan: the events of any section go into a temporary table with a flag
-    /// per section, and each section's total and top groups are read from that small table.
+    /// Sections: each section's top groups and, from the same scan, its total.
     fn sections(
         &self,
         filter: &Filter,
         specs: &[SectionSpec],
     ) -> duckdb::Result<AggregationResult> {
-        const TEMP: &str = "kubetrail_sections";
         let conn = self.lock();
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {TEMP};"))?;
-        let create = sql::section_candidates(Dialect::DuckDb, "events", TEMP, filter, specs);
-        conn.execute(&create.text, params_from_iter(bind(&create.params)))?;
         let mut out = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.iter().enumerate() {
-            let total: i64 = conn.query_row(
-                &format!("SELECT count(*) FROM {TEMP} WHERE s{i}"),
-                [],
-                |row| row.get(0),
-            )?;
-            let mut top = Vec::new();
-            if !spec.fields.is_empty() {
-                let keys: Vec<String> = spec
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .map(|(j, f)| format!("{} AS k{j}", sql::field_expr(Dialect::DuckDb, *f)))
-                    .collect();
-                let group: Vec<String> = (0..spec.fields.len()).map(|j| format!("k{j}")).collect();
-                let q = format!(
-                    "SELECT {}, count(*) AS n FROM {TEMP} WHERE s{i} GROUP BY {} ORDER BY n DESC, {} LIMIT {}",
-                    keys.join(", "),
-                    group.join(", "),
-                    group.join(", "),
-                    spec.limit
-                );
-                let n = spec.fields.len();
-                let mut stmt = conn.prepare(&q)?;
-                top = stmt
-                    .query_map([], |row| {
-                        let keys = (0..n)
-                            .map(|j| row.get::<_, String>(j))
-                            .collect::<duckdb::Result<Vec<_>>>()?;
-                        let count: i64 = row.get(n)?;
-                        Ok(GroupCount {
-                            keys,
-                            count: count as u64,
-                        })
-                    })?
-                    .collect::<duckdb::Result<Vec<_>>>()?;
-            }
-            out.push(SectionCount {
-                total: total as u64,
-                top,
-            });
+        for spec in specs {
+            let q = sql::select_count_by(
+                Dialect::DuckDb,
+                "events",
+                filter,
+                Some(&spec.filter),
+                &spec.fields,
+                Some(spec.limit),
+            );
+            let answer = if spec.fields.is_empty() {
+                let total: i64 =
+                    conn.query_row(&q.text, params_from_iter(bind(&q.params)), |row| row.get(0))?;
+                SectionCount {
+                    total: total as u64,
+                    top: Vec::new(),
+                }
+            } else {
+                let (top, total) = count_rows(&conn, &q, spec.fields.len())?;
+                SectionCount { total, top }
+            };
+            out.push(answer);
         }
-        conn.execute_batch(&format!("DROP TABLE {TEMP};"))?;
         Ok(AggregationResult::Sections(out))
     }
+}
+
+/// Runs a `select_count_by` query with `n` key columns: the groups, and the total over all
+/// groups.
+fn count_rows(conn: &Connection, q: &sql::Sql, n: usize) -> duckdb::Result<(Vec<GroupCount>, u64)> {
+    let mut stmt = conn.prepare(&q.text)?;
+    let rows: Vec<(GroupCount, i64)> = stmt
+        .query_map(params_from_iter(bind(&q.params)), |row| {
+            let keys = (0..n)
+                .map(|j| row.get::<_, String>(j))
+                .collect::<duckdb::Result<Vec<_>>>()?;
+            let count: i64 = row.get(n)?;
+            let total: i64 = row.get(n + 1)?;
+            Ok((
+                GroupCount {
+                    keys,
+                    count: count as u64,
+                },
+                total,
+            ))
+        })?
+        .collect::<duckdb::Result<_>>()?;
+    let total = rows.first().map_or(0, |r| r.1 as u64);
+    Ok((rows.into_iter().map(|r| r.0).collect(), total))
 }
 
 impl Store for DuckDbStore {

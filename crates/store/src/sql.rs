@@ -202,6 +202,90 @@ pub(crate) fn field_expr(d: Dialect, field: Field) -> String {
     }
 }
 
+/// The stored columns a field is made of. Grouping happens on these (cheap), and the field's
+/// text is built from the few groups afterwards: building `resource.group/subresource` for
+/// every one of millions of rows costs more than the whole grouping.
+fn field_columns(field: Field) -> &'static [&'static str] {
+    match field {
+        Field::Cluster => &["cluster"],
+        Field::User => &["username"],
+        Field::Verb => &["verb"],
+        Field::Resource => &["resource", "api_group", "subresource"],
+        Field::ApiGroup => &["api_group"],
+        Field::Namespace => &["namespace"],
+        Field::Name => &["name"],
+        Field::Code => &["code"],
+        Field::Decision => &["decision"],
+        Field::Stage => &["stage"],
+        Field::Level => &["level"],
+        Field::UserAgent => &["user_agent"],
+        Field::SourceIp => &["source_ip"],
+    }
+}
+
+fn distinct_columns(fields: &[Field]) -> Vec<&'static str> {
+    let mut cols: Vec<&'static str> = Vec::new();
+    for f in fields {
+        for c in field_columns(*f) {
+            if !cols.contains(c) {
+                cols.push(c);
+            }
+        }
+    }
+    cols
+}
+
+/// `CountBy` over the events matching `filter` and, when given, `extra` as well: rows
+/// `(key1[, key2], count, total of all groups)`, largest first.
+pub(crate) fn select_count_by(
+    d: Dialect,
+    table: &str,
+    f: &Filter,
+    extra: Option<&Filter>,
+    fields: &[Field],
+    limit: Option<usize>,
+) -> Sql {
+    let mut w = where_clause(d, f, None);
+    if let Some(extra) = extra {
+        let mut e = extra.clone();
+        e.time = crate::TimeRange::default();
+        let x = where_clause(d, &e, None);
+        if let Some(cond) = x.text.strip_prefix(" WHERE ") {
+            w.text = if w.text.is_empty() {
+                format!(" WHERE {cond}")
+            } else {
+                format!("{} AND ({cond})", w.text)
+            };
+            w.params.extend(x.params);
+        }
+    }
+    if fields.is_empty() {
+        return Sql {
+            text: format!("SELECT count(*) FROM {table}{}", w.text),
+            params: w.params,
+        };
+    }
+    let cols = distinct_columns(fields).join(", ");
+    let keys: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, fl)| format!("{} AS k{i}", field_expr(d, *fl)))
+        .collect();
+    let order: Vec<String> = (0..fields.len()).map(|i| format!("k{i}")).collect();
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    // The last column is the count over all groups (before LIMIT): a subset's total comes with
+    // its top groups from the same scan.
+    Sql {
+        text: format!(
+            "SELECT {}, n, sum(n) OVER () AS total FROM (SELECT {cols}, count(*) AS n FROM {table}{} GROUP BY {cols}) AS g ORDER BY n DESC, {}{limit}",
+            keys.join(", "),
+            w.text,
+            order.join(", ")
+        ),
+        params: w.params,
+    }
+}
+
 /// A newest-first page of events.
 pub(crate) fn select_page(
     d: Dialect,
@@ -226,42 +310,44 @@ pub(crate) fn select_page(
 pub(crate) fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggregation) -> Sql {
     let w = where_clause(d, f, None);
     let text = match a {
-        Aggregation::CountBy { fields, .. } if fields.is_empty() => {
-            format!("SELECT count(*) FROM {table}{}", w.text)
-        }
         Aggregation::CountBy { fields, limit } => {
-            let keys: Vec<String> = fields
-                .iter()
-                .enumerate()
-                .map(|(i, fl)| format!("{} AS k{i}", field_expr(d, *fl)))
-                .collect();
-            let group: Vec<String> = (0..fields.len()).map(|i| format!("k{i}")).collect();
-            let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-            format!(
-                "SELECT {}, count(*) AS n FROM {table}{} GROUP BY {} ORDER BY n DESC, {}{limit}",
-                keys.join(", "),
-                w.text,
-                group.join(", "),
-                group.join(", ")
-            )
+            return select_count_by(d, table, f, None, fields, *limit);
         }
         Aggregation::CountEach { fields } => {
-            let keys: Vec<String> = fields.iter().map(|f| field_expr(d, *f)).collect();
-            let sets: Vec<String> = keys
+            let cols = distinct_columns(fields);
+            let sets: Vec<String> = fields
                 .iter()
-                .map(|k| format!("({k})"))
+                .map(|fl| format!("({})", field_columns(*fl).join(", ")))
                 .chain(["()".to_string()])
                 .collect();
-            let marks: Vec<String> = keys.iter().map(|k| format!("grouping({k})")).collect();
+            let marks: Vec<String> = fields
+                .iter()
+                .map(|fl| {
+                    format!(
+                        "grouping({}) AS g_{}",
+                        field_columns(*fl)[0],
+                        field_columns(*fl)[0]
+                    )
+                })
+                .collect();
+            let keys: Vec<String> = fields.iter().map(|fl| field_expr(d, *fl)).collect();
+            let mark_names: Vec<String> = fields
+                .iter()
+                .map(|fl| format!("g_{}", field_columns(*fl)[0]))
+                .collect();
             format!(
-                "SELECT {}, {}, count(*) FROM {table}{} GROUP BY GROUPING SETS ({})",
+                "SELECT {}, {}, n FROM (SELECT {}, {}, count(*) AS n FROM {table}{} GROUP BY GROUPING SETS ({})) AS g",
                 keys.join(", "),
+                mark_names.join(", "),
+                cols.join(", "),
                 marks.join(", "),
                 w.text,
                 sets.join(", ")
             )
         }
-        Aggregation::Sections(_) => unreachable!("sections are built by section_candidates"),
+        Aggregation::Sections(_) => {
+            unreachable!("sections are answered with select_section_totals and select_count_by")
+        }
         Aggregation::Histogram { bucket, by } => {
             let b = (bucket.as_micros() as i64).max(1);
             let key = by
@@ -276,55 +362,5 @@ pub(crate) fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggreg
     Sql {
         text,
         params: w.params,
-    }
-}
-
-/// The columns field expressions read, for a table of section candidates.
-pub(crate) const FIELD_COLUMNS: &str = "cluster, username, verb, api_group, resource, subresource, namespace, name, code, decision, stage, level, user_agent, source_ip";
-
-/// `CREATE TEMP TABLE {name}` holding the events of `base` that fall in any section, with a
-/// boolean column `s{i}` per section.
-pub(crate) fn section_candidates(
-    d: Dialect,
-    table: &str,
-    name: &str,
-    base: &Filter,
-    sections: &[crate::SectionSpec],
-) -> Sql {
-    let mut params = Vec::new();
-    let mut flags = Vec::new();
-    let mut conds = Vec::new();
-    for (i, s) in sections.iter().enumerate() {
-        let mut f = s.filter.clone();
-        f.time = crate::TimeRange::default();
-        let w = where_clause(d, &f, None);
-        let cond = w
-            .text
-            .strip_prefix(" WHERE ")
-            .unwrap_or("1 = 1")
-            .to_string();
-        flags.push(format!("({cond}) AS s{i}"));
-        params.extend(w.params.clone());
-        conds.push((cond, w.params));
-    }
-    let w = where_clause(d, base, None);
-    params.extend(w.params);
-    let any: Vec<String> = conds.iter().map(|(c, _)| format!("({c})")).collect();
-    for (_, p) in conds {
-        params.extend(p);
-    }
-    let joiner = if w.text.is_empty() {
-        " WHERE "
-    } else {
-        " AND "
-    };
-    Sql {
-        text: format!(
-            "CREATE TEMP TABLE {name} AS SELECT {FIELD_COLUMNS}, {} FROM {table}{}{joiner}({})",
-            flags.join(", "),
-            w.text,
-            any.join(" OR ")
-        ),
-        params,
     }
 }
