@@ -144,8 +144,8 @@ pub struct Overview {
     pub anonymous: Section,
 }
 
-/// Builds the overview in two passes over the events in scope: the totals by verb, user,
-/// resource and namespace in one, the sections in the other.
+/// Builds the overview: one scan for the totals by verb, user, resource and namespace, and one
+/// selective scan per section (failed, forbidden, ...) for its total and top groups.
 pub fn overview(store: &dyn Store, scope: &Filter) -> Result<Overview> {
     let all = base(scope);
     let fields = vec![Field::Verb, Field::User, Field::Resource, Field::Namespace];

@@ -291,7 +291,8 @@ pub enum Aggregation {
         fields: Vec<Field>,
     },
     /// Several subsets of the matching events, each a further filter, with its total and its
-    /// largest groups by some fields: what a `CountBy` per subset would answer, in one pass.
+    /// largest groups by some fields: what a `CountBy` per subset would answer, with each
+    /// subset's total taken from the same query as its groups.
     Sections(Vec<SectionSpec>),
     /// Events per time bucket, optionally split by a field; buckets in time order.
     Histogram {
