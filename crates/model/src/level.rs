@@ -36,11 +36,6 @@ impl Level {
             Level::RequestResponse => "RequestResponse",
         }
     }
-
-    /// True for `Request` and `RequestResponse`: levels that record bodies.
-    pub fn records_request_body(self) -> bool {
-        self >= Level::Request
-    }
 }
 
 /// The point in a request's life an event describes.
@@ -148,8 +143,6 @@ mod tests {
             err.to_string(),
             "unknown level \"metadata\": expected one of None, Metadata, Request, RequestResponse"
         );
-        assert!(Level::Request.records_request_body());
-        assert!(!Level::Metadata.records_request_body());
     }
 
     #[test]

@@ -22,11 +22,6 @@ impl RawJson {
         serde_json::from_str(self.0.get()).expect("RawJson holds valid JSON")
     }
 
-    /// Wraps a parsed value.
-    pub fn from_value(value: &serde_json::Value) -> Self {
-        RawJson(RawValue::from_string(value.to_string()).expect("a serialized Value is valid JSON"))
-    }
-
     /// Whether the value is JSON `null`.
     pub fn is_null(&self) -> bool {
         self.0.get() == "null"

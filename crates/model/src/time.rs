@@ -11,11 +11,6 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 pub struct MicroTime(pub DateTime<Utc>);
 
 impl MicroTime {
-    /// The instant as a `chrono` UTC time.
-    pub fn as_datetime(&self) -> DateTime<Utc> {
-        self.0
-    }
-
     /// Microseconds since the Unix epoch.
     pub fn unix_micros(&self) -> i64 {
         self.0.timestamp_micros()

@@ -35,11 +35,6 @@ impl StageSet {
     pub fn iter(self) -> impl Iterator<Item = Stage> {
         Stage::ALL.into_iter().filter(move |s| self.contains(*s))
     }
-
-    /// Whether the set is empty.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
 }
 
 impl FromIterator<Stage> for StageSet {

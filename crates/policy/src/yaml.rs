@@ -92,18 +92,6 @@ impl Node {
         }
     }
 
-    /// The key node for `key` in a mapping.
-    pub fn key_node(&self, key: &str) -> Option<&Node> {
-        match &self.value {
-            NodeValue::Map(pairs) => pairs
-                .iter()
-                .rev()
-                .find(|(k, _)| k.key_string() == key)
-                .map(|(k, _)| k),
-            _ => None,
-        }
-    }
-
     /// Item `index` of a sequence.
     pub fn index(&self, index: usize) -> Option<&Node> {
         match &self.value {

@@ -43,6 +43,43 @@ impl StoreArgs {
     }
 }
 
+/// Who, where and when: the scope flags `search` and `report` share.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// User name (repeatable).
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// Namespace (repeatable); without it, every namespace.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespaces: Vec<String>,
+    /// Every namespace (the default, said explicitly).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Cluster (repeatable).
+    #[arg(long = "cluster", value_name = "CLUSTER")]
+    pub clusters: Vec<String>,
+    #[command(flatten)]
+    pub time: TimeArgs,
+}
+
+impl ScopeArgs {
+    /// The filter these flags describe.
+    pub fn filter(&self) -> Result<Filter> {
+        Ok(Filter {
+            time: self.time.range()?,
+            clusters: self.clusters.clone(),
+            users: self.users.clone(),
+            namespaces: self.namespaces.clone(),
+            ..Filter::default()
+        })
+    }
+}
+
 /// The time window of a question.
 #[derive(Debug, Clone, Args)]
 pub struct TimeArgs {

@@ -8,7 +8,7 @@ use kubetrail_store::{
     CodeFilter, Cursor, Decision, Filter, Record, ResourceSelector, StageSelection, Store,
 };
 
-use super::common::{StoreArgs, TimeArgs, format_time, parse_verb};
+use super::common::{ScopeArgs, StoreArgs, TimeArgs, format_time, parse_verb};
 use super::table::render;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -24,9 +24,8 @@ pub enum EventOutput {
 /// Filter flags of `search`.
 #[derive(Debug, Args)]
 pub struct FilterArgs {
-    /// User name (repeatable).
-    #[arg(long = "user", value_name = "USER")]
-    users: Vec<String>,
+    #[command(flatten)]
+    scope: ScopeArgs,
     /// Group of the user (repeatable).
     #[arg(long = "group", value_name = "GROUP")]
     groups: Vec<String>,
@@ -36,17 +35,6 @@ pub struct FilterArgs {
     /// Resource: pods, deployments.apps, pods/exec (repeatable).
     #[arg(long = "resource", value_name = "RESOURCE", value_parser = parse_resource)]
     resources: Vec<ResourceSelector>,
-    /// Namespace (repeatable); without it, every namespace.
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        value_name = "NS",
-        conflicts_with = "all_namespaces"
-    )]
-    namespaces: Vec<String>,
-    /// Every namespace (the default, said explicitly).
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
     /// Object name (repeatable).
     #[arg(long = "name", value_name = "NAME")]
     names: Vec<String>,
@@ -56,14 +44,9 @@ pub struct FilterArgs {
     /// Authorization decision: allow or forbid.
     #[arg(long, value_parser = parse_decision)]
     decision: Option<Decision>,
-    /// Cluster (repeatable).
-    #[arg(long = "cluster", value_name = "CLUSTER")]
-    clusters: Vec<String>,
     /// Text anywhere in the event JSON (case-sensitive).
     #[arg(long)]
     text: Option<String>,
-    #[command(flatten)]
-    time: TimeArgs,
 }
 
 fn parse_resource(s: &str) -> Result<ResourceSelector, String> {
@@ -79,18 +62,15 @@ fn parse_decision(s: &str) -> Result<Decision, String> {
 impl FilterArgs {
     fn filter(&self) -> Result<Filter> {
         Ok(Filter {
-            time: self.time.range()?,
-            clusters: self.clusters.clone(),
-            users: self.users.clone(),
             groups: self.groups.clone(),
             verbs: self.verbs.clone(),
             resources: self.resources.clone(),
-            namespaces: self.namespaces.clone(),
             names: self.names.clone(),
             codes: self.codes.clone(),
             decision: self.decision,
             text: self.text.clone(),
             stages: StageSelection::All,
+            ..self.scope.filter()?
         })
     }
 }

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use kubetrail_report as report;
-use kubetrail_store::{Filter, GroupCount};
+use kubetrail_store::GroupCount;
 
-use super::common::{StoreArgs, TimeArgs};
+use super::common::{ScopeArgs, StoreArgs};
 use super::table::render;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,25 +37,8 @@ pub struct ReportArgs {
     kind: ReportKind,
     #[command(flatten)]
     store: StoreArgs,
-    /// Namespace (repeatable); without it, every namespace.
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        value_name = "NS",
-        conflicts_with = "all_namespaces"
-    )]
-    namespaces: Vec<String>,
-    /// Every namespace (the default, said explicitly).
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
-    /// Cluster (repeatable).
-    #[arg(long = "cluster", value_name = "CLUSTER")]
-    clusters: Vec<String>,
-    /// User (repeatable).
-    #[arg(long = "user", value_name = "USER")]
-    users: Vec<String>,
     #[command(flatten)]
-    time: TimeArgs,
+    scope: ScopeArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: ReportOutput,
@@ -74,13 +57,7 @@ fn groups_table(title: &str, headers: &[&str], groups: &[GroupCount]) -> String 
 }
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let scope = Filter {
-        time: args.time.range()?,
-        clusters: args.clusters.clone(),
-        users: args.users.clone(),
-        namespaces: args.namespaces.clone(),
-        ..Filter::default()
-    };
+    let scope = args.scope.filter()?;
     let store = args.store.open_existing()?;
     let json = matches!(args.output, ReportOutput::Json);
     match args.kind {
