@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use kubetrail_store::{DuckDbStore, Filter, ResourceSelector, Store, TimeRange};
+use kubetrail_store::{Filter, ResourceSelector, Store, TimeRange};
+use kubetrail_store_duckdb::DuckDbStore;
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
     let mut last = f(); // warm-up

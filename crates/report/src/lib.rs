@@ -9,7 +9,7 @@ use kubetrail_store::{
     Aggregation, AggregationResult, CodeFilter, Field, Filter, GroupCount, ResourceSelector,
     Result, SectionCount, SectionSpec, StageSelection, Store, TimeRange,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Verbs that change objects.
 pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
@@ -116,7 +116,7 @@ fn top(
 pub type Section = SectionCount;
 
 /// The overview: totals and the sections an audit centre opens with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overview {
     /// Requests in scope.
     pub requests: u64,
@@ -215,7 +215,7 @@ fn unexpected(answer: &AggregationResult) -> kubetrail_store::Error {
 }
 
 /// Writes per resource kind, split by verb.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceWrites {
     /// `resource[.group][/subresource]`.
     pub resource: String,
@@ -268,7 +268,7 @@ pub fn resources(store: &dyn Store, scope: &Filter) -> Result<Vec<ResourceWrites
 }
 
 /// One user's activity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserActivity {
     /// User name (`""`: no authenticated user).
     pub user: String,
@@ -309,7 +309,7 @@ pub fn users(store: &dyn Store, scope: &Filter) -> Result<Vec<UserActivity>> {
 }
 
 /// Failed and forbidden requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failures {
     /// Failed requests (≥ 400) by code.
     pub by_code: Vec<GroupCount>,

@@ -62,7 +62,8 @@ impl Error {
         self.kind() == ErrorKind::Unavailable
     }
 
-    pub(crate) fn db(
+    /// A database failure while doing `context`.
+    pub fn db(
         context: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {

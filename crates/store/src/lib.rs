@@ -1,24 +1,24 @@
 //! The audit event store: the narrow [`Store`] trait (append a batch idempotently, query with a
 //! typed filter and a cursor, aggregate, retention, schema version), the typed query model every
-//! backend compiles to its own SQL, the conformance suite every backend passes, and the embedded
-//! default backend on DuckDB.
+//! backend compiles to its own SQL ([`sql`]), and the conformance suite every backend passes.
+//! The backends live in their own crates (`kubetrail-store-duckdb`, ...), so that only what
+//! needs a database engine compiles and links one.
 //!
 //! The store knows events and the query model; what a report means (which requests count as
 //! failed, as RBAC changes, ...) belongs to the callers.
 
 pub mod conformance;
-mod duck;
 mod error;
 mod query;
 mod record;
-mod sql;
+pub mod sql;
 mod store;
+pub mod text;
 
-pub use duck::{DATABASE_FILE, DuckDbStore};
 pub use error::{Error, ErrorKind, Result};
 pub use query::{
     Aggregation, AggregationResult, CodeFilter, Cursor, Decision, Field, Filter, GroupCount,
     HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
 };
-pub use record::{Record, identity_of};
+pub use record::{Record, identity_of, is_long_running, stands_for_request};
 pub use store::{AppendOutcome, Retention, RetentionOutcome, Store};

@@ -5,11 +5,11 @@
 use crate::query::{Aggregation, CodeFilter, Cursor, Field, Filter, StageSelection};
 
 /// Separator around each group in the `groups` column: `"\u{1f}dev\u{1f}ops\u{1f}"`.
-pub(crate) const GROUP_SEP: char = '\u{1f}';
+pub const GROUP_SEP: char = '\u{1f}';
 
 /// The columns of a [`Record`](crate::Record), in table order. The table has one more,
 /// `counted` (see [`crate::record::stands_for_request`]), filled by the store.
-pub(crate) const COLUMNS: &[&str] = &[
+pub const COLUMNS: &[&str] = &[
     "cluster",
     "audit_id",
     "stage",
@@ -38,16 +38,19 @@ pub(crate) const COLUMNS: &[&str] = &[
 
 /// A value to bind to a `?` placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Param {
+pub enum Param {
+    /// An integer.
     Int(i64),
+    /// A string.
     Text(String),
 }
 
 /// Where the SQL of the two backends differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
+pub enum Dialect {
+    /// DuckDB.
     DuckDb,
-    #[allow(dead_code)]
+    /// ClickHouse.
     ClickHouse,
 }
 
@@ -69,8 +72,10 @@ impl Dialect {
 
 /// SQL text with its parameters.
 #[derive(Debug, Default)]
-pub(crate) struct Sql {
+pub struct Sql {
+    /// The statement, with `?` placeholders.
     pub text: String,
+    /// The values for the placeholders, in order.
     pub params: Vec<Param>,
 }
 
@@ -79,7 +84,7 @@ fn placeholders(n: usize) -> String {
 }
 
 /// `WHERE ...` for a filter (and an optional cursor), or `""` when nothing constrains.
-pub(crate) fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
+pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
     let mut conds: Vec<String> = Vec::new();
     let mut params = Vec::new();
     if let Some(from) = f.time.from_micros {
@@ -184,7 +189,7 @@ pub(crate) fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> S
 }
 
 /// The SQL expression for a field, as text.
-pub(crate) fn field_expr(d: Dialect, field: Field) -> String {
+pub fn field_expr(d: Dialect, field: Field) -> String {
     match field {
         Field::Cluster => "cluster".into(),
         Field::User => "username".into(),
@@ -237,7 +242,7 @@ fn distinct_columns(fields: &[Field]) -> Vec<&'static str> {
 
 /// `CountBy` over the events matching `filter` and, when given, `extra` as well: rows
 /// `(key1[, key2], count, total of all groups)`, largest first.
-pub(crate) fn select_count_by(
+pub fn select_count_by(
     d: Dialect,
     table: &str,
     f: &Filter,
@@ -287,7 +292,7 @@ pub(crate) fn select_count_by(
 }
 
 /// A newest-first page of events.
-pub(crate) fn select_page(
+pub fn select_page(
     d: Dialect,
     table: &str,
     f: &Filter,
@@ -307,7 +312,7 @@ pub(crate) fn select_page(
 
 /// An aggregation. CountBy returns rows `(key1[, key2], count)`; Histogram
 /// `(bucket, key or '', count)`.
-pub(crate) fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggregation) -> Sql {
+pub fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggregation) -> Sql {
     let w = where_clause(d, f, None);
     let text = match a {
         Aggregation::CountBy { fields, limit } => {

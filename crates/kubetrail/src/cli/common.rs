@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use kubetrail_store::{DuckDbStore, Filter, TimeRange};
+use kubetrail_store::{Filter, TimeRange};
+use kubetrail_store_duckdb::DuckDbStore;
 
 /// Where the local store lives.
 #[derive(Debug, Clone, Args)]
@@ -31,7 +32,7 @@ impl StoreArgs {
 
     /// Opens an existing store for questions.
     pub fn open_existing(&self) -> Result<DuckDbStore> {
-        let db = self.data_dir.join(kubetrail_store::DATABASE_FILE);
+        let db = self.data_dir.join(kubetrail_store_duckdb::DATABASE_FILE);
         if !Path::new(&db).exists() {
             bail!(
                 "no store in {} (--data-dir): load one with `kubetrail import --data-dir {} FILE...`",
@@ -115,49 +116,7 @@ impl TimeArgs {
     }
 }
 
-/// `30s`, `15m`, `24h`, `7d`, `2w`, and sums such as `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration {s:?}: expected a number and a unit (s, m, h, d, w), e.g. 24h or 7d"
-        )
-    };
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    if !digits.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
-/// RFC 3339.
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            format!("invalid time {s:?}: {e}; expected RFC 3339, e.g. 2024-05-01T10:00:00Z")
-        })
-}
+pub use kubetrail_store::text::{parse_duration, parse_time};
 
 /// A known verb.
 pub fn parse_verb(s: &str) -> Result<String, String> {
@@ -173,19 +132,4 @@ pub fn format_time(micros: i64) -> String {
     DateTime::from_timestamp_micros(micros)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|| micros.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
-        for bad in ["", "7", "d", "7y", "-1h", "0s", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 }

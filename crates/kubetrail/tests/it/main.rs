@@ -12,7 +12,8 @@ use std::process::{Command, Output, Stdio};
 
 /// Path of a file under the repository's `testdata/`.
 pub fn testdata(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time: a shared target directory may hold this binary from another checkout.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
         .join("../../testdata")
         .join(rel)
 }

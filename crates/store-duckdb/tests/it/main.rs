@@ -5,7 +5,8 @@
 
 use kubetrail_model::Stage;
 use kubetrail_store::conformance::{T0, record, run_all};
-use kubetrail_store::{DuckDbStore, Filter, Store};
+use kubetrail_store::{Filter, Store};
+use kubetrail_store_duckdb::DuckDbStore;
 
 #[test]
 fn duckdb_in_memory_passes_the_conformance_suite() {

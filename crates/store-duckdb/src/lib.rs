@@ -14,14 +14,12 @@ use duckdb::types::Value;
 use duckdb::{Connection, ToSql, params_from_iter};
 use kubetrail_model::{Level, Stage};
 
-use crate::query::{
-    Aggregation, AggregationResult, Cursor, Filter, GroupCount, HistogramBucket, Page,
-    SectionCount, SectionSpec,
+use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
+use kubetrail_store::{
+    Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
+    HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, SectionSpec,
+    Store, identity_of, is_long_running, stands_for_request,
 };
-use crate::record::{is_long_running, stands_for_request};
-use crate::sql::{self, Dialect, GROUP_SEP, Param};
-use crate::store::{AppendOutcome, Retention, RetentionOutcome, Store};
-use crate::{Error, Record, Result, identity_of};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "kubetrail.duckdb";
@@ -451,7 +449,7 @@ impl Store for DuckDbStore {
                 (l, f) => l.or(f),
             };
             let mut slice = filter.clone();
-            slice.time = crate::TimeRange {
+            slice.time = kubetrail_store::TimeRange {
                 from_micros: lo,
                 to_micros: Some(hi),
             };
@@ -662,7 +660,7 @@ impl Store for DuckDbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::COLUMNS;
+    use kubetrail_store::sql::COLUMNS;
 
     #[test]
     fn the_table_has_every_record_column_and_counted() {

@@ -1,0 +1,150 @@
+//! The text forms of query values, as the command line and the HTTP API both take them:
+//! durations (`24h`, `7d`, `1h30m`), RFC 3339 times, and field names (`user`, `verb`, ...).
+//! Errors say what was expected, so callers only prefix the flag or parameter name.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::Field;
+
+/// `30s`, `15m`, `24h`, `7d`, `2w`, and sums such as `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {s:?}: expected a number and a unit (s, m, h, d, w), e.g. 24h or 7d"
+        )
+    };
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// An RFC 3339 time.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("invalid time {s:?}: {e}; expected RFC 3339, e.g. 2024-05-01T10:00:00Z")
+        })
+}
+
+/// Microseconds since the epoch as RFC 3339 with microseconds, UTC.
+pub fn format_micros(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| micros.to_string())
+}
+
+impl Field {
+    /// Every field, in the order the names are listed in errors.
+    pub const ALL: [Field; 13] = [
+        Field::Cluster,
+        Field::User,
+        Field::Verb,
+        Field::Resource,
+        Field::ApiGroup,
+        Field::Namespace,
+        Field::Name,
+        Field::Code,
+        Field::Decision,
+        Field::Stage,
+        Field::Level,
+        Field::UserAgent,
+        Field::SourceIp,
+    ];
+
+    /// The field's name in the API and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Cluster => "cluster",
+            Field::User => "user",
+            Field::Verb => "verb",
+            Field::Resource => "resource",
+            Field::ApiGroup => "apiGroup",
+            Field::Namespace => "namespace",
+            Field::Name => "name",
+            Field::Code => "code",
+            Field::Decision => "decision",
+            Field::Stage => "stage",
+            Field::Level => "level",
+            Field::UserAgent => "userAgent",
+            Field::SourceIp => "sourceIp",
+        }
+    }
+}
+
+impl FromStr for Field {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Field::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Field::ALL.iter().map(|f| f.as_str()).collect();
+                format!("unknown field {s:?}: expected one of {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in ["", "7", "d", "7y", "-1h", "0s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fields_round_trip_their_names() {
+        for f in Field::ALL {
+            assert_eq!(f.as_str().parse::<Field>(), Ok(f));
+            // The serde name is the same text.
+            assert_eq!(
+                serde_json::to_string(&f).unwrap(),
+                format!("\"{}\"", f.as_str())
+            );
+        }
+        assert!("users".parse::<Field>().unwrap_err().contains("userAgent"));
+    }
+
+    #[test]
+    fn times() {
+        let t = parse_time("2024-05-01T10:00:00Z").unwrap();
+        assert_eq!(
+            format_micros(t.timestamp_micros()),
+            "2024-05-01T10:00:00.000000Z"
+        );
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+}
