@@ -1,0 +1,258 @@
+//! The typed [`Filter`] as URL query parameters, both ways. Repeated parameters are ORed
+//! (`verb=get&verb=list`), different ones ANDed, as in the filter itself:
+//!
+//! | parameter | filter field | example |
+//! | --- | --- | --- |
+//! | `cluster`, `user`, `group`, `verb`, `namespace`, `name` | the same, repeatable | `verb=delete` |
+//! | `resource` | `RESOURCE[.GROUP][/SUBRESOURCE]`, repeatable | `resource=deployments.apps` |
+//! | `code` | `403`, `4xx` or `failed`, repeatable | `code=4xx` |
+//! | `decision` | `allow` or `forbid` | |
+//! | `text` | substring of the event JSON | |
+//! | `since` | a duration before now | `since=24h` |
+//! | `from`, `to` | RFC 3339 | |
+//! | `stages` | `all` (every stage event) or `final` (one event per request) | |
+//!
+//! Errors name the parameter. Parameters an endpoint does not know are errors too, so a typo
+//! does not silently widen a question.
+
+use kubetrail_store::text::{format_micros, parse_duration, parse_time};
+use kubetrail_store::{CodeFilter, Decision, Filter, ResourceSelector, StageSelection, TimeRange};
+
+/// The parameters every filtering endpoint takes.
+pub const FILTER_KEYS: [&str; 14] = [
+    "cluster",
+    "user",
+    "group",
+    "verb",
+    "resource",
+    "namespace",
+    "name",
+    "code",
+    "decision",
+    "text",
+    "since",
+    "from",
+    "to",
+    "stages",
+];
+
+/// A query string split into pairs, in order.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A query string from pairs.
+pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, &v);
+    }
+    ser.finish()
+}
+
+/// The text form of a resource selector (what [`ResourceSelector`]'s `FromStr` reads).
+pub fn resource_text(r: &ResourceSelector) -> String {
+    let mut s = r.resource.clone().unwrap_or_default();
+    if let Some(g) = r.group.as_deref().filter(|g| !g.is_empty()) {
+        s.push('.');
+        s.push_str(g);
+    }
+    if let Some(sub) = r.subresource.as_deref().filter(|s| !s.is_empty()) {
+        s.push('/');
+        s.push_str(sub);
+    }
+    s
+}
+
+fn code_text(c: &CodeFilter) -> String {
+    match c {
+        CodeFilter::Exact(c) => c.to_string(),
+        CodeFilter::Class(c) => format!("{c}xx"),
+        CodeFilter::Failed => "failed".into(),
+    }
+}
+
+/// The parameters describing `filter`. Times are written as absolute `from`/`to`.
+///
+/// A resource selector limited to the core group (`group: Some("")`) has no text form and is
+/// written as the bare resource, which matches it in any group.
+pub fn filter_to_pairs(filter: &Filter) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let many = |out: &mut Vec<(&'static str, String)>, key: &'static str, vals: &[String]| {
+        out.extend(vals.iter().map(|v| (key, v.clone())));
+    };
+    many(&mut out, "cluster", &filter.clusters);
+    many(&mut out, "user", &filter.users);
+    many(&mut out, "group", &filter.groups);
+    many(&mut out, "verb", &filter.verbs);
+    out.extend(
+        filter
+            .resources
+            .iter()
+            .map(|r| ("resource", resource_text(r))),
+    );
+    many(&mut out, "namespace", &filter.namespaces);
+    many(&mut out, "name", &filter.names);
+    out.extend(filter.codes.iter().map(|c| ("code", code_text(c))));
+    if let Some(d) = filter.decision {
+        out.push(("decision", d.as_str().to_string()));
+    }
+    if let Some(t) = &filter.text {
+        out.push(("text", t.clone()));
+    }
+    if let Some(f) = filter.time.from_micros {
+        out.push(("from", format_micros(f)));
+    }
+    if let Some(t) = filter.time.to_micros {
+        out.push(("to", format_micros(t)));
+    }
+    if filter.stages == StageSelection::Final {
+        out.push(("stages", "final".into()));
+    }
+    out
+}
+
+/// Reads a filter from `pairs`. `extra` lists the endpoint's own parameters, which are
+/// returned (in order) for the endpoint to read; any other parameter is an error. `now_micros`
+/// anchors `since`.
+pub fn filter_from_pairs(
+    pairs: &[(String, String)],
+    extra: &[&str],
+    now_micros: i64,
+) -> Result<(Filter, Vec<(String, String)>), String> {
+    let mut f = Filter::default();
+    let mut rest = Vec::new();
+    let mut since = None;
+    let mut range = TimeRange::default();
+    let mut seen_single: Vec<&str> = Vec::new();
+    for (k, v) in pairs {
+        let key = k.as_str();
+        let err = |e: String| format!("parameter {key}: {e}");
+        if matches!(
+            key,
+            "decision" | "text" | "since" | "from" | "to" | "stages"
+        ) {
+            if seen_single.contains(&key) {
+                return Err(format!("parameter {key} given more than once"));
+            }
+            seen_single.push(key);
+        }
+        match key {
+            "cluster" => f.clusters.push(v.clone()),
+            "user" => f.users.push(v.clone()),
+            "group" => f.groups.push(v.clone()),
+            "verb" => f.verbs.push(v.clone()),
+            "resource" => f.resources.push(v.parse().map_err(err)?),
+            "namespace" => f.namespaces.push(v.clone()),
+            "name" => f.names.push(v.clone()),
+            "code" => f.codes.push(v.parse().map_err(err)?),
+            "decision" => f.decision = Some(v.parse::<Decision>().map_err(err)?),
+            "text" => f.text = Some(v.clone()),
+            "since" => since = Some(parse_duration(v).map_err(err)?),
+            "from" => range.from_micros = Some(parse_time(v).map_err(err)?.timestamp_micros()),
+            "to" => range.to_micros = Some(parse_time(v).map_err(err)?.timestamp_micros()),
+            "stages" => {
+                f.stages = match v.as_str() {
+                    "all" => StageSelection::All,
+                    "final" => StageSelection::Final,
+                    _ => return Err(err(format!("expected all or final, found {v:?}"))),
+                }
+            }
+            _ if extra.contains(&key) => rest.push((k.clone(), v.clone())),
+            _ => {
+                let mut known: Vec<&str> = FILTER_KEYS.to_vec();
+                known.extend_from_slice(extra);
+                return Err(format!(
+                    "unknown parameter {key:?}: expected one of {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    f.time = match since {
+        Some(_) if range != TimeRange::default() => {
+            return Err("parameter since: cannot be combined with from or to".into());
+        }
+        Some(d) => TimeRange {
+            from_micros: Some(now_micros - d.as_micros() as i64),
+            to_micros: None,
+        },
+        None => range,
+    };
+    f.validate().map_err(|e| format!("invalid filter: {e}"))?;
+    Ok((f, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        parse_query(q)
+    }
+
+    #[test]
+    fn a_filter_survives_the_round_trip() {
+        let f = Filter {
+            time: TimeRange {
+                from_micros: Some(1_714_557_600_123_456),
+                to_micros: Some(1_714_557_700_000_000),
+            },
+            clusters: vec!["prod eu".into()],
+            users: vec!["alice@example.com".into(), "".into()],
+            groups: vec!["system:masters".into()],
+            verbs: vec!["delete".into(), "patch".into()],
+            resources: vec![
+                "deployments.apps/scale".parse().unwrap(),
+                "pods".parse().unwrap(),
+            ],
+            namespaces: vec!["kube-system".into()],
+            names: vec!["a&b=c".into()],
+            codes: vec![
+                CodeFilter::Exact(403),
+                CodeFilter::Class(5),
+                CodeFilter::Failed,
+            ],
+            decision: Some(Decision::Forbid),
+            text: Some("\"secret\"".into()),
+            stages: StageSelection::Final,
+        };
+        let query = encode_query(filter_to_pairs(&f));
+        let (back, rest) = filter_from_pairs(&pairs(&query), &[], 0).unwrap();
+        assert_eq!(back, f);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        let e = |q: &str| filter_from_pairs(&pairs(q), &["limit"], 0).unwrap_err();
+        assert!(e("verb=yeet").contains("unknown verb \"yeet\""));
+        assert!(e("code=6xx").starts_with("parameter code:"));
+        assert!(e("since=3y").starts_with("parameter since:"));
+        assert!(e("from=yesterday").starts_with("parameter from:"));
+        assert!(e("resource=Pods").starts_with("parameter resource:"));
+        assert!(e("decision=maybe").starts_with("parameter decision:"));
+        assert!(e("stages=some").starts_with("parameter stages:"));
+        assert!(e("usr=alice").starts_with("unknown parameter \"usr\""));
+        assert!(e("usr=alice").contains("limit"));
+        assert!(e("since=1h&from=2024-01-01T00:00:00Z").contains("cannot be combined"));
+        assert!(e("text=a&text=b").contains("more than once"));
+        assert!(e("from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z").contains("empty"));
+    }
+
+    #[test]
+    fn since_is_relative_to_now_and_extras_are_returned() {
+        let (f, rest) = filter_from_pairs(
+            &pairs("since=1h&limit=5&user=bob"),
+            &["limit"],
+            7_200_000_000,
+        )
+        .unwrap();
+        assert_eq!(f.time.from_micros, Some(3_600_000_000));
+        assert_eq!(f.time.to_micros, None);
+        assert_eq!(f.users, ["bob"]);
+        assert_eq!(rest, [("limit".to_string(), "5".to_string())]);
+    }
+}

@@ -1,0 +1,31 @@
+//! The API's paths and headers: one place, so the server's router, the client and the OpenAPI
+//! document cannot drift apart.
+
+/// The apiserver's webhook backend posts `EventList` batches here (`?cluster=NAME` optional).
+pub const WEBHOOK: &str = "/api/v1/audit/webhook";
+/// `POST`: agent batches (NDJSON, optionally gzip); `GET`: events matching a filter.
+pub const EVENTS: &str = "/api/v1/audit/events";
+/// Counts by fields, top-N, histograms.
+pub const AGGREGATE: &str = "/api/v1/audit/aggregate";
+/// Every write to one object.
+pub const HISTORY: &str = "/api/v1/audit/history";
+/// `GET /api/v1/audit/reports/{overview|resources|users|failures}`.
+pub const REPORTS: &str = "/api/v1/audit/reports";
+/// Agents post their status (lag, drops, gaps) here.
+pub const AGENT_STATUS: &str = "/api/v1/agents/status";
+/// Collection gaps agents reported.
+pub const GAPS: &str = "/api/v1/agents/gaps";
+/// The OpenAPI document.
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+/// Liveness.
+pub const HEALTHZ: &str = "/healthz";
+/// Readiness: the store answers.
+pub const READYZ: &str = "/readyz";
+/// Prometheus metrics.
+pub const METRICS: &str = "/metrics";
+
+/// Header carrying an agent batch's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The reports `GET /api/v1/audit/reports/{name}` serves.
+pub const REPORT_NAMES: [&str; 4] = ["overview", "resources", "users", "failures"];

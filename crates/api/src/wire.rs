@@ -1,0 +1,140 @@
+//! The JSON bodies of the API. Field names are camelCase, as in Kubernetes APIs.
+
+use kubetrail_store::GroupCount;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The answer to an ingest (webhook or agent batch): sent only after the batch is committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestReply {
+    /// Events in the batch.
+    pub received: u64,
+    /// Events newly stored.
+    pub stored: u64,
+    /// Events the store already had.
+    pub duplicates: u64,
+    /// Lines that are not audit events (agent batches only; a webhook batch with a bad event
+    /// is refused whole).
+    pub rejected: u64,
+    /// The first reasons, as `line N: reason`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_reasons: Vec<String>,
+    /// True when the idempotency key was seen before and this is the earlier answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+}
+
+/// An error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, naming the parameter or field.
+    pub error: String,
+}
+
+/// One stored event.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventItem {
+    /// The cluster it came from.
+    pub cluster: String,
+    /// When kubetrail received it (RFC 3339).
+    pub received: String,
+    /// The event's JSON as stored.
+    pub event: Box<RawValue>,
+}
+
+/// A page of events, newest first (oldest first for history).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventsPage {
+    /// The events.
+    pub items: Vec<EventItem>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One histogram bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Bucket start (RFC 3339).
+    pub start: String,
+    /// The split field's value, when split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Events in the bucket.
+    pub count: u64,
+}
+
+/// The answer of `GET /api/v1/audit/aggregate`: groups for `by`, buckets for `histogram`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregateReply {
+    /// The groups, largest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupCount>,
+    /// The buckets, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<Bucket>,
+}
+
+/// A stretch of audit log an agent could not deliver (the file was deleted, or the agent
+/// skipped it to stay within its backlog limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    /// Unique per agent and gap; the server stores each id once.
+    pub id: String,
+    /// Cluster (filled in by the server from the agent's identity when empty).
+    #[serde(default)]
+    pub cluster: String,
+    /// Node the agent runs on.
+    #[serde(default)]
+    pub node: String,
+    /// The file, as last seen.
+    pub file: String,
+    /// The file's fingerprint.
+    pub fingerprint: String,
+    /// First byte (of the uncompressed content) not delivered.
+    pub from_offset: u64,
+    /// Bytes known lost (the file's last known size minus `fromOffset`); the true loss can be
+    /// larger when the file grew after it was last seen.
+    pub bytes: u64,
+    /// When the agent noticed (RFC 3339).
+    pub detected_at: String,
+    /// Why: `deleted before it was read`, `skipped: backlog above limit`, ...
+    pub reason: String,
+}
+
+/// What an agent reports periodically.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// Node the agent runs on.
+    pub node: String,
+    /// Cluster, when the agent's token does not say.
+    #[serde(default)]
+    pub cluster: String,
+    /// Bytes written to the log but not yet acknowledged by the server.
+    pub lag_bytes: u64,
+    /// Files not yet fully shipped.
+    pub pending_files: u64,
+    /// Events shipped and acknowledged since the agent started.
+    pub shipped_events: u64,
+    /// Bytes lost so far (sum of the gaps' bytes).
+    pub dropped_bytes: u64,
+    /// Gaps not yet acknowledged by a server.
+    #[serde(default)]
+    pub gaps: Vec<Gap>,
+}
+
+/// The server's view of one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    /// Cluster.
+    pub cluster: String,
+    /// The last status.
+    pub status: AgentStatus,
+    /// When it arrived (RFC 3339).
+    pub seen_at: String,
+}

@@ -1,0 +1,113 @@
+//! `kubetrail serve`: the HTTP side of kubetrail. It receives the apiserver's webhook batches
+//! and the agents' batches, commits them to a [`Store`] before acknowledging, answers the query
+//! and report API, and exposes health and Prometheus metrics — all behind bearer-token or
+//! client-certificate authentication ([`auth`]).
+//!
+//! Handlers only translate between HTTP and the store, report and API crates; what a report
+//! means or how a filter is written lives there.
+
+mod agents;
+pub mod auth;
+mod error;
+mod ingest;
+pub mod metrics;
+mod query;
+pub mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use kubetrail_api::paths;
+use kubetrail_store::Store;
+
+pub use agents::AgentBook;
+pub use auth::{Authenticator, Principal, Role, TokenEntry, load_tokens};
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use tls::{ServeError, TlsFiles, serve};
+
+/// Default largest request body: a 400-event webhook batch of RequestResponse events, each up
+/// to the apiserver's default truncation size (100 KiB), with room to spare.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Limits on what a request may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body, and largest decompressed agent batch.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Where events go and come from.
+    pub store: Arc<dyn Store>,
+    /// Who may do what.
+    pub auth: Authenticator,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Request limits.
+    pub limits: Limits,
+    /// Agents' statuses and the gaps they reported.
+    pub agents: AgentBook,
+    recent: ingest::RecentBatches,
+}
+
+impl AppState {
+    /// State over `store`; agents' gaps are kept in `state_dir` (in memory only when `None`).
+    pub fn new(
+        store: Arc<dyn Store>,
+        auth: Authenticator,
+        limits: Limits,
+        state_dir: Option<PathBuf>,
+    ) -> std::io::Result<Self> {
+        Ok(AppState {
+            store,
+            auth,
+            metrics: Metrics::new(),
+            limits,
+            agents: AgentBook::open(state_dir)?,
+            recent: ingest::RecentBatches::new(4096),
+        })
+    }
+}
+
+/// The router: every route with its role.
+pub fn router(state: Arc<AppState>) -> Router {
+    let ingest = Router::new()
+        .route(paths::WEBHOOK, post(ingest::webhook))
+        .route(paths::EVENTS, post(ingest::agent_batch))
+        .route(paths::AGENT_STATUS, post(agents::report))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_ingest));
+    let read = Router::new()
+        .route(paths::EVENTS, get(query::events))
+        .route(paths::AGGREGATE, get(query::aggregate))
+        .route(paths::HISTORY, get(query::history))
+        .route(&format!("{}/{{name}}", paths::REPORTS), get(query::report))
+        .route(paths::GAPS, get(agents::gaps))
+        .route("/api/v1/agents", get(agents::list))
+        .route(paths::METRICS, get(metrics::render))
+        .route(paths::OPENAPI, get(query::openapi))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_read));
+    let open = Router::new()
+        .route(paths::HEALTHZ, get(|| async { "ok" }))
+        .route(paths::READYZ, get(query::ready));
+    // GET and POST on /api/v1/audit/events need different roles: merge keeps both.
+    ingest
+        .merge(read)
+        .merge(open)
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(state)
+}

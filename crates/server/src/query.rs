@@ -1,0 +1,294 @@
+//! The read side of the API: events (cursor paging), aggregations, one object's history, the
+//! reports, the OpenAPI document and readiness. Filters come from the query string
+//! ([`kubetrail_api::params`]); a principal bound to a cluster only sees that cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use kubetrail_api::params::{filter_from_pairs, parse_query};
+use kubetrail_api::paths::REPORT_NAMES;
+use kubetrail_api::wire::{AggregateReply, Bucket, EventItem, EventsPage};
+use kubetrail_store::text::{format_micros, parse_duration};
+use kubetrail_store::{
+    Aggregation, AggregationResult, Cursor, Field, Filter, Record, StageSelection, Store,
+};
+
+use crate::auth::Principal;
+use crate::{ApiError, AppState};
+
+/// Largest page.
+const MAX_LIMIT: usize = 5000;
+
+fn parse_filter(
+    principal: &Principal,
+    query: Option<&str>,
+    extra: &[&str],
+) -> Result<(Filter, Vec<(String, String)>), ApiError> {
+    let pairs = parse_query(query.unwrap_or(""));
+    let now = chrono::Utc::now().timestamp_micros();
+    let (mut filter, rest) =
+        filter_from_pairs(&pairs, extra, now).map_err(ApiError::bad_request)?;
+    principal.scope_read(&mut filter)?;
+    Ok((filter, rest))
+}
+
+fn one<'a>(rest: &'a [(String, String)], key: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = rest
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "parameter {key} given more than once"
+        )));
+    }
+    Ok(first)
+}
+
+fn limit_of(rest: &[(String, String)], default: usize, max: usize) -> Result<usize, ApiError> {
+    match one(rest, "limit")? {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "parameter limit: expected a number from 1 to {max}, found {v:?}"
+            ))),
+        },
+    }
+}
+
+/// Runs a store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    state: &Arc<AppState>,
+    what: &'static str,
+    f: impl FnOnce(&dyn Store) -> kubetrail_store::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("the query task failed: {e}")))?
+        .map_err(|e| ApiError::store(what, &e))
+}
+
+fn item(r: Record) -> EventItem {
+    let event = serde_json::value::RawValue::from_string(r.raw).unwrap_or_else(|e| {
+        // Stored events are valid JSON; if one is not, say so rather than fail the page.
+        serde_json::value::to_raw_value(&format!("<stored event is not JSON: {e}>"))
+            .unwrap_or_default()
+    });
+    EventItem {
+        cluster: r.cluster,
+        received: format_micros(r.received_micros),
+        event,
+    }
+}
+
+/// `GET /api/v1/audit/events`.
+pub(crate) async fn events(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<EventsPage>, ApiError> {
+    let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit", "cursor"])?;
+    let limit = limit_of(&rest, 100, MAX_LIMIT)?;
+    let cursor = match one(&rest, "cursor")? {
+        Some(c) => Some(
+            c.parse::<Cursor>()
+                .map_err(|e| ApiError::bad_request(format!("parameter cursor: {e}")))?,
+        ),
+        None => None,
+    };
+    let page = blocking(&state, "querying events", move |s| {
+        s.query(&filter, cursor.as_ref(), limit)
+    })
+    .await?;
+    Ok(Json(EventsPage {
+        next: page.next.map(|c| c.to_string()),
+        items: page.records.into_iter().map(item).collect(),
+    }))
+}
+
+fn fields(text: &str) -> Result<Vec<Field>, ApiError> {
+    text.split(',')
+        .map(|f| {
+            f.trim()
+                .parse::<Field>()
+                .map_err(|e| ApiError::bad_request(format!("parameter by: {e}")))
+        })
+        .collect()
+}
+
+/// `GET /api/v1/audit/aggregate?by=user[,verb][&top=N]` or `?histogram=1h[&by=verb]`.
+pub(crate) async fn aggregate(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AggregateReply>, ApiError> {
+    let (filter, rest) = parse_filter(&principal, query.as_deref(), &["by", "top", "histogram"])?;
+    let by = one(&rest, "by")?
+        .map(fields)
+        .transpose()?
+        .unwrap_or_default();
+    let top = match one(&rest, "top")? {
+        None => None,
+        Some(v) => Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "parameter top: expected a positive number, found {v:?}"
+            ))
+        })?),
+    };
+    let aggregation = match one(&rest, "histogram")? {
+        Some(bucket) => {
+            let bucket = parse_duration(bucket)
+                .map_err(|e| ApiError::bad_request(format!("parameter histogram: {e}")))?;
+            if by.len() > 1 {
+                return Err(ApiError::bad_request(
+                    "parameter by: a histogram is split by at most one field",
+                ));
+            }
+            if top.is_some() {
+                return Err(ApiError::bad_request(
+                    "parameter top: not used with histogram",
+                ));
+            }
+            Aggregation::Histogram {
+                bucket,
+                by: by.first().copied(),
+            }
+        }
+        None => {
+            if by.is_empty() || by.len() > 2 {
+                return Err(ApiError::bad_request(
+                    "give by=FIELD[,FIELD] (one or two fields) or histogram=DURATION",
+                ));
+            }
+            Aggregation::CountBy {
+                fields: by,
+                limit: top,
+            }
+        }
+    };
+    let result = blocking(&state, "aggregating", move |s| {
+        s.aggregate(&filter, &aggregation)
+    })
+    .await?;
+    Ok(Json(match result {
+        AggregationResult::Groups(groups) => AggregateReply {
+            groups,
+            ..AggregateReply::default()
+        },
+        AggregationResult::Histogram(buckets) => AggregateReply {
+            buckets: buckets
+                .into_iter()
+                .map(|b| Bucket {
+                    start: format_micros(b.start_micros),
+                    key: b.key,
+                    count: b.count,
+                })
+                .collect(),
+            ..AggregateReply::default()
+        },
+        AggregationResult::Each { .. } | AggregationResult::Sections(_) => {
+            return Err(ApiError::internal("the store answered another aggregation"));
+        }
+    }))
+}
+
+/// `GET /api/v1/audit/history?resource=R&name=N[&namespace=NS]`: every write to one object,
+/// one event per request, oldest first (the newest `limit`, default 1000).
+pub(crate) async fn history(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<EventsPage>, ApiError> {
+    let (mut filter, rest) = parse_filter(&principal, query.as_deref(), &["limit"])?;
+    let limit = limit_of(&rest, 1000, 100_000)?;
+    if filter.resources.len() != 1 || filter.names.len() != 1 {
+        return Err(ApiError::bad_request(
+            "history needs one resource and one name: resource=deployments.apps&name=nginx",
+        ));
+    }
+    if filter.verbs.is_empty() {
+        filter.verbs = kubetrail_report::WRITE_VERBS
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+    }
+    filter.stages = StageSelection::Final;
+    let mut records = blocking(&state, "querying history", move |s| {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        while out.len() < limit {
+            let page = s.query(&filter, cursor.as_ref(), (limit - out.len()).min(MAX_LIMIT))?;
+            out.extend(page.records);
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    records.reverse();
+    Ok(Json(EventsPage {
+        items: records.into_iter().map(item).collect(),
+        next: None,
+    }))
+}
+
+/// `GET /api/v1/audit/reports/{name}`.
+pub(crate) async fn report(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    if !REPORT_NAMES.contains(&name.as_str()) {
+        return Err(ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            reason: format!(
+                "no report {name:?}: expected one of {}",
+                REPORT_NAMES.join(", ")
+            ),
+        });
+    }
+    let (filter, _) = parse_filter(&principal, query.as_deref(), &[])?;
+    let json = blocking(&state, "building the report", move |s| {
+        let value = match name.as_str() {
+            "overview" => serde_json::to_value(kubetrail_report::overview(s, &filter)?),
+            "resources" => serde_json::to_value(kubetrail_report::resources(s, &filter)?),
+            "users" => serde_json::to_value(kubetrail_report::users(s, &filter)?),
+            _ => serde_json::to_value(kubetrail_report::failures(s, &filter)?),
+        };
+        Ok(value.unwrap_or_default())
+    })
+    .await?;
+    Ok(Json(json).into_response())
+}
+
+/// The OpenAPI document, kept beside the code (a test checks every route is in it).
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// `GET /api/v1/openapi.json`.
+pub(crate) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// `GET /readyz`: 200 when the store answers within 5 s.
+pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let store = state.store.clone();
+    let check = tokio::task::spawn_blocking(move || store.schema_version());
+    match tokio::time::timeout(Duration::from_secs(5), check).await {
+        Ok(Ok(Ok(_))) => "ok".into_response(),
+        _ => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store not ready",
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,429 @@
+//! The read API over events ingested through the webhook: answers equal the store's and the
+//! reports', paging covers everything once, bad parameters are named, a bound token reads only
+//! its cluster, and the OpenAPI document lists every path.
+
+use axum::http::StatusCode;
+use kubetrail_api::paths;
+use kubetrail_store::{Filter, StageSelection};
+
+use crate::{Harness, INGEST, PROD_INGEST, PROD_READ, READ, event_list};
+
+async fn loaded() -> (Harness, usize) {
+    let h = Harness::new();
+    let mut total = 0;
+    for (file, version, cluster) in [
+        ("real-audit/audit2rbac-v1.jsonl", "audit.k8s.io/v1", "kind"),
+        (
+            "real-audit/audit2rbac-v1beta1.jsonl",
+            "audit.k8s.io/v1beta1",
+            "old",
+        ),
+        (
+            "real-audit/falco-k8saudit.jsonl",
+            "audit.k8s.io/v1",
+            "falco",
+        ),
+    ] {
+        let (body, n) = event_list(file, version);
+        let uri = format!("{}?cluster={cluster}", paths::WEBHOOK);
+        let (status, reply) = h
+            .post(
+                &uri,
+                Some(INGEST),
+                &[("content-type", "application/json")],
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        total += n;
+    }
+    (h, total)
+}
+
+#[tokio::test]
+async fn pages_cover_every_matching_event_once_newest_first() {
+    let (h, total) = loaded().await;
+    let mut seen = Vec::new();
+    let mut uri = format!("{}?limit=7", paths::EVENTS);
+    loop {
+        let (status, page) = h.get(&uri, Some(READ)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for item in page["items"].as_array().unwrap() {
+            seen.push((
+                item["cluster"].as_str().unwrap().to_string(),
+                item["event"]["auditID"].as_str().unwrap_or("").to_string(),
+                item["event"]["stage"].as_str().unwrap_or("").to_string(),
+                item["event"]["stageTimestamp"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(next) => uri = format!("{}?limit=7&cursor={next}", paths::EVENTS),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), total);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), total, "no event twice");
+    let times: Vec<&str> = seen.iter().map(|s| s.3.as_str()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    // Within a cluster the order is newest first (RFC 3339 with the same precision sorts as text).
+    let kind: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.0 == "kind")
+        .map(|s| s.3.as_str())
+        .collect();
+    let mut kind_sorted = kind.clone();
+    kind_sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(kind, kind_sorted);
+}
+
+#[tokio::test]
+async fn filters_answer_as_the_store_does() {
+    let (h, _) = loaded().await;
+    let uri = format!(
+        "{}?cluster=old&user=system:admin&code=403&limit=1000",
+        paths::EVENTS
+    );
+    let (status, page) = h.get(&uri, Some(READ)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let direct = h
+        .store
+        .query(
+            &Filter {
+                clusters: vec!["old".into()],
+                users: vec!["system:admin".into()],
+                codes: vec![kubetrail_store::CodeFilter::Exact(403)],
+                ..Filter::default()
+            },
+            None,
+            1000,
+        )
+        .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert_eq!(items.len(), direct.records.len());
+    for (item, r) in items.iter().zip(&direct.records) {
+        assert_eq!(item["event"]["auditID"], r.audit_id.as_str());
+        assert_eq!(item["event"]["responseStatus"]["code"], 403);
+        assert_eq!(item["event"]["user"]["username"], "system:admin");
+    }
+
+    let (status, agg) = h
+        .get(
+            &format!("{}?by=user,verb&top=3&stages=final", paths::AGGREGATE),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{agg}");
+    let direct = h
+        .store
+        .aggregate(
+            &Filter {
+                stages: StageSelection::Final,
+                ..Filter::default()
+            },
+            &kubetrail_store::Aggregation::CountBy {
+                fields: vec![kubetrail_store::Field::User, kubetrail_store::Field::Verb],
+                limit: Some(3),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        agg["groups"],
+        serde_json::to_value(direct.groups()).unwrap()
+    );
+
+    let (status, hist) = h
+        .get(
+            &format!("{}?histogram=1h&cluster=falco", paths::AGGREGATE),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hist}");
+    let counted: u64 = hist["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    let falco = Filter {
+        clusters: vec!["falco".into()],
+        ..Filter::default()
+    };
+    assert_eq!(
+        counted,
+        h.store.query(&falco, None, 100_000).unwrap().records.len() as u64
+    );
+
+    // The reports are the report crate's answers.
+    let (status, overview) = h
+        .get(
+            &format!("{}/overview?cluster=kind", paths::REPORTS),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    let kind = Filter {
+        clusters: vec!["kind".into()],
+        ..Filter::default()
+    };
+    let direct = kubetrail_report::overview(h.store.as_ref(), &kind).unwrap();
+    assert_eq!(overview, serde_json::to_value(&direct).unwrap());
+    assert!(direct.requests > 0);
+    let (status, _) = h
+        .get(&format!("{}/nonsense", paths::REPORTS), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn history_lists_writes_to_one_object_oldest_first() {
+    let (h, _) = loaded().await;
+    // The Falco trace: someone created a cluster-admin binding.
+    let (status, page) = h
+        .get(
+            &format!(
+                "{}?resource=clusterrolebindings.rbac.authorization.k8s.io&name=falco-test-crb&cluster=falco",
+                paths::HISTORY
+            ),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let direct = h
+        .store
+        .query(
+            &Filter {
+                clusters: vec!["falco".into()],
+                resources: vec![
+                    "clusterrolebindings.rbac.authorization.k8s.io"
+                        .parse()
+                        .unwrap(),
+                ],
+                names: vec!["falco-test-crb".into()],
+                verbs: kubetrail_report::WRITE_VERBS
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect(),
+                stages: StageSelection::Final,
+                ..Filter::default()
+            },
+            None,
+            1000,
+        )
+        .unwrap();
+    assert_eq!(items.len(), direct.records.len());
+    if let (Some(first), Some(last)) = (items.first(), direct.records.last()) {
+        assert_eq!(
+            first["event"]["auditID"],
+            last.audit_id.as_str(),
+            "oldest first"
+        );
+    }
+    let (status, reply) = h
+        .get(&format!("{}?resource=pods", paths::HISTORY), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(reply["error"].as_str().unwrap().contains("one name"));
+}
+
+#[tokio::test]
+async fn bad_parameters_are_named() {
+    let (h, _) = loaded().await;
+    for (uri, needle) in [
+        (format!("{}?verb=yeet", paths::EVENTS), "unknown verb"),
+        (format!("{}?limit=0", paths::EVENTS), "parameter limit"),
+        (format!("{}?limit=99999", paths::EVENTS), "parameter limit"),
+        (format!("{}?cursor=zz", paths::EVENTS), "parameter cursor"),
+        (
+            format!("{}?since=forever", paths::EVENTS),
+            "parameter since",
+        ),
+        (
+            format!("{}?usr=bob", paths::EVENTS),
+            "unknown parameter \"usr\"",
+        ),
+        (format!("{}?by=colour", paths::AGGREGATE), "parameter by"),
+        (format!("{}?top=3", paths::AGGREGATE), "by=FIELD"),
+        (
+            format!("{}?histogram=1h&by=user,verb", paths::AGGREGATE),
+            "at most one",
+        ),
+    ] {
+        let (status, reply) = h.get(&uri, Some(READ)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {reply}");
+        let reason = reply["error"].as_str().unwrap();
+        assert!(reason.contains(needle), "{uri}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_bound_token_reads_only_its_cluster() {
+    let (h, _) = loaded().await;
+    let (body, n) = event_list("real-audit/audit2rbac-v1.jsonl", "audit.k8s.io/v1");
+    let json = [("content-type", "application/json")];
+    let (status, _) = h.post(paths::WEBHOOK, Some(PROD_INGEST), &json, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, page) = h
+        .get(&format!("{}?limit=5000", paths::EVENTS), Some(PROD_READ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), n);
+    assert!(items.iter().all(|i| i["cluster"] == "prod"));
+    let (status, reply) = h
+        .get(&format!("{}?cluster=kind", paths::EVENTS), Some(PROD_READ))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
+    let (status, overview) = h
+        .get(&format!("{}/overview", paths::REPORTS), Some(PROD_READ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let prod = Filter {
+        clusters: vec!["prod".into()],
+        ..Filter::default()
+    };
+    let direct = kubetrail_report::overview(h.store.as_ref(), &prod).unwrap();
+    assert_eq!(overview["requests"], direct.requests);
+    // Ingest tokens cannot read at all.
+    let (status, _) = h.get(paths::EVENTS, Some(PROD_INGEST)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn metrics_count_by_source_and_cluster_and_health_needs_no_token() {
+    let (h, total) = loaded().await;
+    let text = h.get_text(paths::METRICS, Some(READ)).await;
+    let stored: u64 = ["kind", "old", "falco"]
+        .iter()
+        .map(|c| {
+            let prefix =
+                format!("kubetrail_events_stored_total{{source=\"webhook\",cluster=\"{c}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(stored, total as u64);
+    assert!(
+        text.contains(&format!("kubetrail_store_events {total}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubetrail_batch_commit_seconds_bucket{"),
+        "{text}"
+    );
+
+    let (status, body, _) = h
+        .send(
+            axum::http::Request::get(paths::HEALTHZ)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"ok".as_slice())
+    );
+    let (status, _, _) = h
+        .send(
+            axum::http::Request::get(paths::READYZ)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = h.get(paths::METRICS, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = h.get("/api/v1/nothing-here", Some(READ)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_path() {
+    let h = Harness::new();
+    let (status, doc) = h.get(paths::OPENAPI, Some(READ)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let documented = doc["paths"].as_object().unwrap();
+    for path in [
+        paths::WEBHOOK,
+        paths::EVENTS,
+        paths::AGGREGATE,
+        paths::HISTORY,
+        &format!("{}/{{name}}", paths::REPORTS),
+        paths::AGENT_STATUS,
+        paths::GAPS,
+        "/api/v1/agents",
+        paths::OPENAPI,
+        paths::HEALTHZ,
+        paths::READYZ,
+        paths::METRICS,
+    ] {
+        assert!(documented.contains_key(path), "{path} is not documented");
+    }
+    // And nothing documented is missing from the router.
+    for path in documented.keys() {
+        let uri = path.replace("{name}", "overview");
+        let (status, _) = h.get(&uri, Some(crate::ADMIN)).await;
+        assert_ne!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{path} is documented but not routed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn agents_report_gaps_that_the_server_keeps() {
+    let h = Harness::new();
+    let status = serde_json::json!({
+        "node": "cp-1", "lagBytes": 1234, "pendingFiles": 2, "shippedEvents": 10, "droppedBytes": 90,
+        "gaps": [{"id": "g1", "file": "/var/log/kubernetes/kubernetes-2024-01-01T00-00-00.000.audit",
+                  "fingerprint": "ab", "fromOffset": 10, "bytes": 90,
+                  "detectedAt": "2024-01-01T00:00:01Z", "reason": "deleted before it was read"}]
+    });
+    let body = serde_json::to_vec(&status).unwrap();
+    let json = [("content-type", "application/json")];
+    let (code, reply) = h
+        .post(paths::AGENT_STATUS, Some(PROD_INGEST), &json, body.clone())
+        .await;
+    assert_eq!(code, StatusCode::OK, "{reply}");
+    assert_eq!(reply["newGaps"], 1);
+    let (_, reply) = h
+        .post(paths::AGENT_STATUS, Some(PROD_INGEST), &json, body)
+        .await;
+    assert_eq!(reply["newGaps"], 0);
+    let (code, gaps) = h.get(paths::GAPS, Some(READ)).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(gaps.as_array().unwrap().len(), 1);
+    assert_eq!(gaps[0]["cluster"], "prod");
+    assert_eq!(gaps[0]["node"], "cp-1");
+    let text = h.get_text(paths::METRICS, Some(READ)).await;
+    assert!(
+        text.contains("kubetrail_agent_lag_bytes{cluster=\"prod\",node=\"cp-1\"} 1234"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubetrail_agent_gaps_total{cluster=\"prod\",node=\"cp-1\"} 1"),
+        "{text}"
+    );
+    let (code, _) = h
+        .post(
+            paths::AGENT_STATUS,
+            Some(INGEST),
+            &json,
+            b"{\"node\":\"\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+}
