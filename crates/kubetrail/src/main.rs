@@ -32,6 +32,10 @@ enum Command {
     Report(cli::report::ReportArgs),
     /// Generate realistic audit traffic (JSON lines, or a rotated set of log files).
     Gen(cli::generate::GenArgs),
+    /// Run the server: webhook receiver, agent ingest, query and report API, metrics.
+    Serve(Box<cli::serve::ServeArgs>),
+    /// Write the kubeconfig for the apiserver's --audit-webhook-config-file.
+    WebhookConfig(cli::serve::WebhookConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,8 @@ fn main() -> ExitCode {
         Command::History(args) => cli::question::history(args),
         Command::Report(args) => cli::report::run(args),
         Command::Gen(args) => cli::generate::run(args),
+        Command::Serve(args) => cli::serve::run(*args),
+        Command::WebhookConfig(args) => cli::serve::webhook_config(args),
     };
     match result {
         Ok(code) => code,

@@ -7,8 +7,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use kubetrail_store::{Filter, TimeRange};
+use kubetrail_api::wire::EventItem;
+use kubetrail_api::{Client, ClientOptions};
+use kubetrail_model::decode_event;
+use kubetrail_store::{Cursor, Filter, Page, Record, Store, TimeRange};
 use kubetrail_store_duckdb::DuckDbStore;
+use serde::de::DeserializeOwned;
 
 /// Where the local store lives.
 #[derive(Debug, Clone, Args)]
@@ -21,6 +25,123 @@ pub struct StoreArgs {
         value_name = "DIR"
     )]
     pub data_dir: PathBuf,
+}
+
+/// Where questions are answered: the local store, or a running `kubetrail serve`.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Ask a running `kubetrail serve` at this URL instead of the local store.
+    #[arg(long, env = "KUBETRAIL_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for --server (prefer the KUBETRAIL_TOKEN variable or --token-file: a
+    /// command line is visible to other users of the machine).
+    #[arg(
+        long,
+        env = "KUBETRAIL_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub token: Option<String>,
+    /// File holding the bearer token for --server.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "server",
+        conflicts_with = "token"
+    )]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the server's certificate.
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A local store or a server.
+pub enum Source {
+    /// The embedded store.
+    Local(DuckDbStore),
+    /// A running server.
+    Remote(Client),
+}
+
+/// Reads a token file: its first line, trimmed.
+pub fn read_token_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        bail!("the token file {} is empty", path.display());
+    }
+    Ok(token)
+}
+
+impl SourceArgs {
+    /// Opens the local store, or a client of the server.
+    pub fn open(&self) -> Result<Source> {
+        let Some(server) = &self.server else {
+            return Ok(Source::Local(self.store.open_existing()?));
+        };
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(f)) => Some(read_token_file(f)?),
+            (None, None) => None,
+        };
+        let options = ClientOptions {
+            token,
+            ca_file: self.ca_file.clone(),
+            ..ClientOptions::default()
+        };
+        Ok(Source::Remote(
+            Client::new(server, &options).with_context(|| format!("--server {server}"))?,
+        ))
+    }
+}
+
+impl Source {
+    /// A page of events, newest first.
+    pub fn page(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        match self {
+            Source::Local(store) => Ok(store.query(filter, cursor, limit)?),
+            Source::Remote(client) => {
+                let page = client.events(filter, cursor, limit)?;
+                let records = page
+                    .items
+                    .iter()
+                    .map(record_of)
+                    .collect::<Result<Vec<_>>>()?;
+                let next = match page.next {
+                    Some(c) => Some(c.parse::<Cursor>().map_err(anyhow::Error::msg)?),
+                    None => None,
+                };
+                Ok(Page { records, next })
+            }
+        }
+    }
+
+    /// A report: computed over the local store, or asked of the server.
+    pub fn report<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        filter: &Filter,
+        local: impl FnOnce(&dyn Store) -> kubetrail_store::Result<T>,
+    ) -> Result<T> {
+        match self {
+            Source::Local(store) => Ok(local(store)?),
+            Source::Remote(client) => Ok(client.report(name, filter)?),
+        }
+    }
+}
+
+/// A record from an event the server sent.
+fn record_of(item: &EventItem) -> Result<Record> {
+    let raw = item.event.get();
+    let event = decode_event(raw.as_bytes())
+        .with_context(|| format!("the server sent an event that does not decode: {raw:.200}"))?;
+    let received = parse_time(&item.received)
+        .map(|t| t.timestamp_micros())
+        .unwrap_or(0);
+    Ok(Record::from_event(&event, raw, &item.cluster, received))
 }
 
 impl StoreArgs {

@@ -6,4 +6,5 @@ pub mod import;
 pub mod policy;
 pub mod question;
 pub mod report;
+pub mod serve;
 pub mod table;

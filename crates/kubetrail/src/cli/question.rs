@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use kubetrail_store::{
-    CodeFilter, Cursor, Decision, Filter, Record, ResourceSelector, StageSelection, Store,
+    CodeFilter, Cursor, Decision, Filter, Record, ResourceSelector, StageSelection,
 };
 
-use super::common::{ScopeArgs, StoreArgs, TimeArgs, format_time, parse_verb};
+use super::common::{ScopeArgs, Source, SourceArgs, TimeArgs, format_time, parse_verb};
 use super::table::render;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -78,7 +78,7 @@ impl FilterArgs {
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    source: SourceArgs,
     #[command(flatten)]
     filter: FilterArgs,
     /// At most this many events, newest first.
@@ -217,7 +217,7 @@ fn print_events(records: &[Record], output: EventOutput) {
 
 pub fn search(args: SearchArgs) -> Result<ExitCode> {
     let filter = args.filter.filter()?;
-    let store = args.store.open_existing()?;
+    let source = args.source.open()?;
     let cursor = match &args.after {
         Some(c) => Some(
             c.parse::<Cursor>()
@@ -225,7 +225,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let page = store.query(&filter, cursor.as_ref(), args.limit as usize)?;
+    let page = source.page(&filter, cursor.as_ref(), args.limit as usize)?;
     if page.records.is_empty() && !matches!(args.output, EventOutput::Json) {
         eprintln!("no events match");
         return Ok(ExitCode::SUCCESS);
@@ -241,7 +241,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
 #[derive(Debug, Args)]
 pub struct ObjectScope {
     #[command(flatten)]
-    store: StoreArgs,
+    source: SourceArgs,
     /// Namespace; without it, every namespace.
     #[arg(short = 'n', long = "namespace")]
     namespace: Option<String>,
@@ -269,8 +269,8 @@ impl ObjectScope {
             stages: StageSelection::Final,
             ..Filter::default()
         };
-        let store = self.store.open_existing()?;
-        let mut records = all_pages(&store, &filter)?;
+        let source = self.source.open()?;
+        let mut records = all_pages(&source, &filter)?;
         records.reverse();
         Ok(records)
     }
@@ -288,11 +288,11 @@ pub struct WhoArgs {
 }
 
 /// Every page of a query (for answers that must be complete).
-fn all_pages(store: &dyn Store, filter: &Filter) -> Result<Vec<Record>> {
+fn all_pages(source: &Source, filter: &Filter) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.query(filter, cursor.as_ref(), 5000)?;
+        let page = source.page(filter, cursor.as_ref(), 5000)?;
         out.extend(page.records);
         match page.next {
             Some(c) => cursor = Some(c),

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use kubetrail_report as report;
 use kubetrail_store::GroupCount;
 
-use super::common::{ScopeArgs, StoreArgs};
+use super::common::{ScopeArgs, SourceArgs};
 use super::table::render;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -36,7 +36,7 @@ pub struct ReportArgs {
     #[arg(value_enum)]
     kind: ReportKind,
     #[command(flatten)]
-    store: StoreArgs,
+    source: SourceArgs,
     #[command(flatten)]
     scope: ScopeArgs,
     /// Output format.
@@ -58,11 +58,11 @@ fn groups_table(title: &str, headers: &[&str], groups: &[GroupCount]) -> String 
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let scope = args.scope.filter()?;
-    let store = args.store.open_existing()?;
+    let source = args.source.open()?;
     let json = matches!(args.output, ReportOutput::Json);
     match args.kind {
         ReportKind::Overview => {
-            let o = report::overview(&store, &scope)?;
+            let o = source.report("overview", &scope, |s| report::overview(s, &scope))?;
             if json {
                 println!("{}", serde_json::to_string(&o)?);
                 return Ok(ExitCode::SUCCESS);
@@ -148,7 +148,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             );
         }
         ReportKind::Resources => {
-            let r = report::resources(&store, &scope)?;
+            let r = source.report("resources", &scope, |s| report::resources(s, &scope))?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
                 return Ok(ExitCode::SUCCESS);
@@ -175,7 +175,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             );
         }
         ReportKind::Users => {
-            let u = report::users(&store, &scope)?;
+            let u = source.report("users", &scope, |s| report::users(s, &scope))?;
             if json {
                 println!("{}", serde_json::to_string(&u)?);
                 return Ok(ExitCode::SUCCESS);
@@ -201,7 +201,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             );
         }
         ReportKind::Failures => {
-            let f = report::failures(&store, &scope)?;
+            let f = source.report("failures", &scope, |s| report::failures(s, &scope))?;
             if json {
                 println!("{}", serde_json::to_string(&f)?);
                 return Ok(ExitCode::SUCCESS);

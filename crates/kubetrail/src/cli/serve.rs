@@ -1,0 +1,343 @@
+//! `kubetrail serve`: the server, configured by a YAML file and flags (flags win), and
+//! `kubetrail webhook-config`, which writes the kubeconfig the apiserver's
+//! `--audit-webhook-config-file` takes to reach it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use clap::Args;
+use kubetrail_server::{AppState, Authenticator, Limits, TlsFiles, load_tokens, router, serve};
+use kubetrail_store::{Retention, Store};
+use kubetrail_store_duckdb::DuckDbStore;
+use serde::Deserialize;
+
+use super::common::{parse_duration, read_token_file};
+
+/// Default address: loopback only, so nothing is exposed by accident.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// YAML configuration file; every key is also a flag, and flags override the file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Data directory of the embedded store [default: kubetrail-data].
+    #[arg(long, env = "KUBETRAIL_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Tokens file: a YAML list of {name, token, role: ingest|read|admin, cluster?}.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Server certificate (PEM): serve HTTPS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) whose client certificates may post to the webhook (mTLS).
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Run without authentication: anyone who can connect may read and write everything.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Largest request body in bytes (and largest decompressed agent batch).
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Delete events older than this (e.g. 90d); checked every 10 minutes.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    retention_max_age: Option<Duration>,
+    /// Delete the oldest events while the store is larger than this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    retention_max_bytes: Option<u64>,
+}
+
+/// The configuration file: the flags' names in camelCase.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    tokens_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    #[serde(default)]
+    insecure_no_auth: bool,
+    max_body_bytes: Option<usize>,
+    retention_max_age: Option<String>,
+    retention_max_bytes: Option<u64>,
+}
+
+/// The merged settings.
+struct Settings {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    auth: Authenticator,
+    tls: Option<TlsFiles>,
+    limits: Limits,
+    retention: Retention,
+}
+
+fn settings(args: ServeArgs) -> Result<Settings> {
+    let file: ServeFile = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("{}: not a serve configuration", path.display()))?
+        }
+        None => ServeFile::default(),
+    };
+    let listen = match args.listen.or(file.listen) {
+        Some(l) => l,
+        None => DEFAULT_LISTEN.parse().context("the default address")?,
+    };
+    let insecure = args.insecure_no_auth || file.insecure_no_auth;
+    let tokens_file = args.tokens_file.or(file.tokens_file);
+    let auth = match (tokens_file, insecure) {
+        (Some(_), true) => bail!("--tokens-file and --insecure-no-auth contradict each other"),
+        (Some(f), false) => Authenticator::Tokens(load_tokens(&f)?),
+        (None, true) => Authenticator::Insecure,
+        (None, false) => bail!(
+            "serve needs --tokens-file (a YAML list of {{name, token, role, cluster?}}), or \
+             --insecure-no-auth to run without authentication"
+        ),
+    };
+    let cert = args.tls_cert.or(file.tls_cert);
+    let key = args.tls_key.or(file.tls_key);
+    let client_ca = args.client_ca.or(file.client_ca);
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        }),
+        (None, None) if client_ca.is_some() => {
+            bail!("--client-ca needs HTTPS: give --tls-cert and --tls-key")
+        }
+        (None, None) => None,
+        _ => bail!("give both --tls-cert and --tls-key"),
+    };
+    let max_age = match (args.retention_max_age, &file.retention_max_age) {
+        (Some(d), _) => Some(d),
+        (None, Some(text)) => Some(
+            parse_duration(text)
+                .map_err(anyhow::Error::msg)
+                .context("retentionMaxAge")?,
+        ),
+        (None, None) => None,
+    };
+    Ok(Settings {
+        listen,
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("kubetrail-data")),
+        auth,
+        tls,
+        limits: Limits {
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(kubetrail_server::DEFAULT_MAX_BODY_BYTES),
+        },
+        retention: Retention {
+            max_age,
+            max_bytes: args.retention_max_bytes.or(file.retention_max_bytes),
+        },
+    })
+}
+
+/// Logs to standard error; `KUBETRAIL_LOG` sets the level (error, warn, info, debug, trace).
+pub fn init_logging() {
+    let level = std::env::var("KUBETRAIL_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    init_logging();
+    let s = settings(args)?;
+    if matches!(s.auth, Authenticator::Insecure) {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach {} may read every audit event and write fake ones",
+            s.listen
+        );
+    }
+    let store = DuckDbStore::open(&s.data_dir)
+        .with_context(|| format!("opening the store in {}", s.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let state = Arc::new(
+        AppState::new(store.clone(), s.auth, s.limits, Some(s.data_dir.clone()))
+            .with_context(|| format!("reading agent gaps in {}", s.data_dir.display()))?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(s.listen)
+            .await
+            .with_context(|| format!("listening on {}", s.listen))?;
+        let local = listener.local_addr()?;
+        let scheme = if s.tls.is_some() { "https" } else { "http" };
+        // Tests and scripts read this line to learn the port when --listen asked for port 0.
+        eprintln!("kubetrail serve: listening on {scheme}://{local}");
+        tracing::info!(data_dir = %s.data_dir.display(), "serving");
+        if s.retention.max_age.is_some() || s.retention.max_bytes.is_some() {
+            let store = store.clone();
+            let retention = s.retention;
+            tokio::spawn(async move {
+                loop {
+                    let st = store.clone();
+                    match tokio::task::spawn_blocking(move || st.apply_retention(&retention)).await
+                    {
+                        Ok(Ok(o)) if o.deleted > 0 => {
+                            tracing::info!(
+                                deleted = o.deleted,
+                                bytes_after = o.bytes_after,
+                                "retention"
+                            )
+                        }
+                        Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+                        _ => {}
+                    }
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                }
+            });
+        }
+        serve(listener, router(state), s.tls, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookConfigArgs {
+    /// Base URL of kubetrail serve, e.g. https://kubetrail.example:8443.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Cluster name stamped on the events (added to the webhook URL).
+    #[arg(long)]
+    cluster: String,
+    /// File holding an ingest token.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "client_cert",
+        conflicts_with = "client_cert"
+    )]
+    token_file: Option<PathBuf>,
+    /// Client certificate (PEM), for mTLS instead of a token.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Key of --client-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the server's certificate.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Write here (mode 0600) instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn base64_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if !String::from_utf8_lossy(&bytes).contains("-----BEGIN ") {
+        bail!("{}: not a PEM file", path.display());
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The webhook kubeconfig: everything embedded, since the file is read inside the apiserver's
+/// container, where paths on the machine that ran this command may not exist.
+pub fn webhook_kubeconfig(args: &WebhookConfigArgs) -> Result<String> {
+    let base = args.server.trim_end_matches('/');
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        bail!("--server {base:?}: expected an http:// or https:// URL");
+    }
+    if base.starts_with("http://") && args.ca.is_some() {
+        bail!("--ca is only used with an https:// --server");
+    }
+    let query = kubetrail_api::params::encode_query([("cluster", args.cluster.clone())]);
+    let url = format!("{base}{}?{query}", kubetrail_api::paths::WEBHOOK);
+    let mut cluster = serde_json::json!({ "server": url });
+    if let Some(ca) = &args.ca {
+        cluster["certificate-authority-data"] = base64_file(ca)?.into();
+    }
+    let mut user = serde_json::Map::new();
+    if let Some(f) = &args.token_file {
+        user.insert("token".into(), read_token_file(f)?.into());
+    }
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        user.insert("client-certificate-data".into(), base64_file(cert)?.into());
+        user.insert("client-key-data".into(), base64_file(key)?.into());
+    }
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "kubetrail", "cluster": cluster }],
+        "users": [{ "name": "kubetrail-webhook", "user": user }],
+        "contexts": [{ "name": "kubetrail", "context": { "cluster": "kubetrail", "user": "kubetrail-webhook" } }],
+        "current-context": "kubetrail",
+    });
+    Ok(serde_yaml_ng::to_string(&config)?)
+}
+
+pub fn webhook_config(args: WebhookConfigArgs) -> Result<ExitCode> {
+    let text = webhook_kubeconfig(&args)?;
+    match &args.output {
+        None => print!("{text}"),
+        Some(path) => {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options
+                .open(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            f.write_all(text.as_bytes())?;
+            eprintln!(
+                "wrote {} (it holds a credential: keep it 0600)",
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
