@@ -34,6 +34,8 @@ enum Command {
     Gen(cli::generate::GenArgs),
     /// Run the server: webhook receiver, agent ingest, query and report API, metrics.
     Serve(Box<cli::serve::ServeArgs>),
+    /// Follow the apiserver's audit log and its rotated backups; ship them to serve.
+    Agent(Box<cli::agent::AgentArgs>),
     /// Write the kubeconfig for the apiserver's --audit-webhook-config-file.
     WebhookConfig(cli::serve::WebhookConfigArgs),
 }
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cli::report::run(args),
         Command::Gen(args) => cli::generate::run(args),
         Command::Serve(args) => cli::serve::run(*args),
+        Command::Agent(args) => cli::agent::run(*args),
         Command::WebhookConfig(args) => cli::serve::webhook_config(args),
     };
     match result {

@@ -78,7 +78,7 @@ pub const MIN_TOKEN_LEN: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum TokensError {
     /// Unreadable.
-    #[error("{path}: {source}")]
+    #[error("reading the tokens file {path}")]
     Io {
         /// The file.
         path: String,

@@ -36,7 +36,7 @@ pub enum FollowError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// Listing the log directory.
-    #[error("{path}: {source}")]
+    #[error("listing {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -227,21 +227,29 @@ impl Follower {
     /// Looks at the directory: new files, rotations, compressions, deletions, truncations.
     /// Saves the checkpoint when something durable changed (a gap).
     pub fn scan(&mut self) -> Result<(), FollowError> {
-        let listing = std::fs::read_dir(&self.dir).map_err(|source| FollowError::Io {
-            path: self.dir.clone(),
-            source,
-        })?;
+        // A directory not created yet (the apiserver creates it on its first write) holds
+        // nothing, and every file followed so far is gone.
+        let names: Vec<std::ffi::OsString> = match std::fs::read_dir(&self.dir) {
+            Ok(listing) => listing.flatten().map(|e| e.file_name()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(FollowError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
         // (rotation time or None for the active file, compressed, path)
         let mut candidates = Vec::new();
-        for entry in listing.flatten() {
-            let name = entry.file_name();
+        for name in &names {
             let Some(name) = name.to_str() else { continue };
+            let path = self.dir.join(name);
             if name == self.active_name {
-                candidates.push((None, false, entry.path()));
+                candidates.push((None, false, path));
             } else if let Some((active, at, compressed)) = parse_backup_name(name)
                 && active == self.active_name
             {
-                candidates.push((Some(at), compressed, entry.path()));
+                candidates.push((Some(at), compressed, path));
             }
         }
         // Backups oldest first (the plain one before its .gz twin), the active file last.

@@ -1,5 +1,6 @@
 //! One module per subcommand group, plus what they share.
 
+pub mod agent;
 pub mod common;
 pub mod generate;
 pub mod import;
