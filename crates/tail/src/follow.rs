@@ -85,7 +85,24 @@ struct Seen {
 struct OpenFile {
     fingerprint: String,
     pos: u64,
-    reader: Box<dyn Read + Send>,
+    source: Source,
+}
+
+/// An open file's content.
+enum Source {
+    /// Read directly; seekable.
+    Plain(File),
+    /// Decompressed as read.
+    Compressed(Box<dyn Read + Send>),
+}
+
+impl Source {
+    fn read_full(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::Plain(f) => read_full(f, buf),
+            Source::Compressed(r) => read_full(r, buf),
+        }
+    }
 }
 
 /// Follows one active log file and its backups.
@@ -137,26 +154,36 @@ pub fn fingerprint_of(head: &[u8]) -> Option<String> {
     Some(format!("{:016x}-{end}", fnv1a64(&head[..end])))
 }
 
-fn open_reader(path: &Path, compressed: bool) -> std::io::Result<Box<dyn Read + Send>> {
-    let file = File::open(path)?;
-    Ok(if compressed {
-        Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
-    } else {
-        Box::new(file)
-    })
-}
-
-/// Fingerprint of the file at `path`.
-fn fingerprint_file(path: &Path, compressed: bool) -> std::io::Result<Option<String>> {
-    let mut r = open_reader(path, compressed)?;
+/// The fingerprint of an open file, read from its start; the handle is left at an unknown
+/// position.
+fn fingerprint_handle(file: &mut File, compressed: bool) -> std::io::Result<Option<String>> {
+    file.seek(SeekFrom::Start(0))?;
     let mut head = vec![0u8; FINGERPRINT_BYTES];
-    // A .gz still being written ends early: whatever decompressed so far may do.
-    let n = match read_full(&mut r, &mut head) {
-        Ok(n) => n,
-        Err(e) if compressed && e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-        Err(e) => return Err(e),
+    let n = if compressed {
+        let mut d = MultiGzDecoder::new(BufReader::new(&*file));
+        // A .gz still being written ends early: whatever decompressed so far may do.
+        match read_full(&mut d, &mut head) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        }
+    } else {
+        read_full(file, &mut head)?
     };
     Ok(fingerprint_of(&head[..n]))
+}
+
+/// Opens `path` and tells its fingerprint and (uncompressed files) size, both from the same
+/// handle: a rotation between two opens of one name must not mix two files.
+fn identify(path: &Path, compressed: bool) -> std::io::Result<(File, Option<String>, Option<u64>)> {
+    let mut file = File::open(path)?;
+    let size = if compressed {
+        None
+    } else {
+        Some(file.metadata()?.len())
+    };
+    let fp = fingerprint_handle(&mut file, compressed)?;
+    Ok((file, fp, size))
 }
 
 impl Follower {
@@ -258,18 +285,13 @@ impl Follower {
         let mut order: Vec<Seen> = Vec::new();
         let mut changed = false;
         for (at, compressed, path) in candidates {
-            let Ok(Some(fp)) = fingerprint_file(&path, compressed) else {
+            let Ok((_, Some(fp), size)) = identify(&path, compressed) else {
                 // Vanished since the listing, unreadable, or too short to identify yet.
                 continue;
             };
             if order.iter().any(|s| s.fingerprint == fp) {
                 continue; // The .gz twin of a backup already listed.
             }
-            let size = if compressed {
-                None
-            } else {
-                std::fs::metadata(&path).ok().map(|m| m.len())
-            };
             match self.entry_index(&fp) {
                 Some(i) => {
                     let e = &mut self.state.files[i];
@@ -324,7 +346,7 @@ impl Follower {
                 // unread byte was seen (it grew after the last scan). `bytes` is a lower bound.
                 if !f.finished {
                     let reason = if f.path == self.active {
-                        "truncated or replaced before it was read to its end"
+                        "rotated away or truncated before it was read to its end"
                     } else {
                         "deleted before it was read to its end"
                     };
@@ -405,13 +427,15 @@ impl Follower {
             matches!(&self.open, Some(o) if o.fingerprint == seen.fingerprint && o.pos == offset);
         if !reuse {
             self.open = None;
-            if fingerprint_file(&seen.path, seen.compressed)?.as_deref()
-                != Some(seen.fingerprint.as_str())
-            {
+            // Identify and read through one handle: the name may meanwhile be another file.
+            let (mut file, fp, _) = identify(&seen.path, seen.compressed)?;
+            if fp.as_deref() != Some(seen.fingerprint.as_str()) {
                 return Err(std::io::Error::other("the file changed since the scan"));
             }
-            let reader: Box<dyn Read + Send> = if seen.compressed {
-                let mut reader = open_reader(&seen.path, true)?;
+            file.seek(SeekFrom::Start(0))?;
+            let source = if seen.compressed {
+                let mut reader: Box<dyn Read + Send> =
+                    Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)));
                 let skipped = std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())?;
                 if skipped < offset {
                     return Err(std::io::Error::new(
@@ -419,27 +443,26 @@ impl Follower {
                         "the compressed file is shorter than the checkpoint",
                     ));
                 }
-                reader
+                Source::Compressed(reader)
             } else {
-                let mut file = File::open(&seen.path)?;
                 file.seek(SeekFrom::Start(offset))?;
-                Box::new(file)
+                Source::Plain(file)
             };
             self.open = Some(OpenFile {
                 fingerprint: seen.fingerprint.clone(),
                 pos: offset,
-                reader,
+                source,
             });
         }
         let Some(open) = self.open.as_mut() else {
             return Ok(None);
         };
         let mut data = vec![0u8; max_bytes.max(1)];
-        let mut n = read_full(&mut open.reader, &mut data)?;
+        let mut n = open.source.read_full(&mut data)?;
         // A line longer than max_bytes: keep reading to its end.
         while n == data.len() && !data[..n].contains(&b'\n') {
             data.resize(data.len() * 2, 0);
-            let k = read_full(&mut open.reader, &mut data[n..])?;
+            let k = open.source.read_full(&mut data[n..])?;
             if k == 0 {
                 break;
             }
@@ -458,14 +481,16 @@ impl Follower {
         };
         // Give back what follows the last newline: it is read again next time.
         let unread = (data.len() - cut) as u64;
-        if unread > 0 {
-            if seen.compressed {
-                self.open = None; // cannot seek back in a gzip stream; reopen next time
-            } else if let Some(o) = self.open.as_mut() {
-                o.pos -= unread;
-                let mut file = File::open(&seen.path)?;
-                file.seek(SeekFrom::Start(o.pos))?;
-                o.reader = Box::new(file);
+        if unread > 0
+            && let Some(o) = self.open.as_mut()
+        {
+            o.pos -= unread;
+            match &mut o.source {
+                Source::Plain(f) => {
+                    f.seek(SeekFrom::Start(o.pos))?;
+                }
+                // A gzip stream cannot seek back: reopen next time.
+                Source::Compressed(_) => self.open = None,
             }
         }
         data.truncate(cut);
