@@ -90,6 +90,100 @@ pub fn decode_event_list(json: &[u8]) -> Result<EventList> {
     })
 }
 
+/// An item of a webhook `EventList`, decoded, with JSON text that stands on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListItem {
+    /// The event.
+    pub event: Event,
+    /// The item's own text when it is v1 (with `kind` and `apiVersion` added, which list
+    /// items leave to their list), or its v1 encoding when it was written in an older version.
+    pub json: String,
+}
+
+#[derive(Deserialize)]
+struct RawList<'a> {
+    #[serde(default)]
+    kind: Option<Value>,
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<Value>,
+    #[serde(default, borrow)]
+    items: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Decodes a webhook body like [`decode_event_list`], in one pass per item, keeping each
+/// item's text instead of re-encoding it where it is already v1.
+pub fn decode_event_list_items(json: &[u8]) -> Result<Vec<ListItem>> {
+    check_object(json)?;
+    let list: RawList<'_> = serde_json::from_slice(json).map_err(Error::Json)?;
+    match list.kind {
+        None | Some(Value::Null) => {}
+        Some(Value::String(k)) if k == "EventList" => {}
+        Some(Value::String(k)) => {
+            return Err(Error::field(
+                "kind",
+                format!("expected \"EventList\", found {k:?}"),
+            ));
+        }
+        Some(other) => {
+            return Err(Error::field(
+                "kind",
+                format!(
+                    "expected the string \"EventList\", found {}",
+                    describe(&other)
+                ),
+            ));
+        }
+    }
+    let list_version: Option<ApiVersion> = match list.api_version {
+        None | Some(Value::Null) => None,
+        Some(Value::String(v)) if v.is_empty() => None,
+        Some(Value::String(v)) => Some(v.parse().map_err(|e| Error::field("apiVersion", e))?),
+        Some(other) => {
+            return Err(Error::field(
+                "apiVersion",
+                format!("expected a string, found {}", describe(&other)),
+            ));
+        }
+    };
+    let items: Vec<&serde_json::value::RawValue> = match list.items {
+        None => Vec::new(),
+        Some(raw) if raw.get() == "null" => Vec::new(),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|_| Error::field("items", "expected an array of events".to_string()))?,
+    };
+    let legacy = !matches!(list_version, None | Some(ApiVersion::V1));
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let text = item.get();
+            let within = |e: Error| e.within(&format!("items[{i}]"));
+            check_object(text.as_bytes()).map_err(within)?;
+            let mut de = serde_json::Deserializer::from_str(text);
+            let default = if legacy { list_version } else { None };
+            let event = decode_with(&mut de, default)
+                .map_err(from_path_error)
+                .and_then(Partial::finish)
+                .map_err(within)?;
+            let mut event = event;
+            let json = match (event.source_version, text.strip_prefix('{')) {
+                // A v1 item without its own type: add the list's, unless it might hold a
+                // `kind` of its own somewhere (then re-encoding is the safe way).
+                (None, Some(rest)) if !text.contains("\"kind\"") => {
+                    let rest = rest.trim_start();
+                    let sep = if rest.starts_with('}') { "" } else { "," };
+                    format!("{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\"{sep}{rest}")
+                }
+                (Some(ApiVersion::V1), _) => text.to_string(),
+                _ => event.to_v1_json(),
+            };
+            // As decode_event_list: an item without a version of its own has the list's.
+            event.source_version = event.source_version.or(list_version);
+            Ok(ListItem { event, json })
+        })
+        .collect()
+}
+
 /// Decodes one event from an already parsed JSON value. `default_version` applies when the
 /// value has no `apiVersion` of its own (items of an `EventList`).
 pub fn decode_event_value(value: Value, default_version: Option<ApiVersion>) -> Result<Event> {

@@ -18,7 +18,9 @@ mod raw;
 mod time;
 mod version;
 
-pub use decode::{decode_event, decode_event_list, decode_event_value};
+pub use decode::{
+    ListItem, decode_event, decode_event_list, decode_event_list_items, decode_event_value,
+};
 pub use error::{Error, Result};
 pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
 pub use level::{Level, Stage};

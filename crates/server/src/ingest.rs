@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, header};
 use kubetrail_api::params::parse_query;
 use kubetrail_api::paths;
 use kubetrail_api::wire::IngestReply;
-use kubetrail_model::{decode_event, decode_event_list};
+use kubetrail_model::{decode_event, decode_event_list_items};
 use kubetrail_store::Record;
 
 use crate::auth::Principal;
@@ -84,12 +84,12 @@ fn now_micros() -> i64 {
 
 /// Decodes an `EventList` into records; any bad event refuses the whole batch.
 fn decode_webhook(body: &[u8], cluster: &str) -> Result<Vec<Record>, String> {
-    let list = decode_event_list(body).map_err(|e| format!("not an audit EventList: {e}"))?;
+    let items =
+        decode_event_list_items(body).map_err(|e| format!("not an audit EventList: {e}"))?;
     let received = now_micros();
-    Ok(list
-        .items
+    Ok(items
         .iter()
-        .map(|event| Record::from_event(event, &event.to_v1_json(), cluster, received))
+        .map(|item| Record::from_event(&item.event, &item.json, cluster, received))
         .collect())
 }
 
@@ -131,12 +131,8 @@ async fn commit(
     cluster: &str,
     records: Vec<Record>,
 ) -> Result<(u64, u64), ApiError> {
-    let store = state.store.clone();
     let started = Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || store.append(&records))
-        .await
-        .map_err(|e| ApiError::internal(format!("the commit task failed: {e}")))?;
-    let outcome = match outcome {
+    let outcome = match state.committer.commit(records).await {
         Ok(o) => o,
         Err(e) => {
             state.metrics.commit_failed(source, cluster);

@@ -8,6 +8,7 @@
 
 mod agents;
 pub mod auth;
+mod commit;
 mod error;
 mod ingest;
 pub mod metrics;
@@ -62,6 +63,7 @@ pub struct AppState {
     /// Agents' statuses and the gaps they reported.
     pub agents: AgentBook,
     recent: ingest::RecentBatches,
+    committer: commit::Committer,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
         state_dir: Option<PathBuf>,
     ) -> std::io::Result<Self> {
         Ok(AppState {
+            committer: commit::Committer::start(store.clone())?,
             store,
             auth,
             metrics: Metrics::new(),

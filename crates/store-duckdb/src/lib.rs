@@ -60,6 +60,32 @@ const MIGRATIONS: &[(u32, &str)] = &[(
 pub struct DuckDbStore {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    /// Recently committed ResponseStarted events (cluster, auditID): a long-running request's
+    /// completion usually finds its start here instead of in a query.
+    started: Mutex<RecentStarts>,
+}
+
+/// A bounded set, oldest forgotten first.
+#[derive(Default)]
+struct RecentStarts {
+    set: HashSet<(String, String)>,
+    order: std::collections::VecDeque<(String, String)>,
+}
+
+/// How many recent starts are remembered (a few MB).
+const RECENT_STARTS: usize = 65_536;
+
+impl RecentStarts {
+    fn insert(&mut self, key: (String, String)) {
+        if self.set.insert(key.clone()) {
+            self.order.push_back(key);
+            while self.order.len() > RECENT_STARTS {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl DuckDbStore {
@@ -92,6 +118,7 @@ impl DuckDbStore {
         let store = DuckDbStore {
             conn: Mutex::new(conn),
             path,
+            started: Mutex::new(RecentStarts::default()),
         };
         store.migrate()?;
         Ok(store)
@@ -170,12 +197,25 @@ impl DuckDbStore {
     }
 
     /// For each row, whether it stands for its request in counts.
-    fn counted_flags(conn: &Connection, rows: &[&Record]) -> duckdb::Result<Vec<bool>> {
-        let mut started: HashSet<(&str, &str)> = rows
+    fn counted_flags<'r>(
+        conn: &Connection,
+        rows: &[&'r Record],
+        recent: &RecentStarts,
+    ) -> duckdb::Result<Vec<bool>> {
+        let mut started: HashSet<(&'r str, &'r str)> = rows
             .iter()
             .filter(|r| r.stage == Some(Stage::ResponseStarted))
             .map(|r| (r.cluster.as_str(), r.audit_id.as_str()))
             .collect();
+        for r in rows {
+            if matches!(r.stage, Some(Stage::ResponseComplete | Stage::Panic))
+                && recent
+                    .set
+                    .contains(&(r.cluster.clone(), r.audit_id.clone()))
+            {
+                started.insert((r.cluster.as_str(), r.audit_id.as_str()));
+            }
+        }
         // Completions of long-running requests whose ResponseStarted may already be stored.
         let open: Vec<&&Record> = rows
             .iter()
@@ -228,8 +268,14 @@ impl DuckDbStore {
             .collect())
     }
 
-    fn append_in_transaction(conn: &Connection, rows: &[&Record]) -> duckdb::Result<u64> {
-        let counted = Self::counted_flags(conn, rows)?;
+    /// Appends each batch's unique rows; returns how many of each were new.
+    fn append_in_transaction(
+        conn: &Connection,
+        batches: &[Vec<&Record>],
+        recent: &RecentStarts,
+    ) -> duckdb::Result<Vec<u64>> {
+        let rows: Vec<&Record> = batches.iter().flatten().copied().collect();
+        let counted = Self::counted_flags(conn, &rows, recent)?;
         let min = rows.iter().map(|r| r.ts_micros).min().unwrap_or(0);
         let max = rows.iter().map(|r| r.ts_micros).max().unwrap_or(0);
         let overlapping: i64 = conn.query_row(
@@ -239,25 +285,39 @@ impl DuckDbStore {
         )?;
         if overlapping == 0 {
             let mut appender = conn.appender("events")?;
-            Self::append_rows(&mut appender, rows, &counted)?;
-            return Ok(rows.len() as u64);
+            Self::append_rows(&mut appender, &rows, &counted)?;
+            return Ok(batches.iter().map(|b| b.len() as u64).collect());
         }
         conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0; DELETE FROM staging;",
         )?;
-        {
-            let mut appender = conn.appender_to_catalog_and_db("staging", "temp", "main")?;
-            Self::append_rows(&mut appender, rows, &counted)?;
+        // Batch by batch, so each one's count is its own.
+        let mut stored = Vec::with_capacity(batches.len());
+        let mut at = 0;
+        for batch in batches {
+            let flags = &counted[at..at + batch.len()];
+            at += batch.len();
+            if batch.is_empty() {
+                stored.push(0);
+                continue;
+            }
+            let lo = batch.iter().map(|r| r.ts_micros).min().unwrap_or(0);
+            let hi = batch.iter().map(|r| r.ts_micros).max().unwrap_or(0);
+            {
+                let mut appender = conn.appender_to_catalog_and_db("staging", "temp", "main")?;
+                Self::append_rows(&mut appender, batch, flags)?;
+            }
+            let inserted = conn.execute(
+                "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
+                    SELECT 1 FROM events e
+                    WHERE e.ts >= ? AND e.ts <= ?
+                      AND e.ts = s.ts AND e.cluster = s.cluster AND e.audit_id = s.audit_id AND e.stage = s.stage)",
+                [lo, hi],
+            )?;
+            conn.execute_batch("DELETE FROM staging;")?;
+            stored.push(inserted as u64);
         }
-        let inserted = conn.execute(
-            "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
-                SELECT 1 FROM events e
-                WHERE e.ts >= ? AND e.ts <= ?
-                  AND e.ts = s.ts AND e.cluster = s.cluster AND e.audit_id = s.audit_id AND e.stage = s.stage)",
-            [min, max],
-        )?;
-        conn.execute_batch("DELETE FROM staging;")?;
-        Ok(inserted as u64)
+        Ok(stored)
     }
 }
 
@@ -383,28 +443,51 @@ fn count_rows(conn: &Connection, q: &sql::Sql, n: usize) -> duckdb::Result<(Vec<
 
 impl Store for DuckDbStore {
     fn append(&self, batch: &[Record]) -> Result<AppendOutcome> {
-        let mut seen = HashSet::with_capacity(batch.len());
-        let unique: Vec<&Record> = batch
+        let mut outcomes = self.append_all(&[batch])?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
+
+    /// One transaction for all batches (group commit: the server hands over the batches of
+    /// concurrent requests together), so the fixed cost of a commit is paid once.
+    fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
+        // Unique identities per batch, earlier batches first.
+        let mut seen = HashSet::new();
+        let uniques: Vec<Vec<&Record>> = batches
             .iter()
-            .filter(|r| seen.insert(identity_of(r)))
+            .map(|b| b.iter().filter(|r| seen.insert(identity_of(r))).collect())
             .collect();
-        if unique.is_empty() {
-            return Ok(AppendOutcome {
+        let mut outcomes: Vec<AppendOutcome> = batches
+            .iter()
+            .map(|b| AppendOutcome {
                 stored: 0,
-                duplicates: batch.len() as u64,
-            });
+                duplicates: b.len() as u64,
+            })
+            .collect();
+        if uniques.iter().all(Vec::is_empty) {
+            return Ok(outcomes);
         }
         let conn = self.lock();
         conn.execute_batch("BEGIN TRANSACTION;")
             .map_err(|e| Error::db("beginning an append", e))?;
-        match Self::append_in_transaction(&conn, &unique) {
+        let mut recent = self
+            .started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match Self::append_in_transaction(&conn, &uniques, &recent) {
             Ok(stored) => {
                 conn.execute_batch("COMMIT;")
                     .map_err(|e| Error::db("committing an append", e))?;
-                Ok(AppendOutcome {
-                    stored,
-                    duplicates: batch.len() as u64 - stored,
-                })
+                // Only committed starts are remembered.
+                for r in uniques.iter().flatten() {
+                    if r.stage == Some(Stage::ResponseStarted) {
+                        recent.insert((r.cluster.clone(), r.audit_id.clone()));
+                    }
+                }
+                for (o, s) in outcomes.iter_mut().zip(stored) {
+                    o.stored = s;
+                    o.duplicates -= s;
+                }
+                Ok(outcomes)
             }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK;");

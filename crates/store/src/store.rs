@@ -38,6 +38,14 @@ pub trait Store: Send + Sync {
     /// returns `Ok`, the batch is durable.
     fn append(&self, batch: &[Record]) -> Result<AppendOutcome>;
 
+    /// Stores several batches at once (one commit where the backend can), with each batch's
+    /// own outcome, as if they were appended one after the other in this order: an event in
+    /// two of them counts as stored in the first and as a duplicate in the later one. Either
+    /// all are durable when this returns `Ok`, or none is acknowledged.
+    fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
+        batches.iter().map(|b| self.append(b)).collect()
+    }
+
     /// Events matching `filter`, newest first, at most `limit`, continuing after `cursor`.
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page>;
 

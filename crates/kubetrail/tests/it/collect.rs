@@ -420,7 +420,13 @@ fn backups_pruned_while_the_agent_is_down_are_reported_as_gaps() {
     let gap = &gaps[0];
     assert_eq!(gap["cluster"], "e2e");
     assert_eq!(gap["node"], "cp-1");
-    assert!(gap["reason"].as_str().unwrap().contains("before it was read to its end"), "{gap}");
+    assert!(
+        gap["reason"]
+            .as_str()
+            .unwrap()
+            .contains("before it was read to its end"),
+        "{gap}"
+    );
     assert!(
         gap["file"].as_str().unwrap().contains("kubernetes"),
         "{gap}"

@@ -272,3 +272,53 @@ fn an_event_list_of_real_events_decodes_in_order() {
     let again = decode_event_value(encoded["items"][5].clone(), None).unwrap();
     assert_eq!(again.audit_id, list.items[5].audit_id);
 }
+
+#[test]
+fn list_items_decode_as_the_list_does_and_their_text_stands_alone() {
+    for (file, version) in [
+        ("audit2rbac-v1.jsonl", "audit.k8s.io/v1"),
+        ("audit2rbac-v1beta1.jsonl", "audit.k8s.io/v1beta1"),
+        ("falco-k8saudit.jsonl", "audit.k8s.io/v1"),
+    ] {
+        let items: Vec<Value> = lines(file)
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                // As the apiserver encodes list items: no type of their own.
+                let o = v.as_object_mut().unwrap();
+                o.remove("kind");
+                o.remove("apiVersion");
+                v
+            })
+            .collect();
+        let body = json!({"kind": "EventList", "apiVersion": version, "items": items}).to_string();
+        let list = decode_event_list(body.as_bytes()).unwrap();
+        let fast = kubetrail_model::decode_event_list_items(body.as_bytes()).unwrap();
+        assert_eq!(fast.len(), list.items.len(), "{file}");
+        for (item, event) in fast.iter().zip(&list.items) {
+            assert_eq!(&item.event, event, "{file}");
+            // The text decodes on its own, as v1, to the same event.
+            let alone = decode_event(item.json.as_bytes()).unwrap();
+            assert_eq!(alone.to_v1_value(), event.to_v1_value(), "{file}");
+            let v: Value = serde_json::from_str(&item.json).unwrap();
+            assert_eq!(v["apiVersion"], "audit.k8s.io/v1", "{file}");
+            assert_eq!(v["kind"], "Event", "{file}");
+        }
+    }
+    let err = |body: &str| {
+        kubetrail_model::decode_event_list_items(body.as_bytes())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err(r#"{"kind":"Event"}"#).contains("kind"));
+    assert!(err(r#"{"items":{}}"#).contains("items"));
+    assert!(err(r#"{"items":[{"stage":"Soon"}]}"#).contains("items[0]"));
+    assert!(err(r#"{"items":[1]}"#).contains("items[0]"));
+    assert!(err(r#"{"apiVersion":"audit.k8s.io/v2","items":[]}"#).contains("apiVersion"));
+    assert!(
+        kubetrail_model::decode_event_list_items(br#"{"items":[{}]}"#).unwrap()[0]
+            .json
+            .starts_with(r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1"}"#)
+    );
+}

@@ -53,10 +53,13 @@ async fn pages_cover_every_matching_event_once_newest_first() {
                 item["cluster"].as_str().unwrap().to_string(),
                 item["event"]["auditID"].as_str().unwrap_or("").to_string(),
                 item["event"]["stage"].as_str().unwrap_or("").to_string(),
-                item["event"]["stageTimestamp"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
+                // The event's time as the store reads it (older captures carry only v1beta1's
+                // timestamp fields).
+                kubetrail_model::decode_event(item["event"].to_string().as_bytes())
+                    .unwrap()
+                    .stage_timestamp
+                    .map(|t| t.unix_micros())
+                    .unwrap_or(0),
             ));
         }
         match page["next"].as_str() {
@@ -69,15 +72,8 @@ async fn pages_cover_every_matching_event_once_newest_first() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), total, "no event twice");
-    let times: Vec<&str> = seen.iter().map(|s| s.3.as_str()).collect();
-    let mut sorted = times.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    // Within a cluster the order is newest first (RFC 3339 with the same precision sorts as text).
-    let kind: Vec<&str> = seen
-        .iter()
-        .filter(|s| s.0 == "kind")
-        .map(|s| s.3.as_str())
-        .collect();
+    // Within a cluster the order is newest first.
+    let kind: Vec<i64> = seen.iter().filter(|s| s.0 == "kind").map(|s| s.3).collect();
     let mut kind_sorted = kind.clone();
     kind_sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(kind, kind_sorted);

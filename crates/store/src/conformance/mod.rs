@@ -57,6 +57,7 @@ pub fn record(cluster: &str, audit_id: &str, stage: Option<Stage>, ts_micros: i6
 /// Runs every check against stores made by `open`.
 pub fn run_all(open: &dyn Fn() -> Box<dyn Store>) {
     append_is_idempotent(open().as_ref());
+    append_all_counts_each_batch(open().as_ref());
     identity_is_cluster_audit_id_and_stage(open().as_ref());
     pages_are_newest_first_and_complete(open().as_ref());
     filters_select_exactly(open().as_ref());
@@ -83,6 +84,31 @@ pub(crate) fn ids(store: &dyn Store, filter: &Filter) -> Vec<String> {
             None => return out,
         }
     }
+}
+
+/// `append_all` answers per batch as sequential appends would, also when batches overlap each
+/// other and the store.
+pub fn append_all_counts_each_batch(store: &dyn Store) {
+    let ev = |id: &str, t: i64| record("c", id, Some(Stage::ResponseComplete), T0 + t * S);
+    store.append(&[ev("old", 1)]).expect("append");
+    let a = vec![ev("a1", 2), ev("a2", 3), ev("a1", 2)];
+    let b = vec![ev("b1", 4), ev("a2", 3)];
+    let c = vec![ev("old", 1), ev("c1", 5)];
+    let empty: Vec<Record> = Vec::new();
+    let outcomes = store.append_all(&[&a, &b, &empty, &c]).expect("append_all");
+    let pairs: Vec<(u64, u64)> = outcomes.iter().map(|o| (o.stored, o.duplicates)).collect();
+    assert_eq!(pairs, [(2, 1), (1, 1), (0, 0), (1, 1)]);
+    assert_eq!(store.count().expect("count"), 5);
+    // Disjoint from everything stored: the fast path.
+    let d = vec![ev("d1", 100), ev("d2", 101)];
+    let e = vec![ev("e1", 102)];
+    let outcomes = store.append_all(&[&d, &e]).expect("append_all");
+    assert_eq!(
+        outcomes.iter().map(|o| o.stored).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    assert_eq!(store.count().expect("count"), 8);
+    assert!(store.append_all(&[]).expect("nothing").is_empty());
 }
 
 /// Storing the same batch twice, or a batch holding the same event twice, stores it once.
