@@ -29,6 +29,38 @@ pub fn decode_event(json: &[u8]) -> Result<Event> {
     partial.finish()
 }
 
+/// Checks an `EventList`'s `kind`: absent, null or `"EventList"`.
+fn check_list_kind(kind: Option<Value>) -> Result<()> {
+    match kind {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(k)) if k == "EventList" => Ok(()),
+        Some(Value::String(k)) => Err(Error::field(
+            "kind",
+            format!("expected \"EventList\", found {k:?}"),
+        )),
+        Some(other) => Err(Error::field(
+            "kind",
+            format!(
+                "expected the string \"EventList\", found {}",
+                describe(&other)
+            ),
+        )),
+    }
+}
+
+/// An `EventList`'s `apiVersion`, if it gives one.
+fn list_version(version: Option<Value>) -> Result<Option<ApiVersion>> {
+    match version {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(v)) if v.is_empty() => Ok(None),
+        Some(Value::String(v)) => Ok(Some(v.parse().map_err(|e| Error::field("apiVersion", e))?)),
+        Some(other) => Err(Error::field(
+            "apiVersion",
+            format!("expected a string, found {}", describe(&other)),
+        )),
+    }
+}
+
 /// Decodes a webhook body: an `EventList` whose items take the list's `apiVersion` when they do
 /// not carry their own.
 pub fn decode_event_list(json: &[u8]) -> Result<EventList> {
@@ -37,36 +69,8 @@ pub fn decode_event_list(json: &[u8]) -> Result<EventList> {
     let Value::Object(mut map) = value else {
         unreachable!("check_object saw an object");
     };
-    match map.remove("kind") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(k)) if k == "EventList" => {}
-        Some(Value::String(k)) => {
-            return Err(Error::field(
-                "kind",
-                format!("expected \"EventList\", found {k:?}"),
-            ));
-        }
-        Some(other) => {
-            return Err(Error::field(
-                "kind",
-                format!(
-                    "expected the string \"EventList\", found {}",
-                    describe(&other)
-                ),
-            ));
-        }
-    }
-    let source_version = match map.remove("apiVersion") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(v)) if v.is_empty() => None,
-        Some(Value::String(v)) => Some(v.parse().map_err(|e| Error::field("apiVersion", e))?),
-        Some(other) => {
-            return Err(Error::field(
-                "apiVersion",
-                format!("expected a string, found {}", describe(&other)),
-            ));
-        }
-    };
+    check_list_kind(map.remove("kind"))?;
+    let source_version = list_version(map.remove("apiVersion"))?;
     let items = match map.remove("items") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items,
@@ -115,36 +119,8 @@ struct RawList<'a> {
 pub fn decode_event_list_items(json: &[u8]) -> Result<Vec<ListItem>> {
     check_object(json)?;
     let list: RawList<'_> = serde_json::from_slice(json).map_err(Error::Json)?;
-    match list.kind {
-        None | Some(Value::Null) => {}
-        Some(Value::String(k)) if k == "EventList" => {}
-        Some(Value::String(k)) => {
-            return Err(Error::field(
-                "kind",
-                format!("expected \"EventList\", found {k:?}"),
-            ));
-        }
-        Some(other) => {
-            return Err(Error::field(
-                "kind",
-                format!(
-                    "expected the string \"EventList\", found {}",
-                    describe(&other)
-                ),
-            ));
-        }
-    }
-    let list_version: Option<ApiVersion> = match list.api_version {
-        None | Some(Value::Null) => None,
-        Some(Value::String(v)) if v.is_empty() => None,
-        Some(Value::String(v)) => Some(v.parse().map_err(|e| Error::field("apiVersion", e))?),
-        Some(other) => {
-            return Err(Error::field(
-                "apiVersion",
-                format!("expected a string, found {}", describe(&other)),
-            ));
-        }
-    };
+    check_list_kind(list.kind)?;
+    let list_version = list_version(list.api_version)?;
     let items: Vec<&serde_json::value::RawValue> = match list.items {
         None => Vec::new(),
         Some(raw) if raw.get() == "null" => Vec::new(),
