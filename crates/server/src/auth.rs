@@ -309,24 +309,34 @@ impl Authenticator {
     }
 }
 
-async fn require(state: Arc<AppState>, needed: Role, mut request: Request, next: Next) -> Response {
+/// Most of a refused request's body read before answering. Reading it lets a client that
+/// sends its whole body before looking at the answer (as HTTP/1 clients do) see the 401 or 403
+/// instead of a broken connection; beyond this the connection is simply closed.
+const REFUSED_BODY_DRAIN: usize = 1 << 20;
+
+async fn refuse(request: Request, error: ApiError) -> Response {
     use axum::response::IntoResponse;
+    let _ = axum::body::to_bytes(request.into_body(), REFUSED_BODY_DRAIN).await;
+    error.into_response()
+}
+
+async fn require(state: Arc<AppState>, needed: Role, mut request: Request, next: Next) -> Response {
     let principal = match state.auth.authenticate(&request) {
         Ok(p) => p,
         Err(e) => {
             state.metrics.auth_failure("unauthenticated");
-            return e.into_response();
+            return refuse(request, e).await;
         }
     };
     if !principal.role.allows(needed) {
         state.metrics.auth_failure("forbidden");
-        return ApiError::forbidden(format!(
+        let e = ApiError::forbidden(format!(
             "{} has role {}, this needs {}",
             principal.name,
             principal.role.as_str(),
             needed.as_str()
-        ))
-        .into_response();
+        ));
+        return refuse(request, e).await;
     }
     request.extensions_mut().insert(principal);
     next.run(request).await

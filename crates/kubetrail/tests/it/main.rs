@@ -5,6 +5,7 @@
 
 mod collect;
 mod policy;
+mod serve;
 mod store;
 
 use std::io::Write;

@@ -6,6 +6,7 @@
 
 mod api;
 mod ingest;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
