@@ -310,7 +310,7 @@ fn agent_to_store(lines: &[String], work: &Path, token_file: &Path) {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "agent → serve → store events/s\t{:.0}",
+        "agent -> serve -> store events/s\t{:.0}",
         lines.len() as f64 / secs
     );
 
