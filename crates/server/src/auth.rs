@@ -110,7 +110,7 @@ pub fn load_tokens(path: &Path) -> Result<Vec<TokenEntry>, TokensError> {
 
 /// Parses and checks the tokens file's text.
 pub fn parse_tokens(text: &str) -> Result<Vec<TokenEntry>, String> {
-    let entries: Vec<TokenEntry> = serde_yaml_ng::from_str(text).map_err(|e| {
+    let entries: Vec<TokenEntry> = serde_norway::from_str(text).map_err(|e| {
         // The YAML error may quote the input, and the input holds secrets: keep only the place.
         let place = e
             .location()

@@ -93,7 +93,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            serde_yaml_ng::from_str(&text)
+            serde_norway::from_str(&text)
                 .with_context(|| format!("{}: not an agent configuration", path.display()))?
         }
         None => AgentFile::default(),

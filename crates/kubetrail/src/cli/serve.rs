@@ -90,7 +90,7 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            serde_yaml_ng::from_str(&text)
+            serde_norway::from_str(&text)
                 .with_context(|| format!("{}: not a serve configuration", path.display()))?
         }
         None => ServeFile::default(),
@@ -316,7 +316,7 @@ pub fn webhook_kubeconfig(args: &WebhookConfigArgs) -> Result<String> {
         "contexts": [{ "name": "kubetrail", "context": { "cluster": "kubetrail", "user": "kubetrail-webhook" } }],
         "current-context": "kubetrail",
     });
-    Ok(serde_yaml_ng::to_string(&config)?)
+    Ok(serde_norway::to_string(&config)?)
 }
 
 pub fn webhook_config(args: WebhookConfigArgs) -> Result<ExitCode> {
