@@ -36,12 +36,21 @@ enum Command {
     Serve(Box<cli::serve::ServeArgs>),
     /// Follow the apiserver's audit log and its rotated backups; ship them to serve.
     Agent(Box<cli::agent::AgentArgs>),
+    /// Turn auditing on in kube-apiserver (policy, flags, volumes); deploy kubetrail.
+    #[command(subcommand)]
+    Install(cli::install::InstallCommand),
     /// Write the kubeconfig for the apiserver's --audit-webhook-config-file.
     WebhookConfig(cli::serve::WebhookConfigArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that print answers stop quietly when their reader goes away (`| head`), as
+    // command-line tools do. The long-running network commands keep Rust's default (SIGPIPE
+    // ignored), so a peer closing a socket is an error to handle, not the end of the process.
+    if !matches!(cli.command, Command::Serve(_) | Command::Agent(_)) {
+        sigpipe::reset();
+    }
     let result = match cli.command {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Import(args) => cli::import::run(args),
@@ -52,6 +61,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::generate::run(args),
         Command::Serve(args) => cli::serve::run(*args),
         Command::Agent(args) => cli::agent::run(*args),
+        Command::Install(cmd) => cli::install::run(cmd),
         Command::WebhookConfig(args) => cli::serve::webhook_config(args),
     };
     match result {

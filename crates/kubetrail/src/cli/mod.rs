@@ -4,6 +4,7 @@ pub mod agent;
 pub mod common;
 pub mod generate;
 pub mod import;
+pub mod install;
 pub mod policy;
 pub mod question;
 pub mod report;

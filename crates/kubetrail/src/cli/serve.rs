@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use clap::Args;
+use kubetrail_install::webhook::{Credential, kubeconfig};
 use kubetrail_server::{AppState, Authenticator, Limits, TlsFiles, load_tokens, router, serve};
 use kubetrail_store::{Retention, Store};
 use kubetrail_store_duckdb::DuckDbStore;
@@ -254,73 +254,50 @@ pub struct WebhookConfigArgs {
     /// Cluster name stamped on the events (added to the webhook URL).
     #[arg(long)]
     cluster: String,
-    /// File holding an ingest token.
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "client_cert",
-        conflicts_with = "client_cert"
-    )]
-    token_file: Option<PathBuf>,
-    /// Client certificate (PEM), for mTLS instead of a token.
-    #[arg(long, value_name = "FILE", requires = "client_key")]
-    client_cert: Option<PathBuf>,
-    /// Key of --client-cert (PEM).
-    #[arg(long, value_name = "FILE", requires = "client_cert")]
-    client_key: Option<PathBuf>,
-    /// CA certificate (PEM) that signed the server's certificate.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
+    #[command(flatten)]
+    credential: WebhookCredentialArgs,
     /// Write here (mode 0600) instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
-fn base64_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if !String::from_utf8_lossy(&bytes).contains("-----BEGIN ") {
-        bail!("{}: not a PEM file", path.display());
-    }
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+/// How the apiserver's webhook authenticates to kubetrail: the flags `webhook-config` and
+/// `install apiserver --backend webhook` share.
+#[derive(Debug, Args)]
+pub struct WebhookCredentialArgs {
+    /// File holding an ingest token.
+    #[arg(long, value_name = "FILE", conflicts_with = "client_cert")]
+    pub token_file: Option<PathBuf>,
+    /// Client certificate (PEM), for mTLS instead of a token.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Key of --client-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the server's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
-/// The webhook kubeconfig: everything embedded, since the file is read inside the apiserver's
-/// container, where paths on the machine that ran this command may not exist.
-pub fn webhook_kubeconfig(args: &WebhookConfigArgs) -> Result<String> {
-    let base = args.server.trim_end_matches('/');
-    if !(base.starts_with("https://") || base.starts_with("http://")) {
-        bail!("--server {base:?}: expected an http:// or https:// URL");
+impl WebhookCredentialArgs {
+    /// The webhook kubeconfig for `server` and `cluster`.
+    pub fn kubeconfig(&self, server: &str, cluster: &str) -> Result<String> {
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let credential = match (&self.token_file, &self.client_cert, &self.client_key) {
+            (Some(f), _, _) => Credential::Token(read_token_file(f)?),
+            (None, Some(cert), Some(key)) => Credential::ClientCertificate {
+                cert: read(cert)?,
+                key: read(key)?,
+            },
+            _ => bail!("the webhook needs --token-file, or --client-cert and --client-key"),
+        };
+        let ca = self.ca.as_deref().map(read).transpose()?;
+        Ok(kubeconfig(server, cluster, &credential, ca.as_deref())?)
     }
-    if base.starts_with("http://") && args.ca.is_some() {
-        bail!("--ca is only used with an https:// --server");
-    }
-    let query = kubetrail_api::params::encode_query([("cluster", args.cluster.clone())]);
-    let url = format!("{base}{}?{query}", kubetrail_api::paths::WEBHOOK);
-    let mut cluster = serde_json::json!({ "server": url });
-    if let Some(ca) = &args.ca {
-        cluster["certificate-authority-data"] = base64_file(ca)?.into();
-    }
-    let mut user = serde_json::Map::new();
-    if let Some(f) = &args.token_file {
-        user.insert("token".into(), read_token_file(f)?.into());
-    }
-    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
-        user.insert("client-certificate-data".into(), base64_file(cert)?.into());
-        user.insert("client-key-data".into(), base64_file(key)?.into());
-    }
-    let config = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": "kubetrail", "cluster": cluster }],
-        "users": [{ "name": "kubetrail-webhook", "user": user }],
-        "contexts": [{ "name": "kubetrail", "context": { "cluster": "kubetrail", "user": "kubetrail-webhook" } }],
-        "current-context": "kubetrail",
-    });
-    Ok(serde_norway::to_string(&config)?)
 }
 
 pub fn webhook_config(args: WebhookConfigArgs) -> Result<ExitCode> {
-    let text = webhook_kubeconfig(&args)?;
+    let text = args.credential.kubeconfig(&args.server, &args.cluster)?;
     match &args.output {
         None => print!("{text}"),
         Some(path) => {

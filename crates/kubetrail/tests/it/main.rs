@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod collect;
+mod install;
 mod policy;
 mod serve;
 mod store;

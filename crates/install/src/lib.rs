@@ -1,0 +1,15 @@
+//! `kubetrail install`: turning auditing on in a cluster and deploying kubetrail.
+//!
+//! - [`apiserver`] edits a kube-apiserver static-pod manifest (flags, volumes, mounts) on its
+//!   text, keeping everything else as it was;
+//! - [`policy`] holds the recommended audit policy and writes a policy in the apiVersion the
+//!   apiserver accepts, after checking that it loads there;
+//! - [`backup`] keeps what an install replaced outside the manifests directory and restores it;
+//! - [`manifests`] renders what runs kubetrail itself in a cluster;
+//! - [`webhook`] writes the kubeconfig of the apiserver's webhook backend.
+
+pub mod apiserver;
+pub mod backup;
+pub mod manifests;
+pub mod policy;
+pub mod webhook;

@@ -1,0 +1,314 @@
+//! `kubetrail install apiserver|manifests`: turn auditing on in a kube-apiserver static-pod
+//! manifest (policy file, flags, volumes; backed up, reversible), and print the manifests that
+//! run kubetrail in a cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use kubetrail_install::apiserver::{AuditSettings, LogBackend, apply};
+use kubetrail_install::manifests::{ManifestOptions, StoreKind, random_token, render};
+use kubetrail_install::{backup, policy};
+use kubetrail_policy::KubeVersion;
+
+use super::serve::WebhookCredentialArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum InstallCommand {
+    /// Turn auditing on in a kube-apiserver static-pod manifest (kubeadm layout).
+    Apiserver(Box<ApiserverArgs>),
+    /// Print (or write) the manifests that run kubetrail in a cluster.
+    Manifests(ManifestsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The log backend: files the agent follows.
+    Log,
+    /// The webhook backend: EventList batches to kubetrail serve.
+    Webhook,
+    /// Both, as the apiserver allows.
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiserverArgs {
+    /// The kube-apiserver static-pod manifest.
+    #[arg(long, default_value = "/etc/kubernetes/manifests/kube-apiserver.yaml")]
+    manifest: PathBuf,
+    /// The audit policy to install [default: kubetrail's recommended policy].
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Where the policy is written on the node (and what the flag and mount point at).
+    #[arg(long, default_value = "/etc/kubernetes/audit-policy.yaml")]
+    policy_path: PathBuf,
+    /// --audit-log-path.
+    #[arg(long, default_value = "/var/log/kubernetes/kubernetes.audit")]
+    log_path: String,
+    /// --audit-log-maxage (days).
+    #[arg(long, default_value_t = 30)]
+    maxage: u32,
+    /// --audit-log-maxbackup.
+    #[arg(long, default_value_t = 10)]
+    maxbackup: u32,
+    /// --audit-log-maxsize (MB).
+    #[arg(long, default_value_t = 100)]
+    maxsize: u32,
+    /// --audit-log-compress (gzip rotated files).
+    #[arg(long)]
+    compress: bool,
+    /// Which audit backend(s).
+    #[arg(long, value_enum, default_value = "log")]
+    backend: Backend,
+    /// kubetrail serve's base URL (webhook backend).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Cluster name stamped on webhook events.
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    #[command(flatten)]
+    credential: WebhookCredentialArgs,
+    /// Where the webhook kubeconfig is written on the node.
+    #[arg(long, default_value = "/etc/kubernetes/audit-webhook.kubeconfig")]
+    webhook_config_path: PathBuf,
+    /// Where backups go: outside the manifests directory.
+    #[arg(long, default_value = "/var/lib/kubetrail/backups")]
+    backup_dir: PathBuf,
+    /// The apiserver's version, when the image tag does not say (e.g. 1.29).
+    #[arg(long, value_name = "1.N")]
+    kube_version: Option<KubeVersion>,
+    /// Print what would change (a unified diff) and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Put back what the last install changed.
+    #[arg(long, conflicts_with = "dry_run")]
+    revert: bool,
+    /// Replace audit settings someone else made.
+    #[arg(long)]
+    force: bool,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn current(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+fn diff(path: &Path, old: &str, new: &str) -> String {
+    let name = path.display().to_string();
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&name, &name)
+        .to_string()
+}
+
+fn apiserver(args: ApiserverArgs) -> Result<ExitCode> {
+    if args.revert {
+        let (dir, record) = backup::latest(&args.backup_dir, &args.manifest)?;
+        backup::restore(&dir, &record)?;
+        for f in &record.files {
+            match &f.copy {
+                Some(_) => println!("restored {}", f.path.display()),
+                None => println!("removed {} (the install created it)", f.path.display()),
+            }
+        }
+        println!(
+            "reverted the install of {} (backup {})",
+            record.stamp,
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let manifest_bytes = read(&args.manifest)?;
+    let manifest = String::from_utf8(manifest_bytes)
+        .with_context(|| format!("{}: not UTF-8", args.manifest.display()))?;
+    let want_log = matches!(args.backend, Backend::Log | Backend::Both);
+    let want_webhook = matches!(args.backend, Backend::Webhook | Backend::Both);
+    let settings = AuditSettings {
+        policy_path: args.policy_path.display().to_string(),
+        log: want_log.then(|| LogBackend {
+            path: args.log_path.clone(),
+            max_age: args.maxage,
+            max_backup: args.maxbackup,
+            max_size: args.maxsize,
+            compress: args.compress,
+        }),
+        webhook_config: want_webhook.then(|| args.webhook_config_path.display().to_string()),
+    };
+    let edit = apply(&manifest, &settings, args.force)
+        .with_context(|| format!("{}", args.manifest.display()))?;
+    let version = args.kube_version.or(edit.image_version);
+    if version.is_none() {
+        eprintln!(
+            "warning: the apiserver's version is not in its image tag; checking the policy for every version (give --kube-version)"
+        );
+    }
+    let policy_source = match &args.policy {
+        Some(p) => {
+            String::from_utf8(read(p)?).with_context(|| format!("{}: not UTF-8", p.display()))?
+        }
+        None => policy::RECOMMENDED.to_string(),
+    };
+    let (policy_text, warnings) = policy::prepare(&policy_source, version).with_context(|| {
+        args.policy
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the recommended policy".into())
+    })?;
+    for w in &warnings {
+        eprintln!("policy warning: {w}");
+    }
+    let webhook_text = if want_webhook {
+        let Some(server) = &args.server else {
+            bail!("--backend {:?} needs --server URL", args.backend);
+        };
+        Some(args.credential.kubeconfig(server, &args.cluster)?)
+    } else {
+        None
+    };
+
+    // What would change.
+    let mut files: Vec<(&Path, String)> = vec![(&args.policy_path, policy_text)];
+    if let Some(w) = webhook_text {
+        files.push((&args.webhook_config_path, w));
+    }
+    let changed_files: Vec<&(&Path, String)> = files
+        .iter()
+        .filter(|(p, text)| current(p).as_deref() != Some(text.as_bytes()))
+        .collect();
+    let manifest_changes = edit.text != manifest;
+    if !manifest_changes && changed_files.is_empty() {
+        println!(
+            "{}: auditing is already set up as asked; nothing to change",
+            args.manifest.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        for (path, text) in &changed_files {
+            let old = current(path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            // The webhook kubeconfig holds a credential: say that it changes, not what.
+            if *path == args.webhook_config_path.as_path() {
+                println!(
+                    "would write {} (holds a credential, not shown)",
+                    path.display()
+                );
+            } else {
+                print!("{}", diff(path, &old, text));
+            }
+        }
+        if manifest_changes {
+            print!("{}", diff(&args.manifest, &manifest, &edit.text));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    backup::check_location(&args.backup_dir, &args.manifest)?;
+    let mut paths: Vec<&Path> = vec![&args.manifest];
+    paths.extend(files.iter().map(|(p, _)| *p));
+    let record = backup::save(&args.backup_dir, &paths)?;
+    // The files the manifest mounts first, the manifest (which restarts the apiserver) last.
+    for (path, text) in &files {
+        backup::write_atomically(path, text.as_bytes())?;
+        if *path == args.webhook_config_path.as_path() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", path.display()))?;
+        }
+        println!("wrote {}", path.display());
+    }
+    if manifest_changes {
+        backup::write_atomically(&args.manifest, edit.text.as_bytes())?;
+        println!(
+            "updated {} (the kubelet restarts the apiserver)",
+            args.manifest.display()
+        );
+    }
+    println!(
+        "backup in {}: undo with `kubetrail install apiserver --revert --manifest {} --backup-dir {}`",
+        args.backup_dir.join(&record.stamp).display(),
+        args.manifest.display(),
+        args.backup_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Store {
+    /// The embedded store (one replica with a volume).
+    Duckdb,
+    /// ClickHouse (two replicas).
+    Clickhouse,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArgs {
+    /// Namespace for everything.
+    #[arg(long, short = 'n', default_value = "kubetrail")]
+    namespace: String,
+    /// The store the server uses.
+    #[arg(long, value_enum, default_value = "duckdb")]
+    store: Store,
+    /// Cluster name stamped on the agents' events.
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// Container image.
+    #[arg(long, default_value = concat!("ghcr.io/kubetrail/kubetrail:", env!("CARGO_PKG_VERSION")))]
+    image: String,
+    /// The apiservers' --audit-log-path.
+    #[arg(long, default_value = "/var/log/kubernetes/kubernetes.audit")]
+    log_path: String,
+    /// ClickHouse HTTP URL (with --store clickhouse).
+    #[arg(long, default_value = "http://clickhouse.kubetrail.svc:8123")]
+    clickhouse_url: String,
+    /// Volume size of the embedded store.
+    #[arg(long, default_value = "50Gi")]
+    storage: String,
+    /// Write `kubetrail.yaml` into this directory instead of printing.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    output: Option<PathBuf>,
+}
+
+fn manifests(args: ManifestsArgs) -> Result<ExitCode> {
+    let tokens = [random_token()?, random_token()?, random_token()?];
+    let text = render(&ManifestOptions {
+        namespace: args.namespace,
+        store: match args.store {
+            Store::Duckdb => StoreKind::DuckDb,
+            Store::Clickhouse => StoreKind::ClickHouse,
+        },
+        cluster: args.cluster,
+        image: args.image,
+        log_path: args.log_path,
+        clickhouse_url: args.clickhouse_url,
+        storage: args.storage,
+        tokens,
+    });
+    match args.output {
+        None => print!("{text}"),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("kubetrail.yaml");
+            backup::write_atomically(&path, text.as_bytes())?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            eprintln!(
+                "wrote {} (it holds the tokens: keep it 0600)",
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(command: InstallCommand) -> Result<ExitCode> {
+    match command {
+        InstallCommand::Apiserver(args) => apiserver(*args),
+        InstallCommand::Manifests(args) => manifests(args),
+    }
+}
