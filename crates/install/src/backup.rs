@@ -88,7 +88,15 @@ pub fn check_location(backup_dir: &Path, manifest: &Path) -> Result<(), BackupEr
 pub fn save(backup_dir: &Path, paths: &[&Path]) -> Result<Record, BackupError> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let dir = backup_dir.join(&stamp);
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // Owner-only: the copies may hold credentials (a webhook kubeconfig).
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
+    }
     let mut files = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let copy = match std::fs::read(path) {
@@ -98,7 +106,7 @@ pub fn save(backup_dir: &Path, paths: &[&Path]) -> Result<Record, BackupError> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let copy = dir.join(format!("{i}-{name}"));
-                std::fs::write(&copy, bytes).map_err(io(&copy))?;
+                write_private(&copy, &bytes)?;
                 Some(copy)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -113,8 +121,21 @@ pub fn save(backup_dir: &Path, paths: &[&Path]) -> Result<Record, BackupError> {
     let json = dir.join("install.json");
     let text =
         serde_json::to_string_pretty(&record).map_err(|e| io(&json)(std::io::Error::other(e)))?;
-    std::fs::write(&json, text).map_err(io(&json))?;
+    write_private(&json, text.as_bytes())?;
     Ok(record)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
 }
 
 /// The newest backup of `manifest` in `backup_dir`.
@@ -178,9 +199,11 @@ pub fn restore(dir: &Path, record: &Record) -> Result<(), BackupError> {
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename, so the kubelet
 /// never sees half a manifest. The temporary name does not end in `.yaml`, so the kubelet
-/// ignores it.
+/// ignores it. The file is created owner-only (what it holds may be a credential) and then
+/// given the permissions of the file it replaces, if there was one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_file_name(format!(
         ".{}.kubetrail-tmp",
         path.file_name()
@@ -192,7 +215,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
     {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     // Keep the original's permissions (manifests are 0600 under kubeadm).

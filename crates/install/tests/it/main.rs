@@ -202,6 +202,20 @@ fn install_then_revert_restores_the_original_bytes() {
 
     let (dir, found) = backup::latest(&backups, &manifest).unwrap();
     assert_eq!(found, record);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let copy = found.files[0].copy.as_ref().unwrap();
+    assert_eq!(
+        std::fs::metadata(copy).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&policy).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     backup::restore(&dir, &found).unwrap();
     assert_eq!(std::fs::read(&manifest).unwrap(), original, "byte for byte");
     assert!(!policy.exists(), "the policy the install created is gone");

@@ -214,12 +214,8 @@ fn apiserver(args: ApiserverArgs) -> Result<ExitCode> {
     let record = backup::save(&args.backup_dir, &paths)?;
     // The files the manifest mounts first, the manifest (which restarts the apiserver) last.
     for (path, text) in &files {
+        // Created owner-only (the webhook kubeconfig holds a credential).
         backup::write_atomically(path, text.as_bytes())?;
-        if *path == args.webhook_config_path.as_path() {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("restricting {}", path.display()))?;
-        }
         println!("wrote {}", path.display());
     }
     if manifest_changes {
@@ -296,6 +292,7 @@ fn manifests(args: ManifestsArgs) -> Result<ExitCode> {
             let path = dir.join("kubetrail.yaml");
             backup::write_atomically(&path, text.as_bytes())?;
             use std::os::unix::fs::PermissionsExt;
+            // Owner-only even when it replaces a file that was readable by others.
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
             eprintln!(
                 "wrote {} (it holds the tokens: keep it 0600)",

@@ -310,6 +310,9 @@ pub fn webhook_config(args: WebhookConfigArgs) -> Result<ExitCode> {
                 .open(path)
                 .with_context(|| format!("writing {}", path.display()))?;
             f.write_all(text.as_bytes())?;
+            // Also when the file existed before with a wider mode.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
             eprintln!(
                 "wrote {} (it holds a credential: keep it 0600)",
                 path.display()
