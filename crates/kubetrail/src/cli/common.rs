@@ -11,6 +11,7 @@ use kubetrail_api::wire::EventItem;
 use kubetrail_api::{Client, ClientOptions};
 use kubetrail_model::decode_event;
 use kubetrail_store::{Cursor, Filter, Page, Record, Store, TimeRange};
+use kubetrail_store_clickhouse::{ClickHouseStore, Connection};
 use kubetrail_store_duckdb::DuckDbStore;
 use serde::de::DeserializeOwned;
 
@@ -25,6 +26,81 @@ pub struct StoreArgs {
         value_name = "DIR"
     )]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Which store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded store in --data-dir.
+    #[default]
+    Duckdb,
+    /// A ClickHouse server (--clickhouse-url).
+    Clickhouse,
+}
+
+/// The store backend and, for ClickHouse, where it is.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BackendArgs {
+    /// The store: the embedded one (duckdb), or ClickHouse.
+    #[arg(long = "store", value_enum, env = "KUBETRAIL_STORE")]
+    pub store: Option<Backend>,
+    /// ClickHouse's HTTP interface, e.g. http://127.0.0.1:8123.
+    #[arg(long, env = "KUBETRAIL_CLICKHOUSE_URL", value_name = "URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database (created if missing) [default: kubetrail].
+    #[arg(long, value_name = "NAME")]
+    pub clickhouse_database: Option<String>,
+    /// ClickHouse user.
+    #[arg(long, value_name = "USER")]
+    pub clickhouse_user: Option<String>,
+    /// File holding the ClickHouse user's password.
+    #[arg(long, value_name = "FILE")]
+    pub clickhouse_password_file: Option<PathBuf>,
+}
+
+impl BackendArgs {
+    /// Opens the store: ClickHouse when asked for, else the embedded store in `data_dir`
+    /// (which must already hold one unless `create`).
+    pub fn open(&self, data_dir: &Path, create: bool) -> Result<Box<dyn Store>> {
+        match self.store.unwrap_or_default() {
+            Backend::Clickhouse => {
+                let Some(url) = &self.clickhouse_url else {
+                    bail!("--store clickhouse needs --clickhouse-url URL");
+                };
+                let password = match &self.clickhouse_password_file {
+                    Some(f) => Some(read_token_file(f).context("--clickhouse-password-file")?),
+                    None => None,
+                };
+                let store = ClickHouseStore::open(Connection {
+                    url: url.clone(),
+                    database: self
+                        .clickhouse_database
+                        .clone()
+                        .unwrap_or_else(|| "kubetrail".into()),
+                    user: self.clickhouse_user.clone(),
+                    password,
+                })
+                .with_context(|| format!("opening the ClickHouse store at {url}"))?;
+                Ok(Box::new(store))
+            }
+            Backend::Duckdb => {
+                let db = data_dir.join(kubetrail_store_duckdb::DATABASE_FILE);
+                if !create && !Path::new(&db).exists() {
+                    bail!(
+                        "no store in {} (--data-dir): load one with `kubetrail import --data-dir {} FILE...`",
+                        data_dir.display(),
+                        data_dir.display()
+                    );
+                }
+                let store = DuckDbStore::open(data_dir)
+                    .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+                Ok(Box::new(store))
+            }
+        }
+    }
 }
 
 /// Where questions are answered: the local store, or a running `kubetrail serve`.
@@ -60,7 +136,7 @@ pub struct SourceArgs {
 /// A local store or a server.
 pub enum Source {
     /// The embedded store.
-    Local(DuckDbStore),
+    Local(Box<dyn Store>),
     /// A running server.
     Remote(Client),
 }
@@ -127,7 +203,7 @@ impl Source {
         local: impl FnOnce(&dyn Store) -> kubetrail_store::Result<T>,
     ) -> Result<T> {
         match self {
-            Source::Local(store) => Ok(local(store)?),
+            Source::Local(store) => Ok(local(store.as_ref())?),
             Source::Remote(client) => Ok(client.report(name, filter)?),
         }
     }
@@ -145,23 +221,29 @@ fn record_of(item: &EventItem) -> Result<Record> {
 }
 
 impl StoreArgs {
+    /// Where the store is, for messages.
+    pub fn describe(&self) -> String {
+        match self.backend.store.unwrap_or_default() {
+            Backend::Duckdb => self.data_dir.display().to_string(),
+            Backend::Clickhouse => format!(
+                "ClickHouse at {} (database {})",
+                self.backend.clickhouse_url.as_deref().unwrap_or("?"),
+                self.backend
+                    .clickhouse_database
+                    .as_deref()
+                    .unwrap_or("kubetrail")
+            ),
+        }
+    }
+
     /// Opens (creating) the store for writing.
-    pub fn open_for_write(&self) -> Result<DuckDbStore> {
-        DuckDbStore::open(&self.data_dir)
-            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    pub fn open_for_write(&self) -> Result<Box<dyn Store>> {
+        self.backend.open(&self.data_dir, true)
     }
 
     /// Opens an existing store for questions.
-    pub fn open_existing(&self) -> Result<DuckDbStore> {
-        let db = self.data_dir.join(kubetrail_store_duckdb::DATABASE_FILE);
-        if !Path::new(&db).exists() {
-            bail!(
-                "no store in {} (--data-dir): load one with `kubetrail import --data-dir {} FILE...`",
-                self.data_dir.display(),
-                self.data_dir.display()
-            );
-        }
-        self.open_for_write()
+    pub fn open_existing(&self) -> Result<Box<dyn Store>> {
+        self.backend.open(&self.data_dir, false)
     }
 }
 

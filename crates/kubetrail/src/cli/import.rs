@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kubetrail_model::decode_event;
-use kubetrail_store::{Record, Store};
+use kubetrail_store::Record;
 use kubetrail_tail::{LineReader, order_paths};
 use serde::Serialize;
 
@@ -184,12 +184,12 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        print_summary(&summary, &args.store.data_dir);
+        print_summary(&summary, &args.store.describe());
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn print_summary(s: &Summary, data_dir: &std::path::Path) {
+fn print_summary(s: &Summary, store: &str) {
     let rate = if s.seconds > 0.0 {
         s.events as f64 / s.seconds
     } else {
@@ -197,10 +197,7 @@ fn print_summary(s: &Summary, data_dir: &std::path::Path) {
     };
     println!(
         "imported {} files into {} in {:.2}s ({:.0} events/s)",
-        s.files,
-        data_dir.display(),
-        s.seconds,
-        rate
+        s.files, store, s.seconds, rate
     );
     println!("  events read:  {}", s.events);
     println!("  stored:       {}", s.stored);

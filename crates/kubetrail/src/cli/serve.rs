@@ -13,10 +13,9 @@ use clap::Args;
 use kubetrail_install::webhook::{Credential, kubeconfig};
 use kubetrail_server::{AppState, Authenticator, Limits, TlsFiles, load_tokens, router, serve};
 use kubetrail_store::{Retention, Store};
-use kubetrail_store_duckdb::DuckDbStore;
 use serde::Deserialize;
 
-use super::common::{parse_duration, read_token_file};
+use super::common::{Backend, BackendArgs, parse_duration, read_token_file};
 
 /// Default address: loopback only, so nothing is exposed by accident.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -50,6 +49,8 @@ pub struct ServeArgs {
     /// Largest request body in bytes (and largest decompressed agent batch).
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Delete events older than this (e.g. 90d); checked every 10 minutes.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     retention_max_age: Option<Duration>,
@@ -73,6 +74,11 @@ struct ServeFile {
     max_body_bytes: Option<usize>,
     retention_max_age: Option<String>,
     retention_max_bytes: Option<u64>,
+    store: Option<Backend>,
+    clickhouse_url: Option<String>,
+    clickhouse_database: Option<String>,
+    clickhouse_user: Option<String>,
+    clickhouse_password_file: Option<PathBuf>,
 }
 
 /// The merged settings.
@@ -83,6 +89,7 @@ struct Settings {
     tls: Option<TlsFiles>,
     limits: Limits,
     retention: Retention,
+    backend: BackendArgs,
 }
 
 fn settings(args: ServeArgs) -> Result<Settings> {
@@ -152,6 +159,19 @@ fn settings(args: ServeArgs) -> Result<Settings> {
             max_age,
             max_bytes: args.retention_max_bytes.or(file.retention_max_bytes),
         },
+        backend: BackendArgs {
+            store: args.backend.store.or(file.store),
+            clickhouse_url: args.backend.clickhouse_url.or(file.clickhouse_url),
+            clickhouse_database: args
+                .backend
+                .clickhouse_database
+                .or(file.clickhouse_database),
+            clickhouse_user: args.backend.clickhouse_user.or(file.clickhouse_user),
+            clickhouse_password_file: args
+                .backend
+                .clickhouse_password_file
+                .or(file.clickhouse_password_file),
+        },
     })
 }
 
@@ -198,9 +218,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             s.listen
         );
     }
-    let store = DuckDbStore::open(&s.data_dir)
-        .with_context(|| format!("opening the store in {}", s.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = Arc::from(s.backend.open(&s.data_dir, true)?);
     let state = Arc::new(
         AppState::new(store.clone(), s.auth, s.limits, Some(s.data_dir.clone()))
             .with_context(|| format!("reading agent gaps in {}", s.data_dir.display()))?,

@@ -1,0 +1,541 @@
+//! The ClickHouse store: the [`Store`] trait over ClickHouse's HTTP interface, for fleets that
+//! outgrow one machine and for several `kubetrail serve` instances sharing one database.
+//!
+//! - One table, `events`, a `ReplacingMergeTree` partitioned by day and ordered by
+//!   (cluster, ts, auditID, stage): the identity is the sorting key, so replays collapse when
+//!   parts merge, and reads use `FINAL` so they are exact before that. Appends also skip what
+//!   is already stored, so a retried batch usually writes nothing at all.
+//! - Works with the old server Debian ships (18.16: no window functions, grouping sets,
+//!   server-side parameters or `CODEC`) and with current releases: the version is read on
+//!   start, and `raw` gets `CODEC(ZSTD(3))` where the server has codecs. Values are bound on
+//!   the client, escaped as ClickHouse string literals.
+//! - Retention drops whole day partitions, and deletes the rest of a boundary day with a
+//!   mutation it waits for.
+
+mod client;
+mod sql;
+pub mod testing;
+
+use std::collections::HashSet;
+
+use kubetrail_model::{Level, Stage};
+use kubetrail_store::sql::{COLUMNS, Dialect, GROUP_SEP, where_clause};
+use kubetrail_store::{
+    Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
+    HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, Store,
+    identity_of, is_long_running, stands_for_request,
+};
+use serde_json::Value;
+
+pub use client::{ClickHouse, Connection};
+
+/// The schema version this build writes.
+const SCHEMA_VERSION: u32 = 1;
+
+/// The ClickHouse store.
+pub struct ClickHouseStore {
+    ch: ClickHouse,
+    table: String,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn record_from_row(row: &[Value]) -> Record {
+    let t = |i: usize| row.get(i).map(text).unwrap_or_default();
+    let groups = t(9);
+    Record {
+        cluster: t(0),
+        audit_id: t(1),
+        stage: t(2).parse::<Stage>().ok(),
+        level: t(3).parse::<Level>().ok(),
+        ts_micros: row.get(4).map(int).unwrap_or(0),
+        request_ts_micros: row.get(5).filter(|v| !v.is_null()).map(int),
+        received_micros: row.get(6).map(int).unwrap_or(0),
+        verb: t(7),
+        user: t(8),
+        groups: groups
+            .split(GROUP_SEP)
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        impersonated_user: t(10),
+        source_ip: t(11),
+        user_agent: t(12),
+        api_group: t(13),
+        api_version: t(14),
+        resource: t(15),
+        subresource: t(16),
+        namespace: t(17),
+        name: t(18),
+        code: match row.get(19).map(int) {
+            Some(0) | None => None,
+            Some(c) => i32::try_from(c).ok(),
+        },
+        decision: t(20),
+        reason: t(21),
+        request_uri: t(22),
+        raw: t(23),
+    }
+}
+
+fn groups_text(groups: &[String]) -> String {
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(GROUP_SEP);
+    for g in groups {
+        s.push_str(g);
+        s.push(GROUP_SEP);
+    }
+    s
+}
+
+impl ClickHouseStore {
+    /// Connects, creates the database and table if needed, and migrates them.
+    pub fn open(connection: Connection) -> Result<Self> {
+        let ch = ClickHouse::new(connection)?;
+        let db = ch.database().to_string();
+        ch.execute(&format!(
+            "CREATE DATABASE IF NOT EXISTS {}",
+            sql::ident(&db)
+        ))?;
+        let store = ClickHouseStore {
+            table: format!("{}.events", sql::ident(&db)),
+            ch,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The server's version, as it reports it.
+    pub fn server_version(&self) -> &str {
+        self.ch.version()
+    }
+
+    fn meta(&self) -> String {
+        format!("{}.kubetrail_meta", sql::ident(self.ch.database()))
+    }
+
+    fn migrate(&self) -> Result<()> {
+        self.ch.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (key String, value String) ENGINE = TinyLog",
+            self.meta()
+        ))?;
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < 1 {
+            let codec = if self.ch.has_codecs() {
+                " CODEC(ZSTD(3))"
+            } else {
+                ""
+            };
+            self.ch.execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    cluster String, audit_id String, stage String, level String,
+                    ts Int64, request_ts Nullable(Int64), received Int64,
+                    verb String, username String, groups String, impersonated_user String,
+                    source_ip String, user_agent String, api_group String, api_version String,
+                    resource String, subresource String, namespace String, name String,
+                    code Int32, decision String, reason String, request_uri String,
+                    raw String{codec}, counted UInt8,
+                    day Date MATERIALIZED toDate(toDateTime(intDiv(ts, 1000000)))
+                ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (cluster, ts, audit_id, stage)",
+                self.table
+            ))?;
+            self.ch.execute(&format!(
+                "INSERT INTO {} (key, value) VALUES ('schema_version', '1')",
+                self.meta()
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Which of `rows` are already stored, by identity.
+    fn existing(&self, rows: &[&Record]) -> Result<HashSet<(String, String, String, i64)>> {
+        let mut found = HashSet::new();
+        let clusters: HashSet<&str> = rows.iter().map(|r| r.cluster.as_str()).collect();
+        for cluster in clusters {
+            let of: Vec<&&Record> = rows.iter().filter(|r| r.cluster == cluster).collect();
+            let lo = of.iter().map(|r| r.ts_micros).min().unwrap_or(0);
+            let hi = of.iter().map(|r| r.ts_micros).max().unwrap_or(0);
+            let ids: Vec<String> = of.iter().map(|r| sql::literal(&r.audit_id)).collect();
+            let q = format!(
+                "SELECT audit_id, stage, ts FROM {} WHERE cluster = {} AND ts >= {lo} AND ts <= {hi} AND audit_id IN ({})",
+                self.table,
+                sql::literal(cluster),
+                ids.join(", ")
+            );
+            for row in self.ch.rows(&q)? {
+                found.insert((
+                    cluster.to_string(),
+                    text(&row[0]),
+                    text(&row[1]),
+                    int(&row[2]),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether each row stands for its request (see [`stands_for_request`]).
+    fn counted(&self, rows: &[&Record]) -> Result<Vec<bool>> {
+        let mut started: HashSet<(String, String)> = rows
+            .iter()
+            .filter(|r| r.stage == Some(Stage::ResponseStarted))
+            .map(|r| (r.cluster.clone(), r.audit_id.clone()))
+            .collect();
+        let open: Vec<&&Record> = rows
+            .iter()
+            .filter(|r| {
+                matches!(r.stage, Some(Stage::ResponseComplete | Stage::Panic))
+                    && is_long_running(&r.verb, &r.subresource)
+                    && !started.contains(&(r.cluster.clone(), r.audit_id.clone()))
+            })
+            .collect();
+        if !open.is_empty() {
+            let lo = open
+                .iter()
+                .map(|r| r.request_ts_micros.unwrap_or(r.ts_micros))
+                .min()
+                .unwrap_or(0);
+            let hi = open.iter().map(|r| r.ts_micros).max().unwrap_or(0);
+            let ids: Vec<String> = open.iter().map(|r| sql::literal(&r.audit_id)).collect();
+            let q = format!(
+                "SELECT DISTINCT cluster, audit_id FROM {} WHERE stage = 'ResponseStarted' AND ts >= {lo} AND ts <= {hi} AND audit_id IN ({})",
+                self.table,
+                ids.join(", ")
+            );
+            for row in self.ch.rows(&q)? {
+                started.insert((text(&row[0]), text(&row[1])));
+            }
+        }
+        Ok(rows
+            .iter()
+            .map(|r| {
+                stands_for_request(
+                    r,
+                    started.contains(&(r.cluster.clone(), r.audit_id.clone())),
+                )
+            })
+            .collect())
+    }
+
+    fn insert(&self, rows: &[&Record], counted: &[bool]) -> Result<()> {
+        let mut body = String::new();
+        for (r, c) in rows.iter().zip(counted) {
+            let row = serde_json::json!({
+                "cluster": r.cluster, "audit_id": r.audit_id,
+                "stage": r.stage.map(Stage::as_str).unwrap_or(""),
+                "level": r.level.map(Level::as_str).unwrap_or(""),
+                "ts": r.ts_micros, "request_ts": r.request_ts_micros, "received": r.received_micros,
+                "verb": r.verb, "username": r.user, "groups": groups_text(&r.groups),
+                "impersonated_user": r.impersonated_user, "source_ip": r.source_ip,
+                "user_agent": r.user_agent, "api_group": r.api_group, "api_version": r.api_version,
+                "resource": r.resource, "subresource": r.subresource, "namespace": r.namespace,
+                "name": r.name, "code": r.code.unwrap_or(0), "decision": r.decision,
+                "reason": r.reason, "request_uri": r.request_uri, "raw": r.raw,
+                "counted": u8::from(*c),
+            });
+            body.push_str(&row.to_string());
+            body.push('\n');
+        }
+        self.ch.insert(
+            &format!("INSERT INTO {} FORMAT JSONEachRow", self.table),
+            body,
+        )
+    }
+
+    fn total(&self, filter: &Filter, extra: Option<&Filter>) -> Result<u64> {
+        let w = sql::conditions(filter, extra);
+        let q = format!("SELECT count() FROM {} FINAL{w}", self.table);
+        Ok(self
+            .ch
+            .rows(&q)?
+            .first()
+            .map(|r| int(&r[0]) as u64)
+            .unwrap_or(0))
+    }
+
+    fn count_by(
+        &self,
+        filter: &Filter,
+        extra: Option<&Filter>,
+        fields: &[kubetrail_store::Field],
+        limit: Option<usize>,
+    ) -> Result<Vec<GroupCount>> {
+        let q = sql::count_by(&self.table, filter, extra, fields, limit);
+        Ok(self
+            .ch
+            .rows(&q)?
+            .iter()
+            .map(|row| GroupCount {
+                keys: row[..fields.len()].iter().map(text).collect(),
+                count: int(&row[fields.len()]) as u64,
+            })
+            .collect())
+    }
+}
+
+impl Store for ClickHouseStore {
+    fn append(&self, batch: &[Record]) -> Result<AppendOutcome> {
+        let mut out = self.append_all(&[batch])?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
+        let mut seen = HashSet::new();
+        let uniques: Vec<Vec<&Record>> = batches
+            .iter()
+            .map(|b| b.iter().filter(|r| seen.insert(identity_of(r))).collect())
+            .collect();
+        let all: Vec<&Record> = uniques.iter().flatten().copied().collect();
+        let mut outcomes: Vec<AppendOutcome> = batches
+            .iter()
+            .map(|b| AppendOutcome {
+                stored: 0,
+                duplicates: b.len() as u64,
+            })
+            .collect();
+        if all.is_empty() {
+            return Ok(outcomes);
+        }
+        let existing = self.existing(&all)?;
+        let is_new = |r: &Record| {
+            !existing.contains(&(
+                r.cluster.clone(),
+                r.audit_id.clone(),
+                r.stage.map(Stage::as_str).unwrap_or("").to_string(),
+                r.ts_micros,
+            ))
+        };
+        let fresh: Vec<&Record> = all.iter().copied().filter(|r| is_new(r)).collect();
+        if !fresh.is_empty() {
+            let counted = self.counted(&fresh)?;
+            self.insert(&fresh, &counted)?;
+        }
+        for (o, u) in outcomes.iter_mut().zip(&uniques) {
+            let stored = u.iter().filter(|r| is_new(r)).count() as u64;
+            o.stored = stored;
+            o.duplicates -= stored;
+        }
+        Ok(outcomes)
+    }
+
+    fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        filter.validate().map_err(Error::Invalid)?;
+        let w = where_clause(Dialect::ClickHouse, filter, cursor);
+        let q = format!(
+            "SELECT {} FROM {} FINAL{} ORDER BY ts DESC, cluster DESC, audit_id DESC, stage DESC LIMIT {}",
+            COLUMNS.join(", "),
+            self.table,
+            sql::bind(&w)?,
+            limit + 1
+        );
+        let mut records: Vec<Record> = self
+            .ch
+            .rows(&q)?
+            .iter()
+            .map(|r| record_from_row(r))
+            .collect();
+        let next = if records.len() > limit {
+            records.truncate(limit);
+            records.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(Page { records, next })
+    }
+
+    fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {
+        filter.validate().map_err(Error::Invalid)?;
+        match aggregation {
+            Aggregation::CountBy { fields, limit } => {
+                if fields.is_empty() {
+                    let n = self.total(filter, None)?;
+                    return Ok(AggregationResult::Groups(vec![GroupCount {
+                        keys: Vec::new(),
+                        count: n,
+                    }]));
+                }
+                Ok(AggregationResult::Groups(
+                    self.count_by(filter, None, fields, *limit)?,
+                ))
+            }
+            Aggregation::CountEach { fields } => {
+                let total = self.total(filter, None)?;
+                let groups = fields
+                    .iter()
+                    .map(|f| self.count_by(filter, None, std::slice::from_ref(f), None))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(AggregationResult::Each { total, groups })
+            }
+            Aggregation::Sections(specs) => {
+                let mut out = Vec::with_capacity(specs.len());
+                for spec in specs {
+                    spec.filter.validate().map_err(Error::Invalid)?;
+                    let total = self.total(filter, Some(&spec.filter))?;
+                    let top = if spec.fields.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.count_by(filter, Some(&spec.filter), &spec.fields, Some(spec.limit))?
+                    };
+                    out.push(SectionCount { total, top });
+                }
+                Ok(AggregationResult::Sections(out))
+            }
+            Aggregation::Histogram { bucket, by } => {
+                let q = sql::histogram(&self.table, filter, *bucket, *by)?;
+                Ok(AggregationResult::Histogram(
+                    self.ch
+                        .rows(&q)?
+                        .iter()
+                        .map(|row| HistogramBucket {
+                            start_micros: int(&row[0]),
+                            key: by.map(|_| text(&row[1])),
+                            count: int(&row[2]) as u64,
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    fn apply_retention(&self, retention: &Retention) -> Result<RetentionOutcome> {
+        let before = self.count()?;
+        if let Some(age) = retention.max_age {
+            let cutoff = chrono::Utc::now().timestamp_micros() - age.as_micros() as i64;
+            let cutoff_day = chrono::DateTime::from_timestamp_micros(cutoff)
+                .map(|t| t.date_naive())
+                .unwrap_or_default();
+            for (partition, day) in self.partitions()? {
+                if day < cutoff_day {
+                    self.drop_partition(&partition)?;
+                }
+            }
+            self.delete_where(&format!("ts < {cutoff}"))?;
+        }
+        if let Some(max) = retention.max_bytes {
+            for (partition, _) in self.partitions()? {
+                if self.size_bytes()? <= max {
+                    break;
+                }
+                self.drop_partition(&partition)?;
+            }
+        }
+        let after = self.count()?;
+        Ok(RetentionOutcome {
+            deleted: before.saturating_sub(after),
+            bytes_after: self.size_bytes()?,
+        })
+    }
+
+    fn count(&self) -> Result<u64> {
+        let q = format!("SELECT count() FROM {} FINAL", self.table);
+        Ok(self
+            .ch
+            .rows(&q)?
+            .first()
+            .map(|r| int(&r[0]) as u64)
+            .unwrap_or(0))
+    }
+
+    fn size_bytes(&self) -> Result<u64> {
+        let q = format!(
+            "SELECT sum(bytes) FROM system.parts WHERE active AND database = {} AND table = 'events'",
+            sql::literal(self.ch.database())
+        );
+        Ok(self
+            .ch
+            .rows(&q)?
+            .first()
+            .map(|r| int(&r[0]) as u64)
+            .unwrap_or(0))
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        let q = format!(
+            "SELECT max(toUInt32(value)) FROM {} WHERE key = 'schema_version'",
+            self.meta()
+        );
+        Ok(self
+            .ch
+            .rows(&q)?
+            .first()
+            .map(|r| int(&r[0]) as u32)
+            .unwrap_or(0))
+    }
+}
+
+impl ClickHouseStore {
+    /// Active partitions of `events`, oldest first: (partition literal, day).
+    fn partitions(&self) -> Result<Vec<(String, chrono::NaiveDate)>> {
+        let q = format!(
+            "SELECT DISTINCT partition FROM system.parts WHERE active AND database = {} AND table = 'events' ORDER BY partition",
+            sql::literal(self.ch.database())
+        );
+        Ok(self
+            .ch
+            .rows(&q)?
+            .iter()
+            .filter_map(|r| {
+                let p = text(&r[0]);
+                let day =
+                    chrono::NaiveDate::parse_from_str(p.trim_matches('\''), "%Y-%m-%d").ok()?;
+                Some((p, day))
+            })
+            .collect())
+    }
+
+    fn drop_partition(&self, partition: &str) -> Result<()> {
+        let literal = if partition.starts_with('\'') {
+            partition.to_string()
+        } else {
+            sql::literal(partition)
+        };
+        self.ch.execute(&format!(
+            "ALTER TABLE {} DROP PARTITION {literal}",
+            self.table
+        ))
+    }
+
+    /// Deletes rows and waits until the mutation is done.
+    fn delete_where(&self, condition: &str) -> Result<()> {
+        self.ch.execute(&format!(
+            "ALTER TABLE {} DELETE WHERE {condition}",
+            self.table
+        ))?;
+        for _ in 0..600 {
+            let q = format!(
+                "SELECT count() FROM system.mutations WHERE database = {} AND table = 'events' AND is_done = 0",
+                sql::literal(self.ch.database())
+            );
+            if self.ch.rows(&q)?.first().map(|r| int(&r[0])).unwrap_or(0) == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(Error::db(
+            "deleting old events",
+            std::io::Error::other("the delete mutation did not finish within 30 s"),
+        ))
+    }
+}
