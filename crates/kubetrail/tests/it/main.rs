@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clickhouse;
 mod collect;
 mod install;
 mod policy;

@@ -181,11 +181,11 @@ async fn filters_answer_as_the_store_does() {
 #[tokio::test]
 async fn history_lists_writes_to_one_object_oldest_first() {
     let (h, _) = loaded().await;
-    // The Falco trace: someone created a cluster-admin binding.
+    // The Falco trace: minikube-user created the some-reader-binding ClusterRoleBinding.
     let (status, page) = h
         .get(
             &format!(
-                "{}?resource=clusterrolebindings.rbac.authorization.k8s.io&name=falco-test-crb&cluster=falco",
+                "{}?resource=clusterrolebindings.rbac.authorization.k8s.io&name=some-reader-binding&cluster=falco",
                 paths::HISTORY
             ),
             Some(READ),
@@ -203,7 +203,7 @@ async fn history_lists_writes_to_one_object_oldest_first() {
                         .parse()
                         .unwrap(),
                 ],
-                names: vec!["falco-test-crb".into()],
+                names: vec!["some-reader-binding".into()],
                 verbs: kubetrail_report::WRITE_VERBS
                     .iter()
                     .map(|v| v.to_string())
@@ -216,6 +216,12 @@ async fn history_lists_writes_to_one_object_oldest_first() {
         )
         .unwrap();
     assert_eq!(items.len(), direct.records.len());
+    // Created, deleted, created again.
+    let verbs: Vec<&str> = items
+        .iter()
+        .map(|i| i["event"]["verb"].as_str().unwrap())
+        .collect();
+    assert_eq!(verbs, ["create", "delete", "create"]);
     if let (Some(first), Some(last)) = (items.first(), direct.records.last()) {
         assert_eq!(
             first["event"]["auditID"],

@@ -1,0 +1,268 @@
+//! `kubetrail serve --store clickhouse` against a real ClickHouse (started by the test; see
+//! `kubetrail_store_clickhouse::testing`): the same answers as the embedded store on the same
+//! data; two servers ingesting overlapping, retried batches into one database without
+//! duplicates or loss; and ClickHouse restarted mid-ingest (503, then the retry lands).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kubetrail_store_clickhouse::testing::TestServer;
+
+use crate::{kubetrail, stdout, testdata};
+
+const ADMIN: &str = "admin-token-for-clickhouse-tests";
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str) -> Serve {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tokens = dir.join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!("- {{name: test, token: {ADMIN}, role: admin}}\n"),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--tokens-file")
+        .arg(&tokens)
+        .arg("--data-dir")
+        .arg(dir.join(name))
+        .args(["--store", "clickhouse", "--clickhouse-url", clickhouse])
+        .args(["--clickhouse-database", database])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Serve {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn post(url: &str, body: &[u8]) -> (u16, String) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut r = agent
+        .post(&format!("{url}/api/v1/audit/webhook?cluster=ch"))
+        .header("authorization", &format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .send(body)
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap())
+}
+
+fn get_json(url: &str, path: &str) -> serde_json::Value {
+    let mut r = ureq::get(&format!("{url}{path}"))
+        .header("authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap();
+    serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+/// Every stored event's identity, through the API, paging.
+fn identities(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut path = "/api/v1/audit/events?limit=1000".to_string();
+    loop {
+        let page = get_json(url, &path);
+        for item in page["items"].as_array().unwrap() {
+            let e = &item["event"];
+            out.push(format!(
+                "{}/{}/{}",
+                e["auditID"], e["stage"], e["stageTimestamp"]
+            ));
+        }
+        match page["next"].as_str() {
+            Some(c) => path = format!("/api/v1/audit/events?limit=1000&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+/// Webhook bodies of `per` generated events each.
+fn batches(events: u64, per: usize) -> Vec<Vec<u8>> {
+    let out = kubetrail(&["gen", "--events", &events.to_string(), "--seed", "9"], "");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    lines
+        .chunks(per)
+        .map(|c| {
+            format!(
+                "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{}]}}",
+                c.join(",")
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+#[test]
+fn clickhouse_answers_as_the_embedded_store_does() {
+    let Some(ch) = TestServer::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<String> = [
+        "real-audit/audit2rbac-v1.jsonl",
+        "real-audit/audit2rbac-v1beta1.jsonl",
+        "real-audit/falco-k8saudit.jsonl",
+        "real-audit/panther.jsonl",
+    ]
+    .iter()
+    .map(|f| testdata(f).display().to_string())
+    .collect();
+    let local = tmp.path().join("local");
+    let mut import_local = vec![
+        "import",
+        "--cluster",
+        "real",
+        "--data-dir",
+        local.to_str().unwrap(),
+    ];
+    import_local.extend(files.iter().map(String::as_str));
+    assert!(kubetrail(&import_local, "").status.success());
+    let mut import_ch = vec![
+        "import",
+        "--cluster",
+        "real",
+        "--store",
+        "clickhouse",
+        "--clickhouse-url",
+        &ch.url,
+        "--clickhouse-database",
+        "same",
+    ];
+    import_ch.extend(files.iter().map(String::as_str));
+    let o = kubetrail(&import_ch, "");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let server = serve(tmp.path(), "serve", &ch.url, "same");
+    let token = tmp.path().join("token");
+    std::fs::write(&token, ADMIN).unwrap();
+    let remote = [
+        "--server",
+        &server.url,
+        "--token-file",
+        token.to_str().unwrap(),
+    ];
+    let questions: Vec<Vec<&str>> = vec![
+        vec!["report", "overview", "-o", "json"],
+        vec!["report", "resources", "-o", "json"],
+        vec!["report", "users", "-o", "json"],
+        vec!["report", "failures", "-o", "json"],
+        vec!["search", "--limit", "5000", "-o", "wide"],
+        vec![
+            "search",
+            "--user",
+            "system:admin",
+            "--code",
+            "4xx",
+            "-o",
+            "wide",
+        ],
+        vec!["who", "create", "clusterrolebindings"],
+        vec![
+            "history",
+            "clusterrolebindings.rbac.authorization.k8s.io/some-reader-binding",
+        ],
+    ];
+    for q in questions {
+        let mut l = q.clone();
+        l.extend(["--data-dir", local.to_str().unwrap()]);
+        let mut r = q.clone();
+        r.extend(remote);
+        let (a, b) = (kubetrail(&l, ""), kubetrail(&r, ""));
+        assert!(
+            a.status.success() && b.status.success(),
+            "{q:?}: {}",
+            String::from_utf8_lossy(&b.stderr)
+        );
+        assert!(!stdout(&a).trim().is_empty(), "{q:?} answered nothing");
+        assert_eq!(
+            stdout(&a),
+            stdout(&b),
+            "{q:?}: embedded and ClickHouse differ"
+        );
+    }
+}
+
+#[test]
+fn two_servers_and_retried_batches_store_each_event_once() {
+    let Some(ch) = TestServer::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let a = serve(tmp.path(), "a", &ch.url, "shared");
+    let b = serve(tmp.path(), "b", &ch.url, "shared");
+    let bodies = batches(4000, 400);
+    // Every batch to both servers at once, then once more to each (the apiserver's retries).
+    std::thread::scope(|s| {
+        for url in [&a.url, &b.url, &a.url, &b.url] {
+            let bodies = &bodies;
+            s.spawn(move || {
+                for body in bodies {
+                    let (status, reply) = post(url, body);
+                    assert_eq!(status, 200, "{reply}");
+                }
+            });
+        }
+    });
+    let seen = identities(&a.url);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4000, "nothing lost");
+    assert_eq!(seen.len(), 4000, "nothing twice");
+    assert_eq!(identities(&b.url), seen, "both servers answer alike");
+}
+
+#[test]
+fn clickhouse_down_mid_ingest_answers_503_and_the_retry_lands() {
+    let Some(mut ch) = TestServer::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let server = serve(tmp.path(), "serve", &ch.url, "restart");
+    let bodies = batches(1200, 400);
+    assert_eq!(post(&server.url, &bodies[0]).0, 200);
+    ch.stop();
+    let (status, reply) = post(&server.url, &bodies[1]);
+    assert_eq!(status, 503, "{reply}");
+    ch.restart();
+    // The sender retries with backoff, as the apiserver does.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = post(&server.url, &bodies[1]);
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "ClickHouse never came back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(post(&server.url, &bodies[2]).0, 200);
+    let seen = identities(&server.url);
+    assert_eq!(seen.len(), 1200);
+}
