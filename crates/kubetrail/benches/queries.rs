@@ -1,11 +1,13 @@
 //! Query latencies over an existing store, in-process: the figures `scripts/bench-store`
-//! reports. Not a criterion bench: it runs against a data directory of millions of events
-//! that the script builds first (`KUBETRAIL_BENCH_DATA_DIR`), and prints one line per query:
-//! `name<TAB>median ms<TAB>min ms<TAB>rows`.
+//! reports. Not a criterion bench: it runs against a store of millions of events that the
+//! script builds first — an embedded one in `KUBETRAIL_BENCH_DATA_DIR`, or ClickHouse at
+//! `KUBETRAIL_BENCH_CLICKHOUSE_URL` (database `KUBETRAIL_BENCH_CLICKHOUSE_DATABASE`) — and
+//! prints one line per query: `name<TAB>median ms<TAB>min ms<TAB>rows`.
 
 use std::time::{Duration, Instant};
 
 use kubetrail_store::{Filter, ResourceSelector, Store, TimeRange};
+use kubetrail_store_clickhouse::{ClickHouseStore, Connection};
 use kubetrail_store_duckdb::DuckDbStore;
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
@@ -21,11 +23,31 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
 }
 
 fn main() {
-    let Ok(dir) = std::env::var("KUBETRAIL_BENCH_DATA_DIR") else {
-        eprintln!("set KUBETRAIL_BENCH_DATA_DIR to a data directory (scripts/bench-store does)");
-        return;
+    let store: Box<dyn Store> = match (
+        std::env::var("KUBETRAIL_BENCH_CLICKHOUSE_URL"),
+        std::env::var("KUBETRAIL_BENCH_DATA_DIR"),
+    ) {
+        (Ok(url), _) => Box::new(
+            ClickHouseStore::open(Connection {
+                url,
+                database: std::env::var("KUBETRAIL_BENCH_CLICKHOUSE_DATABASE")
+                    .unwrap_or_else(|_| "kubetrail".into()),
+                user: None,
+                password: None,
+            })
+            .expect("ClickHouse answers"),
+        ),
+        (_, Ok(dir)) => {
+            Box::new(DuckDbStore::open(std::path::Path::new(&dir)).expect("the store opens"))
+        }
+        _ => {
+            eprintln!(
+                "set KUBETRAIL_BENCH_DATA_DIR or KUBETRAIL_BENCH_CLICKHOUSE_URL (scripts/bench-store does)"
+            );
+            return;
+        }
     };
-    let store = DuckDbStore::open(std::path::Path::new(&dir)).expect("the store opens");
+    let store = store.as_ref();
     let newest = store
         .query(&Filter::default(), None, 1)
         .expect("query")
@@ -54,14 +76,14 @@ fn main() {
     report("overview 24h", {
         let f = since(24);
         let (m, n, o) = time(runs, || {
-            kubetrail_report::overview(&store, &f).expect("overview")
+            kubetrail_report::overview(store, &f).expect("overview")
         });
         (m, n, o.requests as usize)
     });
     report("overview 7d", {
         let f = since(24 * 7);
         let (m, n, o) = time(runs, || {
-            kubetrail_report::overview(&store, &f).expect("overview")
+            kubetrail_report::overview(store, &f).expect("overview")
         });
         (m, n, o.requests as usize)
     });

@@ -340,22 +340,45 @@ impl Store for ClickHouseStore {
         Ok(outcomes)
     }
 
+    /// Two steps: the page's identities first, reading only the filtered columns (`LIMIT 1 BY`
+    /// the identity drops rows stored twice, without `FINAL`'s merge of every column), then
+    /// the whole rows of just those, found through the sorting key.
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
         filter.validate().map_err(Error::Invalid)?;
+        const ORDER: &str = "ORDER BY ts DESC, cluster DESC, audit_id DESC, stage DESC LIMIT 1 BY cluster, ts, audit_id, stage";
         let w = where_clause(Dialect::ClickHouse, filter, cursor);
-        let q = format!(
-            "SELECT {} FROM {} FINAL{} ORDER BY ts DESC, cluster DESC, audit_id DESC, stage DESC LIMIT {}",
-            COLUMNS.join(", "),
+        let keys = self.ch.rows(&format!(
+            "SELECT cluster, ts, audit_id, stage FROM {}{} {ORDER} LIMIT {}",
             self.table,
             sql::bind(&w)?,
             limit + 1
-        );
-        let mut records: Vec<Record> = self
-            .ch
-            .rows(&q)?
-            .iter()
-            .map(|r| record_from_row(r))
-            .collect();
+        ))?;
+        let mut records: Vec<Record> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            let tuples: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "({}, {}, {}, {})",
+                        sql::literal(&text(&k[0])),
+                        int(&k[1]),
+                        sql::literal(&text(&k[2])),
+                        sql::literal(&text(&k[3]))
+                    )
+                })
+                .collect();
+            self.ch
+                .rows(&format!(
+                    "SELECT {} FROM {} WHERE (cluster, ts, audit_id, stage) IN ({}) {ORDER}",
+                    COLUMNS.join(", "),
+                    self.table,
+                    tuples.join(", ")
+                ))?
+                .iter()
+                .map(|r| record_from_row(r))
+                .collect()
+        };
         let next = if records.len() > limit {
             records.truncate(limit);
             records.last().map(Cursor::after)
@@ -381,19 +404,42 @@ impl Store for ClickHouseStore {
                 ))
             }
             Aggregation::CountEach { fields } => {
-                let total = self.total(filter, None)?;
                 let groups = fields
                     .iter()
                     .map(|f| self.count_by(filter, None, std::slice::from_ref(f), None))
                     .collect::<Result<Vec<_>>>()?;
+                // Every event has a value for every field: one field's groups add up to the total.
+                let total = match groups.first() {
+                    Some(g) => g.iter().map(|g| g.count).sum(),
+                    None => self.total(filter, None)?,
+                };
                 Ok(AggregationResult::Each { total, groups })
             }
             Aggregation::Sections(specs) => {
-                let mut out = Vec::with_capacity(specs.len());
                 for spec in specs {
                     spec.filter.validate().map_err(Error::Invalid)?;
-                    let total = self.total(filter, Some(&spec.filter))?;
-                    let top = if spec.fields.is_empty() {
+                }
+                // Every section's total in one scan; then the top groups of the non-empty ones.
+                let conds: Vec<String> = specs
+                    .iter()
+                    .map(|spec| sql::condition(&spec.filter))
+                    .collect::<Result<_>>()?;
+                let counts: Vec<String> = conds.iter().map(|c| format!("countIf({c})")).collect();
+                let row = self
+                    .ch
+                    .rows(&format!(
+                        "SELECT {} FROM {} FINAL{}",
+                        counts.join(", "),
+                        self.table,
+                        sql::conditions(filter, None)
+                    ))?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                let mut out = Vec::with_capacity(specs.len());
+                for (i, spec) in specs.iter().enumerate() {
+                    let total = row.get(i).map(int).unwrap_or(0) as u64;
+                    let top = if spec.fields.is_empty() || total == 0 {
                         Vec::new()
                     } else {
                         self.count_by(filter, Some(&spec.filter), &spec.fields, Some(spec.limit))?

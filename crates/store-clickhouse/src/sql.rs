@@ -69,6 +69,18 @@ pub(crate) fn conditions(filter: &Filter, extra: Option<&Filter>) -> String {
     bind(&w).unwrap_or_default()
 }
 
+/// A filter's conditions (its time range aside) as one boolean expression, `1` for none.
+pub(crate) fn condition(filter: &Filter) -> Result<String> {
+    let mut f = filter.clone();
+    f.time = TimeRange::default();
+    let w = where_clause(Dialect::ClickHouse, &f, None);
+    let bound = bind(&w)?;
+    Ok(match bound.strip_prefix(" WHERE ") {
+        Some(c) => format!("({c})"),
+        None => "1".to_string(),
+    })
+}
+
 /// Counts per distinct value of `fields`, largest first (ties by key).
 pub(crate) fn count_by(
     table: &str,

@@ -237,6 +237,29 @@ fn two_servers_and_retried_batches_store_each_event_once() {
     assert_eq!(unique.len(), 4000, "nothing lost");
     assert_eq!(seen.len(), 4000, "nothing twice");
     assert_eq!(identities(&b.url), seen, "both servers answer alike");
+    // And the command line asks either server the same.
+    let token = tmp.path().join("token");
+    std::fs::write(&token, ADMIN).unwrap();
+    let t = token.to_str().unwrap();
+    let ask = |url: &str| {
+        stdout(&kubetrail(
+            &[
+                "search",
+                "--server",
+                url,
+                "--token-file",
+                t,
+                "--limit",
+                "5000",
+                "-o",
+                "json",
+            ],
+            "",
+        ))
+    };
+    let (from_a, from_b) = (ask(&a.url), ask(&b.url));
+    assert_eq!(from_a.lines().count(), 4000);
+    assert_eq!(from_a, from_b);
 }
 
 #[test]
