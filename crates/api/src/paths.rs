@@ -13,6 +13,8 @@ pub const HISTORY: &str = "/api/v1/audit/history";
 pub const REPORTS: &str = "/api/v1/audit/reports";
 /// Agents post their status (lag, drops, gaps) here.
 pub const AGENT_STATUS: &str = "/api/v1/agents/status";
+/// Each agent's last status.
+pub const AGENTS: &str = "/api/v1/agents";
 /// Collection gaps agents reported.
 pub const GAPS: &str = "/api/v1/agents/gaps";
 /// The OpenAPI document.

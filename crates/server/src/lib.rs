@@ -100,7 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::HISTORY, get(query::history))
         .route(&format!("{}/{{name}}", paths::REPORTS), get(query::report))
         .route(paths::GAPS, get(agents::gaps))
-        .route("/api/v1/agents", get(agents::list))
+        .route(paths::AGENTS, get(agents::list))
         .route(paths::METRICS, get(metrics::render))
         .route(paths::OPENAPI, get(query::openapi))
         .route_layer(from_fn_with_state(state.clone(), auth::require_read));

@@ -365,7 +365,7 @@ async fn the_openapi_document_lists_every_path() {
         &format!("{}/{{name}}", paths::REPORTS),
         paths::AGENT_STATUS,
         paths::GAPS,
-        "/api/v1/agents",
+        paths::AGENTS,
         paths::OPENAPI,
         paths::HEALTHZ,
         paths::READYZ,
