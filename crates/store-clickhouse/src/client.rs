@@ -168,9 +168,28 @@ impl ClickHouse {
         self.rows_in(None, sql)
     }
 
+    /// Runs a query answering one number (0 when it answers no row).
+    pub fn scalar(&self, sql: &str) -> Result<i64> {
+        Ok(self
+            .rows(sql)?
+            .first()
+            .and_then(|r| r.first())
+            .map(int)
+            .unwrap_or(0))
+    }
+
     /// Runs `INSERT ... FORMAT JSONEachRow` with `rows` (one JSON object per line) as data.
     pub fn insert(&self, statement: &str, rows: String) -> Result<()> {
         self.post(None, Some(statement), rows).map(|_| ())
+    }
+}
+
+/// A number as `JSONCompact` writes it (64-bit integers may come quoted).
+pub(crate) fn int(v: &Value) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
     }
 }
 

@@ -23,10 +23,11 @@ use kubetrail_store::sql::{COLUMNS, Dialect, GROUP_SEP, where_clause};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
     HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, Store,
-    identity_of, is_long_running, stands_for_request,
+    counted_flags, identity_of,
 };
 use serde_json::Value;
 
+use client::int;
 pub use client::{ClickHouse, Connection};
 
 /// The schema version this build writes.
@@ -43,14 +44,6 @@ fn text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
-    }
-}
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Number(n) => n.as_i64().unwrap_or(0),
-        Value::String(s) => s.parse().unwrap_or(0),
-        _ => 0,
     }
 }
 
@@ -196,47 +189,26 @@ impl ClickHouseStore {
         Ok(found)
     }
 
-    /// Whether each row stands for its request (see [`stands_for_request`]).
+    /// Whether each row stands for its request (see [`counted_flags`]).
     fn counted(&self, rows: &[&Record]) -> Result<Vec<bool>> {
-        let mut started: HashSet<(String, String)> = rows
-            .iter()
-            .filter(|r| r.stage == Some(Stage::ResponseStarted))
-            .map(|r| (r.cluster.clone(), r.audit_id.clone()))
-            .collect();
-        let open: Vec<&&Record> = rows
-            .iter()
-            .filter(|r| {
-                matches!(r.stage, Some(Stage::ResponseComplete | Stage::Panic))
-                    && is_long_running(&r.verb, &r.subresource)
-                    && !started.contains(&(r.cluster.clone(), r.audit_id.clone()))
-            })
-            .collect();
-        if !open.is_empty() {
-            let lo = open
-                .iter()
-                .map(|r| r.request_ts_micros.unwrap_or(r.ts_micros))
-                .min()
-                .unwrap_or(0);
-            let hi = open.iter().map(|r| r.ts_micros).max().unwrap_or(0);
-            let ids: Vec<String> = open.iter().map(|r| sql::literal(&r.audit_id)).collect();
-            let q = format!(
-                "SELECT DISTINCT cluster, audit_id FROM {} WHERE stage = 'ResponseStarted' AND ts >= {lo} AND ts <= {hi} AND audit_id IN ({})",
-                self.table,
-                ids.join(", ")
-            );
-            for row in self.ch.rows(&q)? {
-                started.insert((text(&row[0]), text(&row[1])));
-            }
-        }
-        Ok(rows
-            .iter()
-            .map(|r| {
-                stands_for_request(
-                    r,
-                    started.contains(&(r.cluster.clone(), r.audit_id.clone())),
-                )
-            })
-            .collect())
+        counted_flags(
+            rows,
+            |_, _| false,
+            |open, lo, hi| {
+                let ids: Vec<String> = open.iter().map(|r| sql::literal(&r.audit_id)).collect();
+                let q = format!(
+                    "SELECT DISTINCT cluster, audit_id FROM {} WHERE stage = 'ResponseStarted' AND ts >= {lo} AND ts <= {hi} AND audit_id IN ({})",
+                    self.table,
+                    ids.join(", ")
+                );
+                Ok(self
+                    .ch
+                    .rows(&q)?
+                    .iter()
+                    .map(|row| (text(&row[0]), text(&row[1])))
+                    .collect())
+            },
+        )
     }
 
     fn insert(&self, rows: &[&Record], counted: &[bool]) -> Result<()> {
@@ -267,12 +239,7 @@ impl ClickHouseStore {
     fn total(&self, filter: &Filter, extra: Option<&Filter>) -> Result<u64> {
         let w = sql::conditions(filter, extra);
         let q = format!("SELECT count() FROM {} FINAL{w}", self.table);
-        Ok(self
-            .ch
-            .rows(&q)?
-            .first()
-            .map(|r| int(&r[0]) as u64)
-            .unwrap_or(0))
+        Ok(self.ch.scalar(&q)? as u64)
     }
 
     fn count_by(
@@ -496,12 +463,7 @@ impl Store for ClickHouseStore {
 
     fn count(&self) -> Result<u64> {
         let q = format!("SELECT count() FROM {} FINAL", self.table);
-        Ok(self
-            .ch
-            .rows(&q)?
-            .first()
-            .map(|r| int(&r[0]) as u64)
-            .unwrap_or(0))
+        Ok(self.ch.scalar(&q)? as u64)
     }
 
     fn size_bytes(&self) -> Result<u64> {
@@ -509,12 +471,7 @@ impl Store for ClickHouseStore {
             "SELECT sum(bytes) FROM system.parts WHERE active AND database = {} AND table = 'events'",
             sql::literal(self.ch.database())
         );
-        Ok(self
-            .ch
-            .rows(&q)?
-            .first()
-            .map(|r| int(&r[0]) as u64)
-            .unwrap_or(0))
+        Ok(self.ch.scalar(&q)? as u64)
     }
 
     fn schema_version(&self) -> Result<u32> {
@@ -522,12 +479,7 @@ impl Store for ClickHouseStore {
             "SELECT max(toUInt32(value)) FROM {} WHERE key = 'schema_version'",
             self.meta()
         );
-        Ok(self
-            .ch
-            .rows(&q)?
-            .first()
-            .map(|r| int(&r[0]) as u32)
-            .unwrap_or(0))
+        Ok(self.ch.scalar(&q)? as u32)
     }
 }
 
@@ -574,7 +526,7 @@ impl ClickHouseStore {
                 "SELECT count() FROM system.mutations WHERE database = {} AND table = 'events' AND is_done = 0",
                 sql::literal(self.ch.database())
             );
-            if self.ch.rows(&q)?.first().map(|r| int(&r[0])).unwrap_or(0) == 0 {
+            if self.ch.scalar(&q)? == 0 {
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(50));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kubetrail_store::sql::{Dialect, Param, Sql, field_expr, where_clause};
+use kubetrail_store::sql::{Dialect, Param, Sql, field_expr, where_clause, where_clause_and};
 use kubetrail_store::{Error, Field, Filter, Result, TimeRange};
 
 /// A database name as an identifier (checked to be letters, digits and `_` on connect).
@@ -51,30 +51,15 @@ pub(crate) fn bind(sql: &Sql) -> Result<String> {
 
 /// ` WHERE ...` for a filter and, when given, an extra filter whose time range is not used.
 pub(crate) fn conditions(filter: &Filter, extra: Option<&Filter>) -> String {
-    let mut w = where_clause(Dialect::ClickHouse, filter, None);
-    if let Some(extra) = extra {
-        let mut e = extra.clone();
-        e.time = TimeRange::default();
-        let x = where_clause(Dialect::ClickHouse, &e, None);
-        if let Some(cond) = x.text.strip_prefix(" WHERE ") {
-            w.text = if w.text.is_empty() {
-                format!(" WHERE {cond}")
-            } else {
-                format!("{} AND ({cond})", w.text)
-            };
-            w.params.extend(x.params);
-        }
-    }
     // The compiler's placeholders and values always match.
-    bind(&w).unwrap_or_default()
+    bind(&where_clause_and(Dialect::ClickHouse, filter, extra)).unwrap_or_default()
 }
 
 /// A filter's conditions (its time range aside) as one boolean expression, `1` for none.
 pub(crate) fn condition(filter: &Filter) -> Result<String> {
     let mut f = filter.clone();
     f.time = TimeRange::default();
-    let w = where_clause(Dialect::ClickHouse, &f, None);
-    let bound = bind(&w)?;
+    let bound = bind(&where_clause(Dialect::ClickHouse, &f, None))?;
     Ok(match bound.strip_prefix(" WHERE ") {
         Some(c) => format!("({c})"),
         None => "1".to_string(),

@@ -18,7 +18,7 @@ use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
     HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, SectionSpec,
-    Store, identity_of, is_long_running, stands_for_request,
+    Store, counted_flags, identity_of,
 };
 
 /// File name of the database inside the data directory.
@@ -76,6 +76,11 @@ struct RecentStarts {
 const RECENT_STARTS: usize = 65_536;
 
 impl RecentStarts {
+    fn contains(&self, cluster: &str, audit_id: &str) -> bool {
+        self.set
+            .contains(&(cluster.to_string(), audit_id.to_string()))
+    }
+
     fn insert(&mut self, key: (String, String)) {
         if self.set.insert(key.clone()) {
             self.order.push_back(key);
@@ -196,76 +201,30 @@ impl DuckDbStore {
         appender.flush()
     }
 
-    /// For each row, whether it stands for its request in counts.
-    fn counted_flags<'r>(
+    /// For each row, whether it stands for its request in counts: starts are looked for in
+    /// memory first, then in the table.
+    fn counted_flags(
         conn: &Connection,
-        rows: &[&'r Record],
+        rows: &[&Record],
         recent: &RecentStarts,
     ) -> duckdb::Result<Vec<bool>> {
-        let mut started: HashSet<(&'r str, &'r str)> = rows
-            .iter()
-            .filter(|r| r.stage == Some(Stage::ResponseStarted))
-            .map(|r| (r.cluster.as_str(), r.audit_id.as_str()))
-            .collect();
-        for r in rows {
-            if matches!(r.stage, Some(Stage::ResponseComplete | Stage::Panic))
-                && recent
-                    .set
-                    .contains(&(r.cluster.clone(), r.audit_id.clone()))
-            {
-                started.insert((r.cluster.as_str(), r.audit_id.as_str()));
-            }
-        }
-        // Completions of long-running requests whose ResponseStarted may already be stored.
-        let open: Vec<&&Record> = rows
-            .iter()
-            .filter(|r| {
-                matches!(r.stage, Some(Stage::ResponseComplete | Stage::Panic))
-                    && is_long_running(&r.verb, &r.subresource)
-                    && !started.contains(&(r.cluster.as_str(), r.audit_id.as_str()))
-            })
-            .collect();
-        if !open.is_empty() {
-            let lo = open
-                .iter()
-                .map(|r| r.request_ts_micros.unwrap_or(r.ts_micros))
-                .min()
-                .unwrap_or(0);
-            let hi = open.iter().map(|r| r.ts_micros).max().unwrap_or(0);
-            let ids: Vec<Value> = open
-                .iter()
-                .map(|r| Value::Text(r.audit_id.clone()))
-                .collect();
-            let sql = format!(
-                "SELECT DISTINCT cluster, audit_id FROM events WHERE stage = 'ResponseStarted' AND ts >= ? AND ts <= ? AND audit_id IN ({})",
-                vec!["?"; ids.len()].join(", ")
-            );
-            let mut params = vec![Value::BigInt(lo), Value::BigInt(hi)];
-            params.extend(ids);
-            let mut stmt = conn.prepare(&sql)?;
-            let found: Vec<(String, String)> = stmt
-                .query_map(params_from_iter(params), |row| {
+        counted_flags(
+            rows,
+            |cluster, audit_id| recent.contains(cluster, audit_id),
+            |open, lo, hi| {
+                let sql = format!(
+                    "SELECT DISTINCT cluster, audit_id FROM events WHERE stage = 'ResponseStarted' AND ts >= ? AND ts <= ? AND audit_id IN ({})",
+                    vec!["?"; open.len()].join(", ")
+                );
+                let mut params = vec![Value::BigInt(lo), Value::BigInt(hi)];
+                params.extend(open.iter().map(|r| Value::Text(r.audit_id.clone())));
+                let mut stmt = conn.prepare(&sql)?;
+                stmt.query_map(params_from_iter(params), |row| {
                     Ok((row.get(0)?, row.get(1)?))
                 })?
-                .collect::<duckdb::Result<_>>()?;
-            for (cluster, audit_id) in &found {
-                if let Some(r) = open
-                    .iter()
-                    .find(|r| &r.cluster == cluster && &r.audit_id == audit_id)
-                {
-                    started.insert((r.cluster.as_str(), r.audit_id.as_str()));
-                }
-            }
-        }
-        Ok(rows
-            .iter()
-            .map(|r| {
-                stands_for_request(
-                    r,
-                    started.contains(&(r.cluster.as_str(), r.audit_id.as_str())),
-                )
-            })
-            .collect())
+                .collect()
+            },
+        )
     }
 
     /// Appends each batch's unique rows; returns how many of each were new.

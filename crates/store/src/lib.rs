@@ -20,5 +20,5 @@ pub use query::{
     Aggregation, AggregationResult, CodeFilter, Cursor, Decision, Field, Filter, GroupCount,
     HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
 };
-pub use record::{Record, identity_of, is_long_running, stands_for_request};
+pub use record::{Record, counted_flags, identity_of, is_long_running, stands_for_request};
 pub use store::{AppendOutcome, Retention, RetentionOutcome, Store};

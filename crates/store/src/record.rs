@@ -167,6 +167,59 @@ pub fn stands_for_request(record: &Record, has_started: bool) -> bool {
     }
 }
 
+/// For each row of a batch about to be stored, whether it stands for its request
+/// ([`stands_for_request`]). Only a long-running request's completion depends on other events:
+/// its ResponseStarted is looked for in the batch, then with `known` (a backend's memory of
+/// recently stored starts), and last with `lookup`, which gets the completions still open and
+/// the time span their starts lie in, and answers the (cluster, auditID) pairs it found stored.
+/// Every backend decides `counted` this way; only where a stored start is looked up differs.
+pub fn counted_flags<'r, E>(
+    rows: &[&'r Record],
+    known: impl Fn(&str, &str) -> bool,
+    lookup: impl FnOnce(&[&'r Record], i64, i64) -> Result<Vec<(String, String)>, E>,
+) -> Result<Vec<bool>, E> {
+    fn key<'r>(r: &&'r Record) -> (&'r str, &'r str) {
+        (r.cluster.as_str(), r.audit_id.as_str())
+    }
+    let mut started: std::collections::HashSet<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r.stage == Some(Stage::ResponseStarted))
+        .map(key)
+        .collect();
+    let mut open: Vec<&'r Record> = Vec::new();
+    for r in rows {
+        let completion = matches!(r.stage, Some(Stage::ResponseComplete | Stage::Panic));
+        if !completion || !is_long_running(&r.verb, &r.subresource) || started.contains(&key(r)) {
+            continue;
+        }
+        if known(&r.cluster, &r.audit_id) {
+            started.insert(key(r));
+        } else {
+            open.push(r);
+        }
+    }
+    if !open.is_empty() {
+        let lo = open
+            .iter()
+            .map(|r| r.request_ts_micros.unwrap_or(r.ts_micros))
+            .min()
+            .unwrap_or(0);
+        let hi = open.iter().map(|r| r.ts_micros).max().unwrap_or(0);
+        for (cluster, audit_id) in lookup(&open, lo, hi)? {
+            if let Some(r) = open
+                .iter()
+                .find(|r| r.cluster == cluster && r.audit_id == audit_id)
+            {
+                started.insert(key(r));
+            }
+        }
+    }
+    Ok(rows
+        .iter()
+        .map(|r| stands_for_request(r, started.contains(&key(r))))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,6 +188,26 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
     Sql { text, params }
 }
 
+/// `WHERE ...` for the events matching `f` and, when given, `extra` as well (whose time range
+/// is not used: a report's sections narrow its scope, they do not move it).
+pub fn where_clause_and(d: Dialect, f: &Filter, extra: Option<&Filter>) -> Sql {
+    let mut w = where_clause(d, f, None);
+    if let Some(extra) = extra {
+        let mut e = extra.clone();
+        e.time = crate::TimeRange::default();
+        let x = where_clause(d, &e, None);
+        if let Some(cond) = x.text.strip_prefix(" WHERE ") {
+            w.text = if w.text.is_empty() {
+                format!(" WHERE {cond}")
+            } else {
+                format!("{} AND ({cond})", w.text)
+            };
+            w.params.extend(x.params);
+        }
+    }
+    w
+}
+
 /// The SQL expression for a field, as text.
 pub fn field_expr(d: Dialect, field: Field) -> String {
     match field {
@@ -250,20 +270,7 @@ pub fn select_count_by(
     fields: &[Field],
     limit: Option<usize>,
 ) -> Sql {
-    let mut w = where_clause(d, f, None);
-    if let Some(extra) = extra {
-        let mut e = extra.clone();
-        e.time = crate::TimeRange::default();
-        let x = where_clause(d, &e, None);
-        if let Some(cond) = x.text.strip_prefix(" WHERE ") {
-            w.text = if w.text.is_empty() {
-                format!(" WHERE {cond}")
-            } else {
-                format!("{} AND ({cond})", w.text)
-            };
-            w.params.extend(x.params);
-        }
-    }
+    let w = where_clause_and(d, f, extra);
     if fields.is_empty() {
         return Sql {
             text: format!("SELECT count(*) FROM {table}{}", w.text),
