@@ -117,6 +117,17 @@ pub struct Follower {
     open: Option<OpenFile>,
     options: FollowOptions,
     gap_seq: u64,
+    /// Fingerprints of files as last identified, with the inode, length and modification time
+    /// they had: a scan re-reads a file's first bytes only when one of those changed.
+    fingerprints: HashMap<PathBuf, (FileStamp, String)>,
+}
+
+/// What tells that a file is still the one identified: inode, length, modification time.
+type FileStamp = (u64, u64, Option<std::time::SystemTime>);
+
+fn stamp(meta: &std::fs::Metadata) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    (meta.ino(), meta.len(), meta.modified().ok())
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -216,6 +227,7 @@ impl Follower {
             open: None,
             options,
             gap_seq,
+            fingerprints: HashMap::new(),
         })
     }
 
@@ -249,6 +261,23 @@ impl Follower {
             detected_at: now.to_rfc3339(),
             reason: reason.to_string(),
         });
+    }
+
+    /// The fingerprint of the file at `path` and, uncompressed, its size: from the last scan
+    /// when the file is unchanged since, else read through one handle.
+    fn fingerprint(&mut self, path: &Path, compressed: bool) -> Option<(String, Option<u64>)> {
+        let meta = std::fs::metadata(path).ok()?;
+        if let Some((s, fp)) = self.fingerprints.get(path)
+            && *s == stamp(&meta)
+        {
+            return Some((fp.clone(), (!compressed).then_some(meta.len())));
+        }
+        let (file, fp, size) = identify(path, compressed).ok()?;
+        let fp = fp?;
+        let meta = file.metadata().ok()?;
+        self.fingerprints
+            .insert(path.to_path_buf(), (stamp(&meta), fp.clone()));
+        Some((fp, size))
     }
 
     /// Looks at the directory: new files, rotations, compressions, deletions, truncations.
@@ -285,7 +314,7 @@ impl Follower {
         let mut order: Vec<Seen> = Vec::new();
         let mut changed = false;
         for (at, compressed, path) in candidates {
-            let Ok((_, Some(fp), size)) = identify(&path, compressed) else {
+            let Some((fp, size)) = self.fingerprint(&path, compressed) else {
                 // Vanished since the listing, unreadable, or too short to identify yet.
                 continue;
             };
@@ -326,6 +355,8 @@ impl Follower {
                 backup: at.is_some(),
             });
         }
+        self.fingerprints
+            .retain(|p, _| order.iter().any(|s| &s.path == p));
         // Files no longer there.
         let mut gone = Vec::new();
         for f in &self.state.files {
