@@ -36,7 +36,8 @@ impl Role {
         self == Role::Admin || self == needed
     }
 
-    fn as_str(self) -> &'static str {
+    /// The role's name in the tokens file.
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Ingest => "ingest",
             Role::Read => "read",
@@ -254,19 +255,40 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Authenticator {
+    /// The principal a bearer token stands for (none for an unknown token, or when
+    /// authentication is off).
+    pub fn token(&self, token: &str) -> Option<Principal> {
+        let Authenticator::Tokens(entries) = self else {
+            return None;
+        };
+        if token.is_empty() {
+            return None;
+        }
+        // Compare with every entry, so the time does not tell which one matched.
+        let mut found = None;
+        for e in entries {
+            if constant_time_eq(e.token.as_bytes(), token.as_bytes()) {
+                found = Some(e);
+            }
+        }
+        found.map(|e| Principal {
+            name: e.name.clone(),
+            role: e.role,
+            cluster: e.cluster.clone(),
+            method: Method::Token,
+        })
+    }
+
     /// The caller of `request`, or why there is none.
     pub fn authenticate(&self, request: &Request) -> Result<Principal, ApiError> {
-        let entries = match self {
-            Authenticator::Insecure => {
-                return Ok(Principal {
-                    name: "anonymous".into(),
-                    role: Role::Admin,
-                    cluster: None,
-                    method: Method::None,
-                });
-            }
-            Authenticator::Tokens(entries) => entries,
-        };
+        if let Authenticator::Insecure = self {
+            return Ok(Principal {
+                name: "anonymous".into(),
+                role: Role::Admin,
+                cluster: None,
+                method: Method::None,
+            });
+        }
         if let Some(value) = request.headers().get(header::AUTHORIZATION) {
             let token = value
                 .to_str()
@@ -279,20 +301,8 @@ impl Authenticator {
                 .ok_or_else(|| {
                     ApiError::unauthorized("the Authorization header is not \"Bearer TOKEN\"")
                 })?;
-            // Compare with every entry, so the time does not tell which one matched.
-            let mut found = None;
-            for e in entries {
-                if constant_time_eq(e.token.as_bytes(), token.as_bytes()) {
-                    found = Some(e);
-                }
-            }
-            return found
-                .map(|e| Principal {
-                    name: e.name.clone(),
-                    role: e.role,
-                    cluster: e.cluster.clone(),
-                    method: Method::Token,
-                })
+            return self
+                .token(token)
                 .ok_or_else(|| ApiError::unauthorized("unknown token"));
         }
         if let Some(peer) = request.extensions().get::<PeerCertificate>() {

@@ -3,7 +3,9 @@
 //! and report API, and exposes health and Prometheus metrics — all behind bearer-token or
 //! client-certificate authentication ([`auth`]).
 //!
-//! Handlers only translate between HTTP and the store, report and API crates; what a report
+//! It also serves the web UI ([`web`]): pages rendered by `kubetrail-ui` behind a sign-in.
+//!
+//! Handlers only translate between HTTP and the store, report, API and UI crates; what a report
 //! means or how a filter is written lives there.
 
 mod agents;
@@ -14,6 +16,7 @@ mod ingest;
 pub mod metrics;
 mod query;
 pub mod tls;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ pub use auth::{Authenticator, Principal, Role, TokenEntry, load_tokens};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use tls::{ServeError, TlsFiles, serve};
+pub use web::UiSettings;
 
 /// Default largest request body: a 400-event webhook batch of RequestResponse events, each up
 /// to the apiserver's default truncation size (100 KiB), with room to spare.
@@ -62,6 +66,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Agents' statuses and the gaps they reported.
     pub agents: AgentBook,
+    /// Web UI settings.
+    pub ui: UiSettings,
+    /// Web UI sessions.
+    pub sessions: web::Sessions,
     recent: ingest::RecentBatches,
     committer: commit::Committer,
 }
@@ -81,8 +89,16 @@ impl AppState {
             metrics: Metrics::new(),
             limits,
             agents: AgentBook::open(state_dir)?,
+            ui: UiSettings::default(),
+            sessions: web::Sessions::default(),
             recent: ingest::RecentBatches::new(4096),
         })
+    }
+
+    /// The same state with these web UI settings.
+    pub fn with_ui(mut self, ui: UiSettings) -> Self {
+        self.ui = ui;
+        self
     }
 }
 
@@ -106,10 +122,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::require_read));
     let open = Router::new()
         .route(paths::HEALTHZ, get(|| async { "ok" }))
-        .route(paths::READYZ, get(query::ready));
+        .route(paths::READYZ, get(query::ready))
+        .route("/login", get(web::login_form).post(web::login))
+        .route("/logout", post(web::logout))
+        .route(kubetrail_ui::STYLE_PATH, get(web::style))
+        .route(kubetrail_ui::ICON_PATH, get(web::icon));
+    let mut pages = Router::new();
+    for page in kubetrail_ui::Page::ALL {
+        pages = pages.route(page.path(), get(web::page));
+    }
+    let pages = pages.route_layer(from_fn_with_state(state.clone(), web::require_viewer));
     // GET and POST on /api/v1/audit/events need different roles: merge keeps both.
     ingest
         .merge(read)
+        .merge(pages)
         .merge(open)
         .fallback(|| async { ApiError::not_found() })
         .with_state(state)

@@ -208,6 +208,8 @@ pub struct Filter {
     pub namespaces: Vec<String>,
     /// Object names.
     pub names: Vec<String>,
+    /// auditIDs (as stored: synthetic ids for events that had none).
+    pub audit_ids: Vec<String>,
     /// Response codes.
     pub codes: Vec<CodeFilter>,
     /// Authorization decision.

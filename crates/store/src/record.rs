@@ -75,6 +75,24 @@ pub fn identity_of(record: &Record) -> (&str, &str, Option<Stage>, i64) {
 }
 
 impl Record {
+    /// The resource as filters and reports write it: `resource[.group][/subresource]`
+    /// (`""` for a non-resource request).
+    pub fn resource_text(&self) -> String {
+        let mut s = self.resource.clone();
+        if s.is_empty() {
+            return s;
+        }
+        if !self.api_group.is_empty() {
+            s.push('.');
+            s.push_str(&self.api_group);
+        }
+        if !self.subresource.is_empty() {
+            s.push('/');
+            s.push_str(&self.subresource);
+        }
+        s
+    }
+
     /// Builds a record from a decoded event, its original JSON and where it came from.
     pub fn from_event(event: &Event, raw: &str, cluster: &str, received_micros: i64) -> Record {
         let object = event.object_ref.as_ref();

@@ -154,15 +154,14 @@ impl Ord for Pending {
     }
 }
 
-pub fn run(args: GenArgs) -> Result<ExitCode> {
-    let policy_text = match &args.policy {
-        Some(p) => {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-        }
-        None => SEED_POLICY.to_string(),
-    };
-    let loaded = load_str(&policy_text, LoadOptions::default());
-    let policy: Policy = loaded.policy.with_context(|| {
+/// The bundled seed policy, loaded.
+pub fn seed_policy() -> Result<Policy> {
+    load_policy(SEED_POLICY)
+}
+
+fn load_policy(policy_text: &str) -> Result<Policy> {
+    let loaded = load_str(policy_text, LoadOptions::default());
+    loaded.policy.with_context(|| {
         format!(
             "the policy would not load: {:?}",
             loaded
@@ -171,7 +170,17 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
         )
-    })?;
+    })
+}
+
+pub fn run(args: GenArgs) -> Result<ExitCode> {
+    let policy_text = match &args.policy {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => SEED_POLICY.to_string(),
+    };
+    let policy = load_policy(&policy_text)?;
     // About 1.4 events per request under the seed policy; start so the traffic ends near now.
     let start = args.start.unwrap_or_else(|| {
         let seconds = args.events as f64 / 1.4 / args.rate / f64::from(args.clusters);

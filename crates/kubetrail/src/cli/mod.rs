@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod common;
+pub mod demo;
 pub mod generate;
 pub mod import;
 pub mod install;

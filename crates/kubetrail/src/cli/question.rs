@@ -109,15 +109,7 @@ fn parse_object(s: &str) -> Result<(ResourceSelector, Option<String>)> {
 }
 
 fn resource_cell(r: &Record) -> String {
-    let mut s = r.resource.clone();
-    if !r.api_group.is_empty() {
-        s.push('.');
-        s.push_str(&r.api_group);
-    }
-    if !r.subresource.is_empty() {
-        s.push('/');
-        s.push_str(&r.subresource);
-    }
+    let mut s = r.resource_text();
     if s.is_empty() {
         // A non-resource request: show its path.
         s = r.request_uri.split('?').next().unwrap_or("").to_string();

@@ -11,8 +11,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use kubetrail_install::webhook::{Credential, kubeconfig};
-use kubetrail_server::{AppState, Authenticator, Limits, TlsFiles, load_tokens, router, serve};
+use kubetrail_server::{
+    AppState, Authenticator, Limits, TlsFiles, UiSettings, load_tokens, router, serve,
+};
 use kubetrail_store::{Retention, Store};
+use kubetrail_ui::Networks;
 use serde::Deserialize;
 
 use super::common::{Backend, BackendArgs, parse_duration, read_token_file};
@@ -57,6 +60,17 @@ pub struct ServeArgs {
     /// Delete the oldest events while the store is larger than this many bytes.
     #[arg(long, value_name = "BYTES")]
     retention_max_bytes: Option<u64>,
+    /// Source address ranges counted as internal by the web UI (CIDR, comma-separated)
+    /// [default: loopback, private, link-local and shared address space].
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    internal_networks: Option<Vec<String>>,
+    /// Serve a throwaway store loaded with the bundled real audit samples and a week of
+    /// generated traffic; without --tokens-file, on loopback only and without sign-in.
+    #[arg(long, conflicts_with_all = ["data_dir", "config"])]
+    demo: bool,
+    /// Generated events in the demo.
+    #[arg(long, default_value_t = 100_000, requires = "demo", value_name = "N")]
+    demo_events: u64,
 }
 
 /// The configuration file: the flags' names in camelCase.
@@ -79,6 +93,7 @@ struct ServeFile {
     clickhouse_database: Option<String>,
     clickhouse_user: Option<String>,
     clickhouse_password_file: Option<PathBuf>,
+    internal_networks: Option<Vec<String>>,
 }
 
 /// The merged settings.
@@ -90,6 +105,9 @@ struct Settings {
     limits: Limits,
     retention: Retention,
     backend: BackendArgs,
+    networks: Networks,
+    /// Generated events of a demo, when this is one.
+    demo: Option<u64>,
 }
 
 fn settings(args: ServeArgs) -> Result<Settings> {
@@ -106,8 +124,13 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         Some(l) => l,
         None => DEFAULT_LISTEN.parse().context("the default address")?,
     };
-    let insecure = args.insecure_no_auth || file.insecure_no_auth;
     let tokens_file = args.tokens_file.or(file.tokens_file);
+    // A demo holds no one's real data: without tokens it needs no sign-in, on loopback only.
+    let demo_open = args.demo && tokens_file.is_none();
+    if demo_open && !listen.ip().is_loopback() {
+        bail!("--demo without --tokens-file listens on loopback only, not {listen}");
+    }
+    let insecure = args.insecure_no_auth || file.insecure_no_auth || demo_open;
     let auth = match (tokens_file, insecure) {
         (Some(_), true) => bail!("--tokens-file and --insecure-no-auth contradict each other"),
         (Some(f), false) => Authenticator::Tokens(load_tokens(&f)?),
@@ -141,7 +164,15 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         ),
         (None, None) => None,
     };
+    let networks = match args.internal_networks.or(file.internal_networks) {
+        Some(list) => {
+            Networks::parse(&list).map_err(|e| anyhow::anyhow!("--internal-networks: {e}"))?
+        }
+        None => Networks::default(),
+    };
     Ok(Settings {
+        networks,
+        demo: args.demo.then_some(args.demo_events),
         listen,
         data_dir: args
             .data_dir
@@ -218,11 +249,37 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             s.listen
         );
     }
-    let store: Arc<dyn Store> = Arc::from(s.backend.open(&s.data_dir, true)?);
+    // The demo's directory lives as long as the server.
+    let demo_dir = match s.demo {
+        Some(_) => Some(tempfile::tempdir().context("creating the demo's data directory")?),
+        None => None,
+    };
+    let data_dir = demo_dir
+        .as_ref()
+        .map_or(s.data_dir.clone(), |d| d.path().to_path_buf());
+    let store: Arc<dyn Store> = Arc::from(s.backend.open(&data_dir, true)?);
+    if let Some(events) = s.demo {
+        eprintln!(
+            "kubetrail serve --demo: loading the real samples and {events} generated events..."
+        );
+        let loaded = super::demo::load(store.as_ref(), events)?;
+        eprintln!(
+            "kubetrail serve --demo: {} sample events (clusters falco, audit2rbac, audit2rbac-v1beta1, panther) and {} generated (clusters prod, staging, the last 7 days) in {}",
+            loaded.samples,
+            loaded.generated,
+            data_dir.display()
+        );
+    }
+    let ui = UiSettings {
+        secure_cookies: s.tls.is_some(),
+        networks: s.networks.clone(),
+    };
     let state = Arc::new(
-        AppState::new(store.clone(), s.auth, s.limits, Some(s.data_dir.clone()))
-            .with_context(|| format!("reading agent gaps in {}", s.data_dir.display()))?,
+        AppState::new(store.clone(), s.auth, s.limits, Some(data_dir.clone()))
+            .with_context(|| format!("reading agent gaps in {}", data_dir.display()))?
+            .with_ui(ui),
     );
+    let demo = s.demo.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -235,7 +292,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let scheme = if s.tls.is_some() { "https" } else { "http" };
         // Tests and scripts read this line to learn the port when --listen asked for port 0.
         eprintln!("kubetrail serve: listening on {scheme}://{local}");
-        tracing::info!(data_dir = %s.data_dir.display(), "serving");
+        eprintln!("kubetrail serve: web UI at {scheme}://{local}/");
+        if demo {
+            eprintln!(
+                "kubetrail serve --demo: the samples are from past years; pick a custom range to see them"
+            );
+        }
+        tracing::info!(data_dir = %data_dir.display(), "serving");
         if s.retention.max_age.is_some() || s.retention.max_bytes.is_some() {
             let store = store.clone();
             let retention = s.retention;

@@ -7,6 +7,7 @@
 mod api;
 mod ingest;
 mod tls;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -403,6 +403,14 @@ pub fn filters_select_exactly(store: &dyn Store) {
         &["deploy", "node"],
     );
     check(
+        "auditID",
+        Filter {
+            audit_ids: vec!["exec".into(), "node".into(), "absent".into()],
+            ..Filter::default()
+        },
+        &["exec", "node"],
+    );
+    check(
         "code",
         Filter {
             codes: vec![CodeFilter::Exact(403)],

@@ -1,0 +1,372 @@
+//! One event, whole: who, what, where from and the outcome; its annotations decoded (RBAC
+//! decision and reason, admission webhooks and policies, pod security); the request's other
+//! stages; and the original JSON as a collapsible tree.
+
+use kubetrail_model::Stage;
+use kubetrail_store::{Filter, Record, TimeRange};
+use maud::{Markup, html};
+use serde_json::Value;
+
+use crate::layout::{self, Nav};
+use crate::scope::with_query;
+use crate::search::event_href;
+use crate::{Context, UiError, format};
+
+/// How far around the given time the request's other stages are looked for: a watch's
+/// ResponseComplete comes up to an hour (the apiserver's longest request timeout) after its
+/// ResponseStarted.
+const STAGE_WINDOW_MICROS: i64 = 2 * 3600 * 1_000_000;
+
+/// Levels of the JSON tree open at first.
+const OPEN_DEPTH: usize = 2;
+
+/// What an annotation means, by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// What kind of note it is.
+    pub kind: &'static str,
+    /// What it says, in words.
+    pub text: String,
+}
+
+fn webhook_text(what: &str, key: &str, value: &str) -> String {
+    let place = key
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.strip_prefix("round_"))
+        .and_then(|s| s.split_once("_index_"))
+        .map(|(r, i)| format!(" (round {r}, webhook {i})"))
+        .unwrap_or_default();
+    match serde_json::from_str::<Value>(value) {
+        Ok(v) => {
+            let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+            let mut s = format!(
+                "{what}: webhook {} of configuration {}{place}",
+                field("webhook"),
+                field("configuration")
+            );
+            if let Some(m) = v.get("mutated").and_then(Value::as_bool) {
+                s.push_str(if m {
+                    ", changed the object"
+                } else {
+                    ", left the object unchanged"
+                });
+            }
+            if let Some(p) = v.get("patchType").and_then(Value::as_str) {
+                s.push_str(&format!(", patch type {p}"));
+            }
+            s
+        }
+        Err(_) => format!("{what}{place}: {value}"),
+    }
+}
+
+/// Decodes an annotation the apiserver writes; `None` for ones it does not know.
+pub fn decode(key: &str, value: &str) -> Option<Decoded> {
+    let d = |kind: &'static str, text: String| Some(Decoded { kind, text });
+    match key {
+        "authorization.k8s.io/decision" => d(
+            "Authorization",
+            match value {
+                "allow" => "allowed".into(),
+                "forbid" => "forbidden".into(),
+                other => format!("decision {other}"),
+            },
+        ),
+        "authorization.k8s.io/reason" => d("Authorization", format!("reason: {value}")),
+        "pod-security.kubernetes.io/enforce-policy" => {
+            d("Pod security", format!("enforced policy: {value}"))
+        }
+        "pod-security.kubernetes.io/audit-violations" => d(
+            "Pod security",
+            format!("would violate the audit policy: {value}"),
+        ),
+        "pod-security.kubernetes.io/exempt" => d("Pod security", format!("exempt by {value}")),
+        "validation.policy.admission.k8s.io/validation_failure" => {
+            let text = match serde_json::from_str::<Vec<Value>>(value) {
+                Ok(failures) => failures
+                    .iter()
+                    .map(|f| {
+                        let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?");
+                        format!(
+                            "policy {} (binding {}) failed: {}",
+                            s("policy"),
+                            s("binding"),
+                            s("message")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Err(_) => value.to_string(),
+            };
+            d("Admission policy", text)
+        }
+        _ if key.starts_with("mutation.webhook.admission.k8s.io/") => {
+            d("Admission webhook", webhook_text("mutating", key, value))
+        }
+        _ if key.starts_with("patch.webhook.admission.k8s.io/") => {
+            d("Admission webhook", webhook_text("patched", key, value))
+        }
+        _ if key.starts_with("apiserver.latency.k8s.io/") => d(
+            "Latency",
+            format!(
+                "{}: {value}",
+                key.trim_start_matches("apiserver.latency.k8s.io/")
+            ),
+        ),
+        _ if key.starts_with("missing-san.invalid-cert.kubernetes.io/")
+            || key.starts_with("insecure-sha1.invalid-cert.kubernetes.io/") =>
+        {
+            d("Certificate", format!("{key}: {value}"))
+        }
+        _ => None,
+    }
+}
+
+/// The JSON tree: objects and arrays are `<details>`, open for the first levels.
+fn tree(key: Option<&str>, value: &Value, depth: usize) -> Markup {
+    let label = html! { @if let Some(k) = key { span.k { (k) } ": " } };
+    match value {
+        Value::Object(map) => html! {
+            li {
+                details open[depth < OPEN_DEPTH] {
+                    summary { (label) span.muted { "{" (map.len()) "}" } }
+                    ul { @for (k, v) in map { (tree(Some(k), v, depth + 1)) } }
+                }
+            }
+        },
+        Value::Array(items) => html! {
+            li {
+                details open[depth < OPEN_DEPTH] {
+                    summary { (label) span.muted { "[" (items.len()) "]" } }
+                    ul { @for v in items { (tree(None, v, depth + 1)) } }
+                }
+            }
+        },
+        Value::String(s) => html! { li { (label) span.str { "\"" (s) "\"" } } },
+        other => html! { li { (label) span.lit { (other.to_string()) } } },
+    }
+}
+
+fn row(label: &str, value: Markup) -> Markup {
+    html! { tr { th { (label) } td { (value) } } }
+}
+
+/// Renders `/event?cluster=C&auditID=ID[&stage=S][&ts=MICROS]`.
+pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
+    let pairs = kubetrail_api::params::parse_query(query);
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    for (k, _) in &pairs {
+        if !["cluster", "auditID", "stage", "ts"].contains(&k.as_str()) {
+            return Err(UiError::BadRequest(format!(
+                "unknown parameter {k:?}: expected cluster, auditID, stage, ts"
+            )));
+        }
+    }
+    let audit_id = get("auditID")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| UiError::BadRequest("parameter auditID: required".into()))?;
+    let cluster = get("cluster").filter(|s| !s.is_empty());
+    let stage = get("stage").filter(|s| !s.is_empty());
+    let ts: Option<i64> = get("ts")
+        .map(|t| {
+            t.parse()
+                .map_err(|_| UiError::BadRequest(format!("parameter ts: invalid time {t:?}")))
+        })
+        .transpose()?;
+    let mut filter = Filter {
+        audit_ids: vec![audit_id.clone()],
+        clusters: cluster.iter().cloned().collect(),
+        time: ts.map_or(TimeRange::default(), |t| TimeRange {
+            from_micros: Some(t.saturating_sub(STAGE_WINDOW_MICROS)),
+            to_micros: Some(t.saturating_add(STAGE_WINDOW_MICROS)),
+        }),
+        ..Filter::default()
+    };
+    if let Some(bound) = &ctx.viewer.cluster {
+        if cluster.as_ref().is_some_and(|c| c != bound) {
+            return Err(UiError::Forbidden(format!(
+                "{} may only read cluster {bound:?}",
+                ctx.viewer.name
+            )));
+        }
+        filter.clusters = vec![bound.clone()];
+    }
+    let mut stages = ctx.store.query(&filter, None, 100)?.records;
+    stages.reverse();
+    let chosen = stages
+        .iter()
+        .rev()
+        .find(|r| stage.is_none() || r.stage.map(Stage::as_str) == stage.as_deref())
+        .ok_or_else(|| UiError::NotFound(format!("no event with auditID {audit_id:?}")))?;
+    let value: Value = serde_json::from_str(&chosen.raw).unwrap_or(Value::Null);
+    let annotations: Vec<(String, String)> = value
+        .get("annotations")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| chosen.raw.clone());
+    let body = event_body(chosen, &stages, &annotations, &value, &pretty);
+    Ok(layout::page(ctx.viewer, "Event", Nav::Search, None, body))
+}
+
+fn event_body(
+    r: &Record,
+    stages: &[Record],
+    annotations: &[(String, String)],
+    value: &Value,
+    pretty: &str,
+) -> Markup {
+    let resource = format::resource(r);
+    let history = with_query(
+        "/history",
+        [
+            ("cluster", r.cluster.clone()),
+            ("resource", format::object_resource(r)),
+            ("namespace", r.namespace.clone()),
+            ("name", r.name.clone()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty()),
+    );
+    let user = with_query("/user", [("user", format::user(&r.user).to_string())]);
+    let search = |k: &'static str, v: &str| with_query("/search", [(k, v.to_string())]);
+    let strings = |v: Option<&Value>| {
+        v.and_then(Value::as_array)
+            .map(|g| {
+                g.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let groups = strings(value.pointer("/user/groups"));
+    let sources = strings(value.get("sourceIPs"));
+    html! {
+        h1 { (r.verb) " " (if resource.is_empty() { r.request_uri.as_str() } else { resource.as_str() })
+            @if !r.name.is_empty() { " " (r.name) } }
+        @if stages.len() > 1 {
+            nav.stages aria-label="stages of this request" {
+                "Stages: "
+                @for s in stages {
+                    a href=(event_href(s)) aria-current=[(s.stage == r.stage && s.ts_micros == r.ts_micros).then_some("page")] {
+                        (s.stage.map(Stage::as_str).unwrap_or("(none)"))
+                    }
+                    " "
+                }
+            }
+        }
+        section.panel.wide {
+            table.facts {
+                (row("Time", html! { (format::precise_time(r.ts_micros)) }))
+                (row("Stage", html! { (r.stage.map(Stage::as_str).unwrap_or("")) " · level " (r.level.map(|l| l.as_str()).unwrap_or("")) }))
+                (row("User", html! { a #event-user href=(user) { (format::user(&r.user)) } }))
+                @if !groups.is_empty() { (row("Groups", html! { (groups) })) }
+                @if !r.impersonated_user.is_empty() { (row("Impersonated user", html! { a href=(with_query("/user", [("user", r.impersonated_user.clone())])) { (r.impersonated_user) } })) }
+                (row("Verb", html! { (r.verb) }))
+                @if !resource.is_empty() {
+                    (row("Object", html! {
+                        (resource)
+                        @if !r.namespace.is_empty() { " in " a href=(search("namespace", &r.namespace)) { (r.namespace) } }
+                        @if !r.name.is_empty() { " · " a #event-history href=(history) { (r.name) " — history" } }
+                    }))
+                }
+                (row("Request URI", html! { code { (r.request_uri) } }))
+                (row("Response", html! { span class=(format::code_class(r.code)) { (format::code(r.code)) } }))
+                (row("Source", html! { (sources) }))
+                (row("User agent", html! { (r.user_agent) }))
+                (row("Cluster", html! { (r.cluster) }))
+                (row("auditID", html! { code #event-audit-id { (r.audit_id) } }))
+            }
+        }
+        section.panel.wide #annotations {
+            h2 { "Annotations" }
+            @if annotations.is_empty() {
+                p.empty { "None." }
+            } @else {
+                table {
+                    thead { tr { th { "Meaning" } th { "Annotation" } } }
+                    tbody {
+                        @for (k, v) in annotations {
+                            tr {
+                                @match decode(k, v) {
+                                    Some(d) => { td { strong { (d.kind) } ": " (d.text) } }
+                                    None => { td.muted { "—" } }
+                                }
+                                td { code { (k) } " = " span.str { (v) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.panel.wide {
+            h2 { "Event" }
+            ul.json { (tree(None, value, 0)) }
+            details {
+                summary { "Original JSON" }
+                pre.raw { (pretty) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_are_decoded() {
+        let d = decode("authorization.k8s.io/decision", "forbid").unwrap();
+        assert_eq!((d.kind, d.text.as_str()), ("Authorization", "forbidden"));
+        let d = decode(
+            "mutation.webhook.admission.k8s.io/round_0_index_2",
+            r#"{"configuration":"istio-sidecar-injector","webhook":"sidecar-injector.istio.io","mutated":true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            d.text,
+            "mutating: webhook sidecar-injector.istio.io of configuration istio-sidecar-injector (round 0, webhook 2), changed the object"
+        );
+        let d = decode(
+            "validation.policy.admission.k8s.io/validation_failure",
+            r#"[{"message":"replicas must be at most 5","policy":"max-replicas","binding":"prod","expressionIndex":0,"validationActions":["Audit"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            d.text,
+            "policy max-replicas (binding prod) failed: replicas must be at most 5"
+        );
+        assert_eq!(
+            decode(
+                "pod-security.kubernetes.io/enforce-policy",
+                "restricted:latest"
+            )
+            .unwrap()
+            .text,
+            "enforced policy: restricted:latest"
+        );
+        assert!(decode("example.com/whatever", "x").is_none());
+    }
+
+    #[test]
+    fn the_tree_escapes_keys_and_values() {
+        let v: Value =
+            serde_json::from_str(r#"{"<k>":"<script>alert(1)</script>","n":[1,true]}"#).unwrap();
+        let html = tree(None, &v, 0).into_string();
+        assert!(html.contains("&lt;k&gt;"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("<span class=\"lit\">true</span>"));
+    }
+}

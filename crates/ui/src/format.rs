@@ -1,0 +1,111 @@
+//! How numbers, times and event fields are written on pages.
+
+use chrono::{DateTime, Utc};
+use kubetrail_store::Record;
+
+/// `1234567` → `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn utc(micros: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros)
+}
+
+/// `2026-11-26 10:00:05` (UTC).
+pub fn time(micros: i64) -> String {
+    utc(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// `2026-11-26 10:00:05.123456 UTC`, for one event's own page.
+pub fn precise_time(micros: i64) -> String {
+    utc(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// With `pattern` (chrono's strftime), UTC.
+pub fn time_as(micros: i64, pattern: &str) -> String {
+    utc(micros)
+        .map(|t| t.format(pattern).to_string())
+        .unwrap_or_default()
+}
+
+/// The value a `datetime-local` input shows for `micros` (UTC, to the minute).
+pub fn input_time(micros: i64) -> String {
+    time_as(micros, "%Y-%m-%dT%H:%M")
+}
+
+/// `resource[.group][/subresource]`, as filters and reports write it (`""` when the event has
+/// no object).
+pub fn resource(r: &Record) -> String {
+    r.resource_text()
+}
+
+/// The object a history is kept for: the resource without its subresource (a write to
+/// `deployments.apps/scale` changes the deployment).
+pub fn object_resource(r: &Record) -> String {
+    let mut s = r.resource.clone();
+    if !r.api_group.is_empty() && !s.is_empty() {
+        s.push('.');
+        s.push_str(&r.api_group);
+    }
+    s
+}
+
+/// A user name as shown: `(none)` for requests without an authenticated user.
+pub fn user(name: &str) -> &str {
+    if name.is_empty() {
+        crate::scope::NO_USER
+    } else {
+        name
+    }
+}
+
+/// A namespace as shown: `(cluster)` for cluster-scoped requests.
+pub fn namespace(ns: &str) -> &str {
+    if ns.is_empty() { "(cluster)" } else { ns }
+}
+
+/// A response code as shown.
+pub fn code(code: Option<i32>) -> String {
+    code.map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// The CSS class of a response code: `ok`, `warn` (4xx) or `bad` (5xx).
+pub fn code_class(code: Option<i32>) -> &'static str {
+    match code {
+        Some(c) if c >= 500 => "bad",
+        Some(c) if c >= 400 => "warn",
+        _ => "ok",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(time(1_764_151_205_000_000), "2025-11-26 10:00:05");
+        assert_eq!(input_time(1_764_151_205_000_000), "2025-11-26T10:00");
+    }
+}

@@ -1,0 +1,431 @@
+//! The overview: requests over time, the largest users, resources and namespaces, and the
+//! sections an audit centre watches (failures, forbidden requests, deletions, exec / attach,
+//! secret access, RBAC changes, anonymous and external requests, collection gaps). Every count
+//! links to the events behind it.
+
+use kubetrail_report::{self as report, Overview, Section, TOP};
+use kubetrail_store::{Aggregation, AggregationResult, Field, GroupCount, HistogramBucket};
+use maud::{Markup, html};
+
+use crate::chart::{self, Series};
+use crate::layout::{self, Nav, tile};
+use crate::scope::{NO_USER, Scope};
+use crate::{Context, UiError, format};
+
+/// Bucket widths a histogram may use, in seconds.
+const BUCKETS: [i64; 12] = [
+    60,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86_400,
+    7 * 86_400,
+    30 * 86_400,
+];
+
+/// At most this many bars.
+const MAX_BARS: i64 = 72;
+
+/// How many verbs get their own colour; the rest are "other".
+const VERB_SERIES: usize = 7;
+
+/// The bucket width for a window of `span` microseconds.
+pub fn bucket_for(span_micros: i64) -> i64 {
+    BUCKETS
+        .iter()
+        .map(|s| s * 1_000_000)
+        .find(|b| span_micros / b <= MAX_BARS)
+        .unwrap_or(30 * 86_400 * 1_000_000)
+}
+
+/// How the chart splits each bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// By verb.
+    Verb,
+    /// By response class (2xx, 3xx, 4xx, 5xx).
+    Class,
+}
+
+fn class_of(code: &str) -> &'static str {
+    match code.parse::<i32>() {
+        Ok(c) if (100..200).contains(&c) => "1xx",
+        Ok(c) if (200..300).contains(&c) => "2xx",
+        Ok(c) if (300..400).contains(&c) => "3xx",
+        Ok(c) if (400..500).contains(&c) => "4xx",
+        Ok(c) if c >= 500 => "5xx",
+        _ => "no code",
+    }
+}
+
+/// Turns histogram buckets into bucket starts and one series per key.
+pub fn series_of(
+    buckets: &[HistogramBucket],
+    from: i64,
+    to: i64,
+    width: i64,
+    split: Split,
+) -> (Vec<i64>, Vec<Series>) {
+    let first = from.div_euclid(width) * width;
+    let starts: Vec<i64> = (0..)
+        .map(|i| first + i * width)
+        .take_while(|s| *s < to)
+        .collect();
+    let key_of = |b: &HistogramBucket| -> String {
+        let k = b.key.clone().unwrap_or_default();
+        match split {
+            Split::Verb => k,
+            Split::Class => class_of(&k).to_string(),
+        }
+    };
+    // Series ordered by size, largest first; verbs beyond the first few share "other".
+    let mut totals: Vec<(String, u64)> = Vec::new();
+    for b in buckets {
+        let k = key_of(b);
+        match totals.iter_mut().find(|(n, _)| *n == k) {
+            Some(t) => t.1 += b.count,
+            None => totals.push((k, b.count)),
+        }
+    }
+    match split {
+        Split::Verb => totals.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))),
+        Split::Class => totals.sort_by(|a, b| a.0.cmp(&b.0)),
+    }
+    let mut names: Vec<String> = totals.iter().map(|(n, _)| n.clone()).collect();
+    if split == Split::Verb && names.len() > VERB_SERIES {
+        names.truncate(VERB_SERIES);
+        names.push("other".into());
+    }
+    let mut series: Vec<Series> = names
+        .iter()
+        .map(|n| Series {
+            name: n.clone(),
+            values: vec![0; starts.len()],
+        })
+        .collect();
+    for b in buckets {
+        let Ok(i) = usize::try_from((b.start_micros - first).div_euclid(width)) else {
+            continue;
+        };
+        if i >= starts.len() {
+            continue;
+        }
+        let k = key_of(b);
+        let si = names
+            .iter()
+            .position(|n| *n == k)
+            .unwrap_or(names.len().saturating_sub(1));
+        if let Some(s) = series.get_mut(si) {
+            s.values[i] += b.count;
+        }
+    }
+    (starts, series)
+}
+
+/// The activity chart for `scope`, split by `split`.
+pub fn activity(ctx: &Context<'_>, scope: &Scope, split: Split) -> Result<Markup, UiError> {
+    let width = bucket_for(scope.span_micros());
+    let by = match split {
+        Split::Verb => Field::Verb,
+        Split::Class => Field::Code,
+    };
+    let buckets = match ctx.store.aggregate(
+        &report::base(&scope.filter),
+        &Aggregation::Histogram {
+            bucket: std::time::Duration::from_micros(width as u64),
+            by: Some(by),
+        },
+    )? {
+        AggregationResult::Histogram(b) => b,
+        _ => Vec::new(),
+    };
+    let (starts, series) = series_of(&buckets, scope.from_micros, scope.to_micros, width, split);
+    let title = match split {
+        Split::Verb => "Requests over time, by verb",
+        Split::Class => "Requests over time, by response class",
+    };
+    Ok(chart::time_bars(title, &starts, width, &series))
+}
+
+/// A table of a section's largest groups. `params` name the filter parameter each key adds
+/// to `link` (None: the key is not a filter).
+fn section_table(
+    scope: &Scope,
+    id: &str,
+    title: &str,
+    section: &Section,
+    columns: &[&str],
+    params: &[Option<&str>],
+    link: &[(&str, &str)],
+) -> Markup {
+    html! {
+        section.panel #(id) {
+            h2 { (title) " " span.muted { (format::count(section.total)) } }
+            @if section.top.is_empty() {
+                p.empty { "None in this range." }
+            } @else {
+                table {
+                    thead { tr { @for c in columns { th { (c) } } th.num { "Requests" } } }
+                    tbody {
+                        @for g in &section.top {
+                            tr { (group_cells(scope, g, params, link)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn group_cells(
+    scope: &Scope,
+    g: &GroupCount,
+    params: &[Option<&str>],
+    link: &[(&str, &str)],
+) -> Markup {
+    let mut add: Vec<(&str, &str)> = link.to_vec();
+    for (k, p) in g.keys.iter().zip(params) {
+        match (*p, k.as_str()) {
+            (Some("user"), "") => add.push(("user", NO_USER)),
+            (Some(p), k) if !k.is_empty() => add.push((p, k)),
+            _ => {}
+        }
+    }
+    html! {
+        @for (i, k) in g.keys.iter().enumerate() {
+            td {
+                @if params.get(i).copied().flatten() == Some("user") {
+                    a href=(scope.scoped("/user", &[("user", format::user(k))])) { (format::user(k)) }
+                } @else if k.is_empty() {
+                    span.muted { (if params.get(i).copied().flatten() == Some("resource") { "(non-resource)" } else { "—" }) }
+                } @else { (k) }
+            }
+        }
+        td.num { a href=(scope.scoped("/search", &add)) { (format::count(g.count)) } }
+    }
+}
+
+fn top_table(scope: &Scope, id: &str, title: &str, groups: &[GroupCount], param: &str) -> Markup {
+    html! {
+        section.panel #(id) {
+            h2 { (title) }
+            @if groups.is_empty() { p.empty { "None in this range." } }
+            @else {
+                table {
+                    tbody {
+                        @for g in groups {
+                            @let k = &g.keys[0];
+                            tr {
+                                td {
+                                    @if param == "user" {
+                                        a href=(scope.scoped("/user", &[("user", format::user(k))])) { (format::user(k)) }
+                                    } @else if param == "namespace" {
+                                        a href=(scope.scoped("/search", &[("namespace", k), ("stages", "final")])) { (format::namespace(k)) }
+                                    } @else if k.is_empty() {
+                                        span.muted { "(non-resource)" }
+                                    } @else {
+                                        a href=(scope.scoped("/search", &[(param, k), ("stages", "final")])) { (k) }
+                                    }
+                                }
+                                td.num { (format::count(g.count)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Requests from outside the internal networks: the total, and the largest (address, user)
+/// pairs.
+fn external(ctx: &Context<'_>, scope: &Scope) -> Result<(u64, Vec<GroupCount>), UiError> {
+    let groups = ctx
+        .store
+        .aggregate(
+            &report::base(&scope.filter),
+            &Aggregation::CountBy {
+                fields: vec![Field::SourceIp, Field::User],
+                limit: None,
+            },
+        )?
+        .groups()
+        .to_vec();
+    let outside: Vec<GroupCount> = groups
+        .into_iter()
+        .filter(|g| ctx.networks.is_external(&g.keys[0]))
+        .collect();
+    let total = outside.iter().map(|g| g.count).sum();
+    Ok((total, outside.into_iter().take(TOP).collect()))
+}
+
+const RBAC: [&str; 4] = [
+    "roles.rbac.authorization.k8s.io",
+    "rolebindings.rbac.authorization.k8s.io",
+    "clusterroles.rbac.authorization.k8s.io",
+    "clusterrolebindings.rbac.authorization.k8s.io",
+];
+
+/// Renders `/`.
+pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
+    let scope = Scope::parse(query, &["by"], ctx.now_micros, ctx.viewer)?;
+    let split = match scope.extra("by") {
+        None | Some("verb") => Split::Verb,
+        Some("code") => Split::Class,
+        Some(other) => {
+            return Err(UiError::BadRequest(format!(
+                "parameter by: {other:?} is not verb or code"
+            )));
+        }
+    };
+    let o: Overview = report::overview(ctx.store, &scope.filter)?;
+    let chart = activity(ctx, &scope, split)?;
+    let (external_total, external_top) = external(ctx, &scope)?;
+    let gaps: Vec<_> = ctx
+        .gaps
+        .iter()
+        .filter(|g| scope.filter.clusters.is_empty() || scope.filter.clusters.contains(&g.cluster))
+        .filter(|g| {
+            kubetrail_store::text::parse_time(&g.detected_at)
+                .map(|t| {
+                    let t = t.timestamp_micros();
+                    t >= scope.from_micros && t < scope.to_micros
+                })
+                .unwrap_or(true)
+        })
+        .collect();
+    let s = |add: &[(&str, &str)]| {
+        let mut all = vec![("stages", "final")];
+        all.extend_from_slice(add);
+        scope.scoped("/search", &all)
+    };
+    let mut rbac: Vec<(&str, &str)> = RBAC.iter().map(|r| ("resource", *r)).collect();
+    rbac.extend(report::WRITE_VERBS.iter().map(|v| ("verb", *v)));
+    let exec = [
+        ("resource", "pods/exec"),
+        ("resource", "pods/attach"),
+        ("resource", "pods/portforward"),
+    ];
+    let split_link = |by: &str| scope.without("/", &["by"], &[("by", by)]);
+    let body = html! {
+        h1 { "Overview" }
+        (layout::scope_bar(&scope, "/", &["by"]))
+        div.tiles {
+            (tile("Requests", o.requests, &s(&[]), "requests", false))
+            (tile("Failed", o.failed.total, &s(&[("code", "failed")]), "failed", true))
+            (tile("Forbidden", o.forbidden.total, &s(&[("code", "403")]), "forbidden", true))
+            (tile("Deletions", o.deletions.total, &s(&[("verb", "delete"), ("verb", "deletecollection")]), "deletions", false))
+            (tile("Exec / attach / port-forward", o.exec_attach.total, &s(&exec), "exec", true))
+            (tile("Secret access", o.secret_access.total, &s(&[("resource", "secrets")]), "secrets", false))
+            (tile("RBAC changes", o.rbac_changes.total, &s(&rbac), "rbac", true))
+            (tile("Anonymous", o.anonymous.total, &s(&[("user", "system:anonymous"), ("user", NO_USER)]), "anonymous", true))
+            (tile("From outside", external_total, "#external", "external", true))
+            (tile("Collection gaps", gaps.len() as u64, "#gaps", "gaps", true))
+        }
+        section.panel.wide {
+            div.panelhead {
+                h2 { "Activity" }
+                div.ranges role="group" aria-label="split by" {
+                    a.range href=(split_link("verb")) aria-current=[(split == Split::Verb).then_some("true")] { "by verb" }
+                    a.range href=(split_link("code")) aria-current=[(split == Split::Class).then_some("true")] { "by response" }
+                }
+            }
+            (chart)
+        }
+        div.grid {
+            (top_table(&scope, "top-users", "Top users", &o.top_users, "user"))
+            (top_table(&scope, "top-resources", "Top resources", &o.top_resources, "resource"))
+            (top_table(&scope, "top-namespaces", "Top namespaces", &o.top_namespaces, "namespace"))
+            (top_table(&scope, "by-verb", "Requests by verb", &o.by_verb, "verb"))
+            (section_table(&scope, "failed", "Failed requests", &o.failed, &["User", "Code"], &[Some("user"), Some("code")], &[("stages", "final"), ("code", "failed")]))
+            (section_table(&scope, "forbidden", "Forbidden requests", &o.forbidden, &["User"], &[Some("user")], &[("stages", "final"), ("code", "403")]))
+            (section_table(&scope, "deletions", "Deletions", &o.deletions, &["User", "Resource"], &[Some("user"), Some("resource")], &[("stages", "final"), ("verb", "delete"), ("verb", "deletecollection")]))
+            (section_table(&scope, "exec-attach", "Exec, attach and port-forward", &o.exec_attach, &["User"], &[Some("user")], &[&[("stages", "final")], &exec[..]].concat()))
+            (section_table(&scope, "secret-access", "Secret access", &o.secret_access, &["User", "Verb"], &[Some("user"), Some("verb")], &[("stages", "final"), ("resource", "secrets")]))
+            (section_table(&scope, "rbac-changes", "RBAC changes", &o.rbac_changes, &["User", "Resource"], &[Some("user"), None], &[&[("stages", "final")], &rbac[..]].concat()))
+            (section_table(&scope, "anonymous", "Anonymous requests", &o.anonymous, &["Resource"], &[Some("resource")], &[("stages", "final"), ("user", "system:anonymous"), ("user", NO_USER)]))
+            (section_table(&scope, "external", "Requests from outside the internal networks", &Section { total: external_total, top: external_top }, &["Source address", "User"], &[None, Some("user")], &[("stages", "final")]))
+        }
+        p.note { "Internal networks: " (ctx.networks.describe()) }
+        section.panel.wide #gaps {
+            h2 { "Collection gaps " span.muted { (gaps.len()) } }
+            @if gaps.is_empty() {
+                p.empty { "No agent reported lost data in this range." }
+            } @else {
+                table {
+                    thead { tr { th { "Detected" } th { "Cluster" } th { "Node" } th { "File" } th.num { "Bytes lost (at least)" } th { "Reason" } } }
+                    tbody {
+                        @for g in &gaps {
+                            tr { td { (g.detected_at) } td { (g.cluster) } td { (g.node) } td { code { (g.file) } } td.num { (format::count(g.bytes)) } td { (g.reason) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page(
+        ctx.viewer,
+        "Overview",
+        Nav::Overview,
+        Some(&scope),
+        body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_keep_the_bar_count_bounded() {
+        let h = 3_600_000_000;
+        assert_eq!(bucket_for(h), 60_000_000);
+        assert_eq!(bucket_for(24 * h), 1_800_000_000);
+        assert_eq!(bucket_for(7 * 24 * h), 3 * h);
+        assert_eq!(bucket_for(30 * 24 * h), 12 * h);
+    }
+
+    #[test]
+    fn histogram_buckets_fill_their_slots_and_small_verbs_share_other() {
+        let b = |start: i64, key: &str, count: u64| HistogramBucket {
+            start_micros: start,
+            key: Some(key.into()),
+            count,
+        };
+        let verbs = [
+            "get", "list", "watch", "create", "update", "patch", "delete", "proxy", "post",
+        ];
+        let mut buckets: Vec<HistogramBucket> = verbs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| b(60, v, 100 - i as u64))
+            .collect();
+        buckets.push(b(120, "get", 5));
+        let (starts, series) = series_of(&buckets, 30, 150, 60, Split::Verb);
+        assert_eq!(starts, [0, 60, 120]);
+        assert_eq!(series.len(), VERB_SERIES + 1);
+        assert_eq!(series[0].name, "get");
+        assert_eq!(series[0].values, [0, 100, 5]);
+        let other = series.last().unwrap();
+        assert_eq!(other.name, "other");
+        assert_eq!(other.values, [0, 93 + 92, 0]);
+        let total: u64 = series.iter().flat_map(|s| &s.values).sum();
+        assert_eq!(total, buckets.iter().map(|b| b.count).sum::<u64>());
+
+        let (_, classes) = series_of(
+            &[b(0, "200", 3), b(0, "201", 1), b(0, "403", 2), b(0, "", 1)],
+            0,
+            60,
+            60,
+            Split::Class,
+        );
+        let names: Vec<&str> = classes.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["2xx", "4xx", "no code"]);
+        assert_eq!(classes[0].values, [4]);
+    }
+}
