@@ -1,7 +1,7 @@
 //! The web UI's HTTP side: sign-in with a token into a session cookie (HttpOnly,
 //! SameSite=Strict, Secure under TLS), sign-out, the pages of [`kubetrail_ui`] behind the read
 //! role, the embedded stylesheet and icon, and the headers that keep pages inert: a
-//! Content-Security-Policy that allows no script at all, no framing, no referrer.
+//! Content-Security-Policy that allows no script at all, no framing, no referrer to other sites.
 //!
 //! A bearer token in the `Authorization` header works on every page too, for automation.
 
@@ -131,7 +131,7 @@ fn html_response(status: StatusCode, body: String) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -157,8 +157,15 @@ fn local_path(next: &str) -> &str {
 }
 
 /// A state-changing form must come from our own pages: when the browser says where it comes
-/// from (`Origin`), that must be this host.
+/// from (`Sec-Fetch-Site`, `Origin`), that must be this host. (Pages send their referrer to
+/// their own origin only: under `no-referrer` browsers send `Origin: null` even for a form of
+/// the same origin.)
 fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
@@ -473,6 +480,10 @@ mod tests {
         );
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&h));
     }
 

@@ -67,6 +67,17 @@ fn legend(series: &[Series]) -> Markup {
     }
 }
 
+/// Row labels longer than this are shortened (the whole label is in the tooltip).
+const LABEL_CHARS: usize = 40;
+
+fn short(label: &str) -> String {
+    if label.chars().count() <= LABEL_CHARS {
+        return label.to_string();
+    }
+    let head: String = label.chars().take(LABEL_CHARS - 1).collect();
+    format!("{head}…")
+}
+
 /// The non-empty segments of bar `i`: (series, what lies below, value).
 fn stack(series: &[Series], i: usize) -> Vec<(usize, u64, u64)> {
     let mut base = 0;
@@ -123,7 +134,9 @@ pub fn time_bars(title: &str, starts: &[i64], bucket_micros: i64, series: &[Seri
                         }
                     }
                     @if i % label_every == 0 {
-                        text.tick x=(format!("{:.2}", x + bar / 2.0)) y=(HEIGHT - 10.0) text-anchor="middle" { (time_label(*start, bucket_micros)) }
+                        @let centre = x + bar / 2.0;
+                        @let anchor = if centre > WIDTH - RIGHT - 40.0 { "end" } else { "middle" };
+                        text.tick x=(format!("{centre:.2}")) y=(HEIGHT - 10.0) text-anchor=(anchor) { (time_label(*start, bucket_micros)) }
                     }
                 }
             }
@@ -135,7 +148,8 @@ pub fn time_bars(title: &str, starts: &[i64], bucket_micros: i64, series: &[Seri
 /// Horizontal stacked bars, one row per label, each with a link.
 pub fn row_bars(title: &str, rows: &[(String, String)], series: &[Series]) -> Markup {
     let row_h = 22.0;
-    let label_w = 260.0;
+    let label_w = 300.0;
+    let right = 36.0;
     let height = TOP + rows.len() as f64 * row_h + BOTTOM;
     let totals: Vec<u64> = (0..rows.len())
         .map(|i| {
@@ -147,7 +161,7 @@ pub fn row_bars(title: &str, rows: &[(String, String)], series: &[Series]) -> Ma
         .collect();
     let ticks = ticks(totals.iter().copied().max().unwrap_or(0));
     let top = *ticks.last().unwrap_or(&1) as f64;
-    let plot_w = WIDTH - label_w - RIGHT;
+    let plot_w = WIDTH - label_w - right;
     let x = |v: f64| label_w + v / top * plot_w;
     let bottom = TOP + rows.len() as f64 * row_h;
     html! {
@@ -162,7 +176,10 @@ pub fn row_bars(title: &str, rows: &[(String, String)], series: &[Series]) -> Ma
                 @for (i, (label, href)) in rows.iter().enumerate() {
                     @let y = TOP + i as f64 * row_h;
                     a href=(href) {
-                        text.rowlabel x=(label_w - 8.0) y=(y + row_h / 2.0 + 4.0) text-anchor="end" { (label) }
+                        text.rowlabel x=(label_w - 8.0) y=(y + row_h / 2.0 + 4.0) text-anchor="end" {
+                            title { (label) }
+                            (short(label))
+                        }
                     }
                     @for (s, base, v) in stack(series, i) {
                         rect class=(format!("s{}", s % COLOURS)) x=(format!("{:.2}", x(base as f64))) y=(format!("{:.2}", y + 3.0))

@@ -24,7 +24,7 @@ fn head(title: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            meta name="referrer" content="no-referrer";
+            meta name="referrer" content="same-origin";
             title { (title) " · kubetrail" }
             link rel="stylesheet" href=(STYLE_PATH);
             link rel="icon" href=(ICON_PATH) type="image/svg+xml";

@@ -54,7 +54,10 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             p.empty { "No writes in this range." }
         } @else {
             section.panel.wide {
-                h2 { "Writes per resource kind" }
+                h2 {
+                    "Writes per resource kind"
+                    @if rows.len() > CHART_ROWS { " " span.muted { "(the " (CHART_ROWS) " busiest of " (rows.len()) ")" } }
+                }
                 (chart::row_bars("Writes per resource kind", &labels, &series))
             }
             section.panel.wide {

@@ -84,7 +84,7 @@ async fn pages_need_a_sign_in_and_a_session_opens_them_until_sign_out() {
     assert!(body.contains(">ui<"), "the viewer's name is shown");
     for (name, value) in [
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
         assert_eq!(headers[name], value);

@@ -1,0 +1,315 @@
+// Browser tests of kubetrail's web UI: a real `kubetrail serve` over a store loaded with the
+// real audit samples, generated traffic and hostile events, driven by Playwright in Debian's
+// Chromium. Numbers on pages are compared with the HTTP API's answers for the same range.
+//
+// KUBETRAIL_BIN names the binary (default: the release build in CARGO_TARGET_DIR);
+// SCREENSHOTS_DIR, when set, receives a screenshot of each page.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, homedir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..');
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(homedir(), '.cache/kubetrail-target');
+const bin = process.env.KUBETRAIL_BIN || path.join(targetDir, 'release/kubetrail');
+const READ = 'ui-read-token-0123456789abcdef';
+const INGEST = 'ui-ingest-token-0123456789abcd';
+const shots = process.env.SCREENSHOTS_DIR;
+
+let dir, server, base, browser, context, page;
+// A fixed window covering the generated traffic (the last day, to the minute) and one that
+// covers everything, the samples' past years and the hostile events included.
+const now = new Date();
+now.setUTCSeconds(0, 0);
+const iso = (d) => d.toISOString().replace('.000Z', 'Z');
+const FROM = iso(new Date(now.getTime() - 24 * 3600 * 1000));
+const TO = iso(new Date(now.getTime() + 60 * 1000));
+const DAY = `range=custom&from=${FROM}&to=${TO}`;
+const DAY_API = `from=${FROM}&to=${TO}`;
+const ALL = 'range=custom&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z';
+const dialogs = [];
+
+function kubetrail(...args) {
+  return execFileSync(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+}
+
+async function api(pathAndQuery, init = {}) {
+  const r = await fetch(base + pathAndQuery, {
+    ...init,
+    headers: { authorization: `Bearer ${init.token || READ}`, ...(init.headers || {}) },
+  });
+  assert.equal(r.status, 200, `${pathAndQuery}: ${await r.clone().text()}`);
+  return r.json();
+}
+
+const number = (text) => Number(text.replace(/,/g, '').trim());
+
+async function tile(name) {
+  return number(await page.locator(`[data-tile="${name}"] .value`).innerText());
+}
+
+async function shot(name) {
+  if (shots) await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'kubetrail-ui-'));
+  const data = path.join(dir, 'data');
+  writeFileSync(
+    path.join(dir, 'tokens.yaml'),
+    `- {name: browser, token: ${READ}, role: read}\n- {name: agent, token: ${INGEST}, role: ingest}\n`,
+  );
+  // About 30k events ending now, so the default range (24h) has data too.
+  writeFileSync(path.join(dir, 'gen.jsonl'), kubetrail('gen', '--events', '30000', '--seed', '11', '--rate', '0.6'));
+  kubetrail('import', '--data-dir', data, '--cluster', 'prod', path.join(dir, 'gen.jsonl'));
+  const samples = readdirSync(path.join(repo, 'testdata/real-audit'))
+    .filter((f) => f.endsWith('.jsonl'))
+    .map((f) => path.join(repo, 'testdata/real-audit', f));
+  kubetrail('import', '--data-dir', data, '--cluster', 'samples', ...samples);
+  kubetrail('import', '--data-dir', data, '--cluster', 'lab', path.join(here, 'fixtures/hostile.jsonl'));
+
+  server = spawn(bin, ['serve', '--data-dir', data, '--tokens-file', path.join(dir, 'tokens.yaml'),
+    '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  base = await new Promise((resolve, reject) => {
+    let seen = '';
+    server.stderr.on('data', (chunk) => {
+      seen += chunk;
+      const m = seen.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) resolve(m[1]);
+    });
+    server.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${seen}`)));
+  });
+
+  // An agent reports a gap: the overview must show it.
+  const status = {
+    node: 'cp-1', cluster: 'prod', lagBytes: 0, pendingFiles: 0, shippedEvents: 10, droppedBytes: 4096,
+    gaps: [{ id: 'gap-1', file: '/var/log/kubernetes/kubernetes-2026-11-26T10-00-00.000.audit',
+      fingerprint: 'abc', fromOffset: 0, bytes: 4096, detectedAt: iso(new Date(now.getTime() - 3600 * 1000)),
+      reason: 'deleted before it was read' }],
+  };
+  const r = await fetch(`${base}/api/v1/agents/status`, {
+    method: 'POST', body: JSON.stringify(status),
+    headers: { authorization: `Bearer ${INGEST}`, 'content-type': 'application/json' },
+  });
+  assert.equal(r.status, 200, await r.text());
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  page = await context.newPage();
+  page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('signing in: a wrong token is refused, a read token opens the overview', async () => {
+  await page.goto(`${base}/`);
+  assert.match(page.url(), /\/login\?next=%2F$/);
+  await shot('login');
+  await page.fill('#token', 'not-a-token');
+  await page.click('button[type=submit]');
+  assert.match(await page.locator('p.error').innerText(), /Unknown token/);
+  await page.fill('#token', READ);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${base}/`);
+  assert.equal(await page.locator('h1').innerText(), 'Overview');
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'kubetrail_session');
+  assert.ok(session?.httpOnly, 'HttpOnly session cookie');
+  assert.equal(session.sameSite, 'Strict');
+  // The default range has data: the generated traffic ends now.
+  assert.ok((await tile('requests')) > 1000);
+  await shot('overview');
+});
+
+test('the overview shows the API\'s numbers for the same range', async () => {
+  await page.goto(`${base}/?${DAY}`);
+  const o = await api(`/api/v1/audit/reports/overview?${DAY_API}`);
+  const want = {
+    requests: o.requests, failed: o.failed.total, forbidden: o.forbidden.total,
+    deletions: o.deletions.total, exec: o.exec_attach.total, secrets: o.secret_access.total,
+    rbac: o.rbac_changes.total, anonymous: o.anonymous.total, gaps: 1,
+  };
+  for (const [name, value] of Object.entries(want)) {
+    assert.equal(await tile(name), value, `tile ${name}`);
+  }
+  assert.ok(o.requests > 1000 && o.failed.total > 0 && o.exec_attach.total > 0);
+  // The chart's bars add up to the requests, and each bar tells its value on hover.
+  const totals = await page.locator('g.bucket').evaluateAll((gs) => gs.map((g) => Number(g.dataset.total)));
+  assert.equal(totals.reduce((a, b) => a + b, 0), o.requests);
+  const hover = await page.locator('g.bucket rect title').first().textContent();
+  assert.match(hover, /UTC · \w+: [\d,]+$/);
+  // Top users, in the API's order with its counts.
+  const rows = await page.locator('#top-users tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.cells[0].innerText, tr.cells[1].innerText]));
+  assert.deepEqual(rows, o.top_users.map((g) => [g.keys[0] || '(none)', g.count.toLocaleString('en-US')]));
+  // The gap an agent reported.
+  assert.match(await page.locator('#gaps').innerText(), /deleted before it was read/);
+  // Split by response class instead of verb: same total.
+  await page.click('text=by response');
+  await page.waitForURL(/by=code/);
+  const byCode = await page.locator('g.bucket').evaluateAll((gs) => gs.map((g) => Number(g.dataset.total)));
+  assert.equal(byCode.reduce((a, b) => a + b, 0), o.requests);
+  assert.match(await page.locator('ul.legend').innerText(), /2xx/);
+});
+
+test('filters in the scope bar narrow every panel, and the state is in the URL', async () => {
+  await page.goto(`${base}/?${DAY}`);
+  await page.fill('.scopeform input[name=namespace]', 'kube-system');
+  await page.click('.scopeform button[type=submit]');
+  await page.waitForURL(/namespace=kube-system/);
+  const o = await api(`/api/v1/audit/reports/overview?${DAY_API}&namespace=kube-system`);
+  assert.equal(await tile('requests'), o.requests);
+  assert.ok(o.requests > 0);
+  // Navigation keeps the scope.
+  await page.click('header nav >> text=Resource operations');
+  assert.match(page.url(), /\/resources\?.*namespace=kube-system/);
+});
+
+test('resource operations equal the API\'s report and drill down to the operations', async () => {
+  await page.goto(`${base}/resources?${DAY}`);
+  const report = await api(`/api/v1/audit/reports/resources?${DAY_API}`);
+  const rows = await page.locator('#resources tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.dataset.resource, ...[...tr.cells].slice(1).map((c) => c.innerText)]));
+  assert.deepEqual(rows, report.map((r) => [r.resource,
+    ...[r.create, r.update, r.patch, r.delete, r.total].map((n) => n.toLocaleString('en-US'))]));
+  await shot('resources');
+  // Drill down: a resource's creates.
+  const first = report.find((r) => r.create > 0);
+  await page.locator(`#resources tr[data-resource="${first.resource}"] td:nth-child(2) a`).click();
+  await page.waitForURL(/\/search\?/);
+  assert.equal(number(await page.locator('#match-count').innerText()), first.create);
+});
+
+test('search: the form filters, results link into the filter, pages follow the cursor', async () => {
+  await page.goto(`${base}/search?${DAY}`);
+  await page.fill('form.filter input[name=verb]', 'delete');
+  await page.click('form.filter button[type=submit]');
+  await page.waitForURL(/verb=delete/);
+  const agg = await api(`/api/v1/audit/aggregate?${DAY_API}&verb=delete&by=verb`);
+  const want = agg.groups.reduce((a, g) => a + g.count, 0);
+  assert.equal(number(await page.locator('#match-count').innerText()), want);
+  await shot('search');
+  // A namespace in the results adds itself to the filter.
+  const ns = await page.locator('table.events tbody tr td:nth-child(5) a').first().innerText();
+  await page.locator('table.events tbody tr td:nth-child(5) a').first().click();
+  await page.waitForURL(/namespace=/);
+  const narrowed = await api(`/api/v1/audit/aggregate?${DAY_API}&verb=delete&namespace=${encodeURIComponent(ns)}&by=verb`);
+  assert.equal(number(await page.locator('#match-count').innerText()),
+    narrowed.groups.reduce((a, g) => a + g.count, 0));
+  assert.match(await page.locator('ul.chips').innerText(), new RegExp(`namespace ${ns}`));
+
+  // Paging: the second page continues where the first ended.
+  await page.goto(`${base}/search?${DAY}&limit=20`);
+  const firstPage = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.auditId));
+  assert.equal(firstPage.length, 20);
+  await page.click('#next-page');
+  await page.waitForURL(/cursor=/);
+  const secondPage = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.auditId));
+  assert.equal(secondPage.length, 20);
+  const api40 = await api(`/api/v1/audit/events?${DAY_API}&limit=40`);
+  assert.deepEqual([...firstPage, ...secondPage], api40.items.map((e) => e.event.auditID));
+});
+
+test('from the overview to an event, its user and its object\'s history', async () => {
+  await page.goto(`${base}/?${DAY}`);
+  await page.locator('#exec-attach td.num a').first().click();
+  await page.waitForURL(/\/search\?/);
+  const row = page.locator('table.events tbody tr').first();
+  const auditId = await row.getAttribute('data-audit-id');
+  await row.locator('td.time a').click();
+  await page.waitForURL(/\/event\?/);
+  assert.equal(await page.locator('#event-audit-id').innerText(), auditId);
+  assert.match(await page.locator('#annotations').innerText(), /Authorization/);
+  // The whole event is there, as a tree and as the original JSON.
+  const api1 = await api(`/api/v1/audit/events?auditID=${auditId}&${DAY_API}`);
+  assert.ok(api1.items.length >= 1);
+  await page.click('text=Original JSON');
+  const shown = JSON.parse(await page.locator('pre.raw').innerText());
+  assert.equal(shown.auditID, auditId);
+  await shot('event');
+
+  const user = await page.locator('#event-user').innerText();
+  await page.click('#event-user');
+  await page.waitForURL(/\/user\?/);
+  assert.equal(await page.locator('#user-name').innerText(), user);
+  const u = await api(`/api/v1/audit/reports/users?${DAY_API}&user=${encodeURIComponent(user)}`);
+  assert.equal(u.length, 1);
+  await page.goto(`${base}/user?${DAY}&user=${encodeURIComponent(user)}`);
+  assert.equal(await tile('requests'), u[0].requests);
+  assert.equal(await tile('writes'), u[0].writes);
+  assert.equal(await tile('forbidden'), u[0].forbidden);
+  await shot('user');
+
+  await page.goBack();
+  await page.goto(`${base}/search?${DAY}&verb=delete&resource=deployments.apps`);
+  await page.locator('table.events tbody tr td.time a').first().click();
+  await page.waitForURL(/\/event\?/);
+  await page.click('#event-history');
+  await page.waitForURL(/\/history\?/);
+  const name = await page.locator('#object-name').innerText();
+  const params = new URL(page.url()).searchParams;
+  const history = await api(`/api/v1/audit/history?resource=${params.get('resource')}&name=${encodeURIComponent(name)}&namespace=${params.get('namespace')}&cluster=${params.get('cluster')}`);
+  const rows = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.auditId));
+  // The page is newest first, the API oldest first.
+  assert.deepEqual(rows, history.items.map((e) => e.event.auditID).reverse());
+  await shot('history');
+});
+
+test('attacker-controlled text is inert on every page', async () => {
+  const hostileUser = '"><img src=x onerror=alert(1)>';
+  const pages = [
+    `/?${ALL}`,
+    `/?${ALL}&cluster=lab`,
+    `/resources?${ALL}&cluster=lab`,
+    `/search?${ALL}&cluster=lab`,
+    `/search?${ALL}&text=alert`,
+    `/user?${ALL}&user=${encodeURIComponent(hostileUser)}`,
+    `/user?${ALL}&user=${encodeURIComponent('<script>alert(7)</script>')}`,
+    '/event?cluster=lab&auditID=6f0c1e2d-hostile-4000-8000-000000000001',
+    '/event?cluster=lab&auditID=6f0c1e2d-hostile-4000-8000-000000000002',
+    `/history?resource=configmaps&namespace=default&name=${encodeURIComponent('javascript:alert(3)')}&cluster=lab`,
+  ];
+  for (const p of pages) {
+    const response = await page.goto(base + p);
+    assert.equal(response.status(), 200, p);
+    const found = await page.evaluate(() => ({
+      scripts: document.querySelectorAll('script').length,
+      injected: document.querySelectorAll('img[src="x"], iframe, svg[onload], i').length,
+      handlers: [...document.querySelectorAll('*')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+      jsLinks: [...document.querySelectorAll('a[href]')].filter((a) => (a.getAttribute('href') || '').trim().toLowerCase().startsWith('javascript:')).length,
+    }));
+    assert.deepEqual(found, { scripts: 0, injected: 0, handlers: 0, jsLinks: 0 }, p);
+  }
+  // And the payloads are shown, as text.
+  await page.goto(`${base}/event?cluster=lab&auditID=6f0c1e2d-hostile-4000-8000-000000000001`);
+  const text = await page.locator('main').innerText();
+  for (const payload of ['<script>alert(2)</script>', hostileUser, 'javascript:alert(3)', '<script>alert(4)</script>', 'example.com/<i>note</i>']) {
+    assert.ok(text.includes(payload), `shown as text: ${payload}`);
+  }
+  await page.goto(`${base}/search?${ALL}&cluster=lab`);
+  assert.ok((await page.locator('main').innerText()).includes('<script>alert(7)</script>'));
+  assert.deepEqual(dialogs, [], 'no script ran');
+});
+
+test('signing out ends the session', async () => {
+  await page.goto(`${base}/`);
+  await page.click('text=Sign out');
+  await page.waitForURL(/\/login$/);
+  await page.goto(`${base}/search`);
+  assert.match(page.url(), /\/login\?next=/);
+});
