@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `cluster`, `user`, `group`, `verb`, `namespace`, `name` | the same, repeatable | `verb=delete` |
 //! | `auditID` | the event's auditID, repeatable | |
+//! | `sourceIP` | the first source IP, repeatable | `sourceIP=203.0.113.7` |
 //! | `resource` | `RESOURCE[.GROUP][/SUBRESOURCE]`, repeatable | `resource=deployments.apps` |
 //! | `code` | `403`, `4xx` or `failed`, repeatable | `code=4xx` |
 //! | `decision` | `allow` or `forbid` | |
@@ -20,7 +21,7 @@ use kubetrail_store::text::{format_micros, parse_duration, parse_time};
 use kubetrail_store::{CodeFilter, Decision, Filter, ResourceSelector, StageSelection, TimeRange};
 
 /// The parameters every filtering endpoint takes.
-pub const FILTER_KEYS: [&str; 15] = [
+pub const FILTER_KEYS: [&str; 16] = [
     "cluster",
     "user",
     "group",
@@ -29,6 +30,7 @@ pub const FILTER_KEYS: [&str; 15] = [
     "namespace",
     "name",
     "auditID",
+    "sourceIP",
     "code",
     "decision",
     "text",
@@ -98,6 +100,7 @@ pub fn filter_to_pairs(filter: &Filter) -> Vec<(&'static str, String)> {
     many(&mut out, "namespace", &filter.namespaces);
     many(&mut out, "name", &filter.names);
     many(&mut out, "auditID", &filter.audit_ids);
+    many(&mut out, "sourceIP", &filter.source_ips);
     out.extend(filter.codes.iter().map(|c| ("code", code_text(c))));
     if let Some(d) = filter.decision {
         out.push(("decision", d.as_str().to_string()));
@@ -151,6 +154,7 @@ pub fn filter_from_pairs(
             "namespace" => f.namespaces.push(v.clone()),
             "name" => f.names.push(v.clone()),
             "auditID" => f.audit_ids.push(v.clone()),
+            "sourceIP" => f.source_ips.push(v.clone()),
             "code" => f.codes.push(v.parse().map_err(err)?),
             "decision" => f.decision = Some(v.parse::<Decision>().map_err(err)?),
             "text" => f.text = Some(v.clone()),
@@ -215,6 +219,7 @@ mod tests {
             namespaces: vec!["kube-system".into()],
             names: vec!["a&b=c".into()],
             audit_ids: vec!["0b7d2f4e-1c3a-4f1e-9a77-5d1c2b3a4e5f".into()],
+            source_ips: vec!["203.0.113.7".into(), "2001:db8::1".into()],
             codes: vec![
                 CodeFilter::Exact(403),
                 CodeFilter::Class(5),

@@ -210,6 +210,8 @@ pub struct Filter {
     pub names: Vec<String>,
     /// auditIDs (as stored: synthetic ids for events that had none).
     pub audit_ids: Vec<String>,
+    /// First source IPs, as the event records them.
+    pub source_ips: Vec<String>,
     /// Response codes.
     pub codes: Vec<CodeFilter>,
     /// Authorization decision.

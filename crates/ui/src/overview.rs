@@ -243,25 +243,40 @@ fn top_table(scope: &Scope, id: &str, title: &str, groups: &[GroupCount], param:
 }
 
 /// Requests from outside the internal networks: the total, and the largest (address, user)
-/// pairs.
+/// pairs. Addresses are counted first (one cheap grouping); users only for the largest
+/// external addresses.
 fn external(ctx: &Context<'_>, scope: &Scope) -> Result<(u64, Vec<GroupCount>), UiError> {
-    let groups = ctx
-        .store
-        .aggregate(
-            &report::base(&scope.filter),
-            &Aggregation::CountBy {
-                fields: vec![Field::SourceIp, Field::User],
-                limit: None,
-            },
-        )?
-        .groups()
-        .to_vec();
-    let outside: Vec<GroupCount> = groups
+    let count_by = |filter: &kubetrail_store::Filter, fields: Vec<Field>| {
+        ctx.store
+            .aggregate(
+                filter,
+                &Aggregation::CountBy {
+                    fields,
+                    limit: None,
+                },
+            )
+            .map(|a| a.groups().to_vec())
+    };
+    let base = report::base(&scope.filter);
+    let outside: Vec<GroupCount> = count_by(&base, vec![Field::SourceIp])?
         .into_iter()
         .filter(|g| ctx.networks.is_external(&g.keys[0]))
         .collect();
     let total = outside.iter().map(|g| g.count).sum();
-    Ok((total, outside.into_iter().take(TOP).collect()))
+    if outside.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let narrowed = kubetrail_store::Filter {
+        source_ips: outside
+            .iter()
+            .take(TOP)
+            .map(|g| g.keys[0].clone())
+            .collect(),
+        ..base
+    };
+    let mut pairs = count_by(&narrowed, vec![Field::SourceIp, Field::User])?;
+    pairs.truncate(TOP);
+    Ok((total, pairs))
 }
 
 const RBAC: [&str; 4] = [
@@ -349,7 +364,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             (section_table(&scope, "secret-access", "Secret access", &o.secret_access, &["User", "Verb"], &[Some("user"), Some("verb")], &[("stages", "final"), ("resource", "secrets")]))
             (section_table(&scope, "rbac-changes", "RBAC changes", &o.rbac_changes, &["User", "Resource"], &[Some("user"), None], &[&[("stages", "final")], &rbac[..]].concat()))
             (section_table(&scope, "anonymous", "Anonymous requests", &o.anonymous, &["Resource"], &[Some("resource")], &[("stages", "final"), ("user", "system:anonymous"), ("user", NO_USER)]))
-            (section_table(&scope, "external", "Requests from outside the internal networks", &Section { total: external_total, top: external_top }, &["Source address", "User"], &[None, Some("user")], &[("stages", "final")]))
+            (section_table(&scope, "external", "Requests from outside the internal networks", &Section { total: external_total, top: external_top }, &["Source address", "User"], &[Some("sourceIP"), Some("user")], &[("stages", "final")]))
         }
         p.note { "Internal networks: " (ctx.networks.describe()) }
         section.panel.wide #gaps {

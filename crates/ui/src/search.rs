@@ -17,7 +17,7 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
 /// The form's fields: parameter, label, placeholder.
-const FIELDS: [(&str, &str, &str); 11] = [
+const FIELDS: [(&str, &str, &str); 12] = [
     ("user", "User", "alice@example.com"),
     ("group", "Group", "system:masters"),
     ("verb", "Verb", "delete"),
@@ -27,6 +27,7 @@ const FIELDS: [(&str, &str, &str); 11] = [
     ("code", "Code", "403, 4xx, failed"),
     ("decision", "Decision", "allow, forbid"),
     ("text", "Text", "substring of the event"),
+    ("sourceIP", "Source IP", "203.0.113.7"),
     ("cluster", "Cluster", "prod-eu"),
     ("auditID", "auditID", ""),
 ];
@@ -75,7 +76,7 @@ pub fn events_table(scope: &Scope, records: &[Record], refine: bool) -> Markup {
                         td { @if !r.name.is_empty() { a href=(add("name", &r.name)) { (r.name) } } }
                         td.num class=(format::code_class(r.code)) { (format::code(r.code)) }
                         td.muted { (r.stage.map(Stage::as_str).unwrap_or("")) }
-                        td.muted { (r.source_ip) }
+                        td { @if !r.source_ip.is_empty() { a href=(add("sourceIP", &r.source_ip)) { (r.source_ip) } } }
                     }
                 }
             }
@@ -165,16 +166,22 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         .map(|c| c.parse::<Cursor>())
         .transpose()
         .map_err(|e| UiError::BadRequest(format!("parameter cursor: {e}")))?;
-    let total = ctx
-        .store
-        .aggregate(
-            &scope.filter,
-            &Aggregation::CountBy {
-                fields: vec![],
-                limit: None,
-            },
-        )?
-        .total();
+    // Counting a free-text search reads every event's JSON in the range; the page of results
+    // stops early. Such searches show their results without a total.
+    let total = match scope.filter.text {
+        Some(_) => None,
+        None => Some(
+            ctx.store
+                .aggregate(
+                    &scope.filter,
+                    &Aggregation::CountBy {
+                        fields: vec![],
+                        limit: None,
+                    },
+                )?
+                .total(),
+        ),
+    };
     let page = ctx.store.query(&scope.filter, cursor.as_ref(), limit)?;
     let body = html! {
         h1 { "Search" }
@@ -182,8 +189,12 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         (form(&scope))
         (chips(&scope))
         p.summary {
-            strong #match-count data-count=(total) { (format::count(total)) }
-            @if scope.get("stages") == Some("final") { " requests match" } @else { " events match" }
+            @if let Some(total) = total {
+                strong #match-count data-count=(total) { (format::count(total)) }
+                @if scope.get("stages") == Some("final") { " requests match" } @else { " events match" }
+            } @else {
+                "Matching events, newest first (free-text searches are not counted)"
+            }
             @if cursor.is_some() { " · " a href=(scope.href("/search", &[])) { "back to the newest" } }
         }
         @if page.records.is_empty() {

@@ -38,6 +38,12 @@ pub struct FilterArgs {
     /// Object name (repeatable).
     #[arg(long = "name", value_name = "NAME")]
     names: Vec<String>,
+    /// The request's auditID (repeatable): every stage of it.
+    #[arg(long = "audit-id", value_name = "ID")]
+    audit_ids: Vec<String>,
+    /// First source IP (repeatable).
+    #[arg(long = "source-ip", value_name = "IP")]
+    source_ips: Vec<String>,
     /// Response code: 403, a class such as 4xx, or failed (repeatable).
     #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
     codes: Vec<CodeFilter>,
@@ -66,6 +72,8 @@ impl FilterArgs {
             verbs: self.verbs.clone(),
             resources: self.resources.clone(),
             names: self.names.clone(),
+            audit_ids: self.audit_ids.clone(),
+            source_ips: self.source_ips.clone(),
             codes: self.codes.clone(),
             decision: self.decision,
             text: self.text.clone(),

@@ -301,7 +301,25 @@ async fn pages_show_the_apis_numbers_and_attacks_as_text() {
     let html = h
         .get_text(&format!("/search?{range}&text=alert"), Some(READ))
         .await;
-    assert!(html.contains("data-count=\"1\""), "one event has the text");
+    assert_eq!(
+        html.matches("<tr data-audit-id=").count(),
+        1,
+        "one event has the text"
+    );
+    assert!(
+        !html.contains("data-count"),
+        "free-text searches are not counted"
+    );
+    let html = h
+        .get_text(
+            &format!("/search?{range}&sourceIP=198.51.100.9"),
+            Some(READ),
+        )
+        .await;
+    assert!(
+        html.contains("data-count=\"1\""),
+        "one event from that address"
+    );
 
     // A bad parameter is a 400 page naming it, not a crash.
     let (status, body, _) = h

@@ -218,6 +218,7 @@ pub fn filters_select_exactly(store: &dyn Store) {
     };
     add("base", &|_| {});
     add("bob", &|r| {
+        r.source_ip = "203.0.113.9".into();
         r.user = "bob".into();
         r.groups = vec!["ops".into()];
     });
@@ -409,6 +410,14 @@ pub fn filters_select_exactly(store: &dyn Store) {
             ..Filter::default()
         },
         &["exec", "node"],
+    );
+    check(
+        "source IP",
+        Filter {
+            source_ips: vec!["203.0.113.9".into(), "203.0.113.1".into()],
+            ..Filter::default()
+        },
+        &["bob"],
     );
     check(
         "code",
