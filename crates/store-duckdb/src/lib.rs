@@ -17,8 +17,8 @@ use kubetrail_model::{Level, Stage};
 use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
-    HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, SectionSpec,
-    Store, counted_flags, identity_of,
+    HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionSpec, Store,
+    counted_flags, identity_of,
 };
 
 /// File name of the database inside the data directory.
@@ -342,62 +342,33 @@ fn record_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Record> {
 }
 
 impl DuckDbStore {
-    /// Sections: each section's top groups and, from the same scan, its total.
+    /// Sections: every section's total and top groups from one scan.
     fn sections(
         &self,
         filter: &Filter,
         specs: &[SectionSpec],
     ) -> duckdb::Result<AggregationResult> {
+        let (q, fields) = sql::select_sections(Dialect::DuckDb, "events", filter, specs);
         let conn = self.lock();
-        let mut out = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let q = sql::select_count_by(
-                Dialect::DuckDb,
-                "events",
-                filter,
-                Some(&spec.filter),
-                &spec.fields,
-                Some(spec.limit),
-            );
-            let answer = if spec.fields.is_empty() {
-                let total: i64 =
-                    conn.query_row(&q.text, params_from_iter(bind(&q.params)), |row| row.get(0))?;
-                SectionCount {
-                    total: total as u64,
-                    top: Vec::new(),
-                }
-            } else {
-                let (top, total) = count_rows(&conn, &q, spec.fields.len())?;
-                SectionCount { total, top }
-            };
-            out.push(answer);
-        }
-        Ok(AggregationResult::Sections(out))
+        let mut stmt = conn.prepare(&q.text)?;
+        let rows: Vec<(Vec<String>, Vec<u64>)> = stmt
+            .query_map(params_from_iter(bind(&q.params)), |row| {
+                let keys = (0..fields.len())
+                    .map(|j| {
+                        row.get::<_, Option<String>>(j)
+                            .map(Option::unwrap_or_default)
+                    })
+                    .collect::<duckdb::Result<Vec<_>>>()?;
+                let counts = (0..specs.len())
+                    .map(|i| row.get::<_, i64>(fields.len() + i).map(|n| n as u64))
+                    .collect::<duckdb::Result<Vec<_>>>()?;
+                Ok((keys, counts))
+            })?
+            .collect::<duckdb::Result<_>>()?;
+        Ok(AggregationResult::Sections(sql::sections_from_groups(
+            specs, &fields, &rows,
+        )))
     }
-}
-
-/// Runs a `select_count_by` query with `n` key columns: the groups, and the total over all
-/// groups.
-fn count_rows(conn: &Connection, q: &sql::Sql, n: usize) -> duckdb::Result<(Vec<GroupCount>, u64)> {
-    let mut stmt = conn.prepare(&q.text)?;
-    let rows: Vec<(GroupCount, i64)> = stmt
-        .query_map(params_from_iter(bind(&q.params)), |row| {
-            let keys = (0..n)
-                .map(|j| row.get::<_, String>(j))
-                .collect::<duckdb::Result<Vec<_>>>()?;
-            let count: i64 = row.get(n)?;
-            let total: i64 = row.get(n + 1)?;
-            Ok((
-                GroupCount {
-                    keys,
-                    count: count as u64,
-                },
-                total,
-            ))
-        })?
-        .collect::<duckdb::Result<_>>()?;
-    let total = rows.first().map_or(0, |r| r.1 as u64);
-    Ok((rows.into_iter().map(|r| r.0).collect(), total))
 }
 
 impl Store for DuckDbStore {

@@ -2,7 +2,12 @@
 //! the few functions that differ between DuckDB and ClickHouse go through [`Dialect`].
 //! Values are never spliced into SQL text: they are returned as parameters to bind.
 
-use crate::query::{Aggregation, CodeFilter, Cursor, Field, Filter, StageSelection};
+use std::collections::HashMap;
+
+use crate::query::{
+    Aggregation, CodeFilter, Cursor, Field, Filter, GroupCount, SectionCount, SectionSpec,
+    StageSelection,
+};
 
 /// Separator around each group in the `groups` column: `"\u{1f}dev\u{1f}ops\u{1f}"`.
 pub const GROUP_SEP: char = '\u{1f}';
@@ -59,6 +64,13 @@ impl Dialect {
         match self {
             Dialect::DuckDb => format!("contains({haystack}, ?)"),
             Dialect::ClickHouse => format!("position({haystack}, ?) > 0"),
+        }
+    }
+
+    fn count_if(self, cond: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("count(*) FILTER (WHERE {cond})"),
+            Dialect::ClickHouse => format!("countIf({cond})"),
         }
     }
 
@@ -300,6 +312,113 @@ pub fn select_count_by(
     }
 }
 
+/// Every section of an [`Aggregation::Sections`] in one scan: one row per group of the union
+/// of the sections' fields, with one count per section, over the events matching `f` and at
+/// least one section. Rows are the union fields' keys, then a count per section in order;
+/// [`sections_from_groups`] turns them into the sections' answers. Returns the query and the
+/// union of fields, in column order.
+pub fn select_sections(
+    d: Dialect,
+    table: &str,
+    f: &Filter,
+    specs: &[SectionSpec],
+) -> (Sql, Vec<Field>) {
+    let mut fields: Vec<Field> = Vec::new();
+    for spec in specs {
+        for field in &spec.fields {
+            if !fields.contains(field) {
+                fields.push(*field);
+            }
+        }
+    }
+    let mut params = Vec::new();
+    let mut counts = Vec::new();
+    let mut any = Vec::new();
+    let mut any_params = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let mut narrow = spec.filter.clone();
+        narrow.time = crate::TimeRange::default();
+        let x = where_clause(d, &narrow, None);
+        let cond = x
+            .text
+            .strip_prefix(" WHERE ")
+            .unwrap_or("1 = 1")
+            .to_string();
+        counts.push(format!("{} AS n{i}", d.count_if(&cond)));
+        params.extend(x.params.iter().cloned());
+        any.push(format!("({cond})"));
+        any_params.extend(x.params);
+    }
+    let keys: Vec<String> = fields.iter().map(|fl| field_expr(d, *fl)).collect();
+    let w = where_clause(d, f, None);
+    params.extend(w.params);
+    params.extend(any_params);
+    let any = if any.is_empty() {
+        "1 = 0".to_string()
+    } else {
+        any.join(" OR ")
+    };
+    let filter = if w.text.is_empty() {
+        format!(" WHERE ({any})")
+    } else {
+        format!("{} AND ({any})", w.text)
+    };
+    let select: Vec<String> = keys.iter().cloned().chain(counts).collect();
+    let group = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", keys.join(", "))
+    };
+    (
+        Sql {
+            text: format!("SELECT {} FROM {table}{filter}{group}", select.join(", ")),
+            params,
+        },
+        fields,
+    )
+}
+
+/// The sections' answers from [`select_sections`]' rows (`keys` per union field, a count per
+/// section): each section's total, and its largest groups (count descending, then keys
+/// ascending, as `select_count_by` orders them).
+pub fn sections_from_groups(
+    specs: &[SectionSpec],
+    fields: &[Field],
+    rows: &[(Vec<String>, Vec<u64>)],
+) -> Vec<SectionCount> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let idx: Vec<usize> = spec
+                .fields
+                .iter()
+                .filter_map(|f| fields.iter().position(|g| g == f))
+                .collect();
+            let mut groups: HashMap<Vec<String>, u64> = HashMap::new();
+            let mut total = 0;
+            for (keys, counts) in rows {
+                let n = counts.get(i).copied().unwrap_or(0);
+                if n == 0 {
+                    continue;
+                }
+                total += n;
+                if !idx.is_empty() {
+                    let key = idx.iter().map(|&j| keys[j].clone()).collect();
+                    *groups.entry(key).or_default() += n;
+                }
+            }
+            let mut top: Vec<GroupCount> = groups
+                .into_iter()
+                .map(|(keys, count)| GroupCount { keys, count })
+                .collect();
+            top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.keys.cmp(&b.keys)));
+            top.truncate(spec.limit);
+            SectionCount { total, top }
+        })
+        .collect()
+}
+
 /// A newest-first page of events.
 pub fn select_page(
     d: Dialect,
@@ -360,7 +479,7 @@ pub fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggregation) 
             )
         }
         Aggregation::Sections(_) => {
-            unreachable!("sections are answered with select_section_totals and select_count_by")
+            unreachable!("sections are answered with select_sections and sections_from_groups")
         }
         Aggregation::Histogram { bucket, by } => {
             let b = (bucket.as_micros() as i64).max(1);

@@ -20,6 +20,11 @@ use serde_json::{Map, Value, json};
 pub use rng::Pcg32;
 use scenario::{Request, pick};
 
+/// Events per request under the seed policy, on average (measured over a generated week: some
+/// requests are logged at two stages, many at none), for spreading a wanted number of events
+/// over a wanted time.
+pub const EVENTS_PER_REQUEST: f64 = 0.97;
+
 /// Generator settings.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -69,9 +69,8 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
             .stored;
     }
     let policy = seed_policy()?;
-    // About one stored event per generated request over a week of the seed policy's traffic
-    // (two stages for some, none for others).
-    let requests_per_cluster = events as f64 / GENERATED.len() as f64;
+    let requests_per_cluster =
+        events as f64 / kubetrail_traffic::EVENTS_PER_REQUEST / GENERATED.len() as f64;
     let rate = (requests_per_cluster / (WEEK_MICROS as f64 / 1e6)).max(0.001);
     let start = now - chrono::Duration::microseconds(WEEK_MICROS);
     let now_micros = now.timestamp_micros();

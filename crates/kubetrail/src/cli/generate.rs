@@ -181,9 +181,12 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         None => SEED_POLICY.to_string(),
     };
     let policy = load_policy(&policy_text)?;
-    // About 1.4 events per request under the seed policy; start so the traffic ends near now.
+    // Start so the traffic ends near now.
     let start = args.start.unwrap_or_else(|| {
-        let seconds = args.events as f64 / 1.4 / args.rate / f64::from(args.clusters);
+        let seconds = args.events as f64
+            / kubetrail_traffic::EVENTS_PER_REQUEST
+            / args.rate
+            / f64::from(args.clusters);
         Utc::now() - chrono::Duration::milliseconds((seconds * 1000.0) as i64)
     });
     let mut generators: Vec<Generator<'_>> = (0..args.clusters)
