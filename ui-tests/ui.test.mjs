@@ -159,6 +159,20 @@ test('the overview shows the API\'s numbers for the same range', async () => {
   assert.deepEqual(rows, o.top_users.map((g) => [g.keys[0] || '(none)', g.count.toLocaleString('en-US')]));
   // The gap an agent reported.
   assert.match(await page.locator('#gaps').innerText(), /deleted before it was read/);
+  // Counts link to exactly the events behind them: a row of the failed requests (user and
+  // code), the busiest resource, the anonymous tile.
+  for (const [selector, value] of [
+    ['#failed tbody tr:first-child td.num a', '#failed tbody tr:first-child td.num'],
+    ['#top-resources tbody tr:first-child td a', '#top-resources tbody tr:first-child td.num'],
+    ['[data-tile="anonymous"]', '[data-tile="anonymous"] .value'],
+  ]) {
+    await page.goto(`${base}/?${DAY}`);
+    const shown = number(await page.locator(value).innerText());
+    await page.locator(selector).click();
+    await page.waitForURL(/\/search\?/);
+    assert.equal(number(await page.locator('#match-count').innerText()), shown, selector);
+  }
+  await page.goto(`${base}/?${DAY}`);
   // Split by response class instead of verb: same total.
   await page.click('text=by response');
   await page.waitForURL(/by=code/);

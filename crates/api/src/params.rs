@@ -59,11 +59,15 @@ pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> S
 /// The text form of a resource selector (what [`ResourceSelector`]'s `FromStr` reads).
 pub fn resource_text(r: &ResourceSelector) -> String {
     let mut s = r.resource.clone().unwrap_or_default();
-    if let Some(g) = r.group.as_deref().filter(|g| !g.is_empty()) {
-        s.push('.');
-        s.push_str(g);
+    match r.group.as_deref() {
+        Some("") => s.push_str(".core"),
+        Some(g) => {
+            s.push('.');
+            s.push_str(g);
+        }
+        None => {}
     }
-    if let Some(sub) = r.subresource.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(sub) = r.subresource.as_deref() {
         s.push('/');
         s.push_str(sub);
     }
@@ -78,10 +82,9 @@ fn code_text(c: &CodeFilter) -> String {
     }
 }
 
-/// The parameters describing `filter`. Times are written as absolute `from`/`to`.
-///
-/// A resource selector limited to the core group (`group: Some("")`) has no text form and is
-/// written as the bare resource, which matches it in any group.
+/// The parameters describing `filter`. Times are written as absolute `from`/`to`; the core
+/// group as `.core` and "no subresource" as a trailing `/`, so every selector survives the
+/// round trip.
 pub fn filter_to_pairs(filter: &Filter) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let many = |out: &mut Vec<(&'static str, String)>, key: &'static str, vals: &[String]| {
@@ -215,6 +218,8 @@ mod tests {
             resources: vec![
                 "deployments.apps/scale".parse().unwrap(),
                 "pods".parse().unwrap(),
+                ResourceSelector::core("pods", Some("")),
+                ResourceSelector::core("pods", Some("exec")),
             ],
             namespaces: vec!["kube-system".into()],
             names: vec!["a&b=c".into()],

@@ -161,10 +161,10 @@ fn local_path(next: &str) -> &str {
 /// their own origin only: under `no-referrer` browsers send `Origin: null` even for a form of
 /// the same origin.)
 fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return false;
+    // Browsers that send Sec-Fetch-Site say it directly (and a proxy rewriting Host does not
+    // confuse it); others are judged by Origin against Host.
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
@@ -485,6 +485,13 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&h));
+        // Behind a proxy that rewrites Host, the browser's own word counts.
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://audit.example.com"),
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&h));
     }
 
     #[test]

@@ -56,9 +56,16 @@ const MIGRATIONS: &[(u32, &str)] = &[(
     );",
 )];
 
+/// Connections that answer queries, besides the one that writes.
+const READERS: usize = 2;
+
 /// The DuckDB store.
 pub struct DuckDbStore {
     conn: Mutex<Connection>,
+    /// Connections to the same database for queries: a long report neither waits for nor holds
+    /// up a commit, and several questions of one page can run at once.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     path: Option<PathBuf>,
     /// Recently committed ResponseStarted events (cluster, auditID): a long-running request's
     /// completion usually finds its start here instead of in a query.
@@ -120,7 +127,13 @@ impl DuckDbStore {
              CREATE TABLE IF NOT EXISTS kubetrail_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);",
         )
         .map_err(|e| Error::db("creating the metadata table", e))?;
+        let readers = (0..READERS)
+            .map(|_| conn.try_clone().map(Mutex::new))
+            .collect::<duckdb::Result<Vec<_>>>()
+            .map_err(|e| Error::db("opening reader connections", e))?;
         let store = DuckDbStore {
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             conn: Mutex::new(conn),
             path,
             started: Mutex::new(RecentStarts::default()),
@@ -133,6 +146,22 @@ impl DuckDbStore {
         // A panic while holding the lock leaves the connection usable: DuckDB rolls back an
         // unfinished transaction when the next one begins.
         self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A reader connection: a free one if there is, else the next in turn.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return guard;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -348,8 +377,11 @@ impl DuckDbStore {
         filter: &Filter,
         specs: &[SectionSpec],
     ) -> duckdb::Result<AggregationResult> {
+        if specs.is_empty() {
+            return Ok(AggregationResult::Sections(Vec::new()));
+        }
         let (q, fields) = sql::select_sections(Dialect::DuckDb, "events", filter, specs);
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare(&q.text)?;
         let rows: Vec<(Vec<String>, Vec<u64>)> = stmt
             .query_map(params_from_iter(bind(&q.params)), |row| {
@@ -428,7 +460,7 @@ impl Store for DuckDbStore {
 
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
         filter.validate().map_err(Error::Invalid)?;
-        let conn = self.lock();
+        let conn = self.read();
         // Newest first in time slices that widen (1 h, 6 h, 1 d, 7 d, 30 d, then the rest):
         // a page of recent events then reads only the row groups of its slice, which DuckDB's
         // zone maps on `ts` select, instead of sorting every match of the whole table.
@@ -506,7 +538,7 @@ impl Store for DuckDbStore {
                 .map_err(|e| Error::db("aggregating sections", e));
         }
         let sql = sql::select_aggregation(Dialect::DuckDb, "events", filter, aggregation);
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn
             .prepare(&sql.text)
             .map_err(|e| Error::db("preparing an aggregation", e))?;
@@ -623,7 +655,7 @@ impl Store for DuckDbStore {
     }
 
     fn count(&self) -> Result<u64> {
-        let conn = self.lock();
+        let conn = self.read();
         let n: i64 = conn
             .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
             .map_err(|e| Error::db("counting events", e))?;

@@ -55,7 +55,9 @@ impl FromStr for ResourceSelector {
     type Err = String;
 
     /// `resource[.group][/subresource]`: `pods`, `pods/exec`, `deployments.apps`,
-    /// `deployments.apps/scale`. A bare resource matches it in any group.
+    /// `deployments.apps/scale`. A bare resource matches it in any group, with or without a
+    /// subresource; `.core` names the core group and a trailing `/` means no subresource
+    /// (`pods.core/` is exactly core pods, not `pods/status`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (main, sub) = match s.split_once('/') {
             Some((m, sub)) => (m, Some(sub.to_string())),
@@ -72,14 +74,14 @@ impl FromStr for ResourceSelector {
         };
         if !valid(resource)
             || group.as_deref().is_some_and(|g| !valid(g))
-            || sub.as_deref().is_some_and(|s| !valid(s))
+            || sub.as_deref().is_some_and(|s| !s.is_empty() && !valid(s))
         {
             return Err(format!(
                 "invalid resource {s:?}: expected RESOURCE[.GROUP][/SUBRESOURCE], e.g. pods, deployments.apps, pods/exec"
             ));
         }
         Ok(ResourceSelector {
-            group,
+            group: group.map(|g| if g == "core" { String::new() } else { g }),
             resource: Some(resource.to_string()),
             subresource: sub,
         })
@@ -477,7 +479,15 @@ mod tests {
         assert_eq!(r.group.as_deref(), Some("cert-manager.io"));
         let r: ResourceSelector = "pods".parse().unwrap();
         assert_eq!((r.group, r.subresource), (None, None));
-        for bad in ["", "Pods", "pods/", "/exec", "pods.", "po ds"] {
+        let r: ResourceSelector = "pods.core/".parse().unwrap();
+        assert_eq!(r.group.as_deref(), Some(""));
+        assert_eq!(r.subresource.as_deref(), Some(""));
+        let r: ResourceSelector = "deployments.apps/".parse().unwrap();
+        assert_eq!(
+            (r.group.as_deref(), r.subresource.as_deref()),
+            (Some("apps"), Some(""))
+        );
+        for bad in ["", "Pods", "/exec", "pods.", "po ds", "pods/Exec"] {
             assert!(bad.parse::<ResourceSelector>().is_err(), "{bad}");
         }
     }

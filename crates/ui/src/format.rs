@@ -52,6 +52,20 @@ pub fn resource(r: &Record) -> String {
     r.resource_text()
 }
 
+/// The selector that matches exactly what a report's resource key counted: the core group
+/// written `.core`, and no subresource written as a trailing `/` (`pods` → `pods.core/`,
+/// `deployments.apps` → `deployments.apps/`, `pods/exec` → `pods.core/exec`). A plain `pods`
+/// would also match `pods/status` and a `pods` resource of any other group.
+pub fn exact_resource(key: &str) -> String {
+    let (main, sub) = match key.split_once('/') {
+        Some((m, s)) => (m, s),
+        None => (key, ""),
+    };
+    // Resource names hold no dots: the first dot starts the group.
+    let group = if main.contains('.') { "" } else { ".core" };
+    format!("{main}{group}/{sub}")
+}
+
 /// The object a history is kept for: the resource without its subresource (a write to
 /// `deployments.apps/scale` changes the deployment).
 pub fn object_resource(r: &Record) -> String {
@@ -101,6 +115,21 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn exact_resources_name_the_group_and_the_subresource() {
+        assert_eq!(exact_resource("pods"), "pods.core/");
+        assert_eq!(exact_resource("pods/exec"), "pods.core/exec");
+        assert_eq!(exact_resource("deployments.apps"), "deployments.apps/");
+        assert_eq!(
+            exact_resource("certificates.cert-manager.io/status"),
+            "certificates.cert-manager.io/status"
+        );
+        for key in ["pods", "pods/exec", "deployments.apps/scale"] {
+            let s: kubetrail_store::ResourceSelector = exact_resource(key).parse().unwrap();
+            assert!(s.group.is_some() && s.subresource.is_some(), "{key}: {s:?}");
+        }
     }
 
     #[test]

@@ -36,11 +36,13 @@ const VERB_SERIES: usize = 7;
 
 /// The bucket width for a window of `span` microseconds.
 pub fn bucket_for(span_micros: i64) -> i64 {
+    let day = 86_400 * 1_000_000;
     BUCKETS
         .iter()
         .map(|s| s * 1_000_000)
         .find(|b| span_micros / b <= MAX_BARS)
-        .unwrap_or(30 * 86_400 * 1_000_000)
+        // Longer custom ranges: whole days, still at most MAX_BARS bars.
+        .unwrap_or_else(|| (span_micros / MAX_BARS / day + 1) * day)
 }
 
 /// How the chart splits each bar.
@@ -188,14 +190,30 @@ fn group_cells(
     params: &[Option<&str>],
     link: &[(&str, &str)],
 ) -> Markup {
-    let mut add: Vec<(&str, &str)> = link.to_vec();
+    let mut keys: Vec<(&str, String)> = Vec::new();
+    // An empty key other than the user (a non-resource request, a cluster-scoped one) has no
+    // filter parameter: such a row's count is not a link, rather than a link to more.
+    let mut linkable = true;
     for (k, p) in g.keys.iter().zip(params) {
         match (*p, k.as_str()) {
-            (Some("user"), "") => add.push(("user", NO_USER)),
-            (Some(p), k) if !k.is_empty() => add.push((p, k)),
-            _ => {}
+            (Some("user"), "") => keys.push(("user", NO_USER.to_string())),
+            (Some("resource"), k) if !k.is_empty() => {
+                keys.push(("resource", format::exact_resource(k)))
+            }
+            (Some(p), k) if !k.is_empty() => keys.push((p, k.to_string())),
+            (Some(_), _) => linkable = false,
+            (None, _) => {}
         }
     }
+    let mut add: Vec<(&str, &str)> = link.to_vec();
+    add.extend(keys.iter().map(|(p, k)| (*p, k.as_str())));
+    // A row that names users replaces the scope's user filter (within which it was counted)
+    // rather than widening it with an OR.
+    let href = if add.iter().any(|(k, _)| *k == "user") {
+        scope.without("/search", &["user", "by"], &add)
+    } else {
+        scope.scoped("/search", &add)
+    };
     html! {
         @for (i, k) in g.keys.iter().enumerate() {
             td {
@@ -206,7 +224,10 @@ fn group_cells(
                 } @else { (k) }
             }
         }
-        td.num { a href=(scope.scoped("/search", &add)) { (format::count(g.count)) } }
+        td.num {
+            @if linkable { a href=(href) { (format::count(g.count)) } }
+            @else { (format::count(g.count)) }
+        }
     }
 }
 
@@ -228,6 +249,8 @@ fn top_table(scope: &Scope, id: &str, title: &str, groups: &[GroupCount], param:
                                         a href=(scope.scoped("/search", &[("namespace", k), ("stages", "final")])) { (format::namespace(k)) }
                                     } @else if k.is_empty() {
                                         span.muted { "(non-resource)" }
+                                    } @else if param == "resource" {
+                                        a href=(scope.scoped("/search", &[("resource", &format::exact_resource(k)), ("stages", "final")])) { (k) }
                                     } @else {
                                         a href=(scope.scoped("/search", &[(param, k), ("stages", "final")])) { (k) }
                                     }
@@ -298,9 +321,18 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             )));
         }
     };
-    let o: Overview = report::overview(ctx.store, &scope.filter)?;
-    let chart = activity(ctx, &scope, split)?;
-    let (external_total, external_top) = external(ctx, &scope)?;
+    // The report, the chart and the external addresses are independent questions: the store
+    // answers them side by side.
+    let (o, chart, external) = std::thread::scope(|t| {
+        let chart = t.spawn(|| activity(ctx, &scope, split));
+        let external = t.spawn(|| external(ctx, &scope));
+        let o = report::overview(ctx.store, &scope.filter);
+        (o, chart.join(), external.join())
+    });
+    let joined = |what: &str| UiError::NotFound(format!("computing the {what} failed"));
+    let o: Overview = o?;
+    let chart = chart.map_err(|_| joined("chart"))??;
+    let (external_total, external_top) = external.map_err(|_| joined("external addresses"))??;
     let gaps: Vec<_> = ctx
         .gaps
         .iter()
@@ -326,6 +358,21 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         ("resource", "pods/attach"),
         ("resource", "pods/portforward"),
     ];
+    // Anonymous requests within the scope: with a user filter, only the anonymous names it
+    // holds (the tile then counts their intersection).
+    let anonymous_users: Vec<&str> = ["system:anonymous", ""]
+        .into_iter()
+        .filter(|u| scope.filter.users.is_empty() || scope.filter.users.iter().any(|s| s == u))
+        .map(format::user)
+        .collect();
+    let mut anonymous_add: Vec<(&str, &str)> = vec![("stages", "final")];
+    anonymous_add.extend(anonymous_users.iter().map(|u| ("user", *u)));
+    let anonymous_link = if anonymous_users.is_empty() {
+        // Nothing anonymous can be in scope; the tile counts 0.
+        "#anonymous".to_string()
+    } else {
+        scope.without("/search", &["user", "by", "cursor"], &anonymous_add)
+    };
     let split_link = |by: &str| scope.without("/", &["by"], &[("by", by)]);
     let body = html! {
         h1 { "Overview" }
@@ -338,7 +385,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             (tile("Exec / attach / port-forward", o.exec_attach.total, &s(&exec), "exec", true))
             (tile("Secret access", o.secret_access.total, &s(&[("resource", "secrets")]), "secrets", false))
             (tile("RBAC changes", o.rbac_changes.total, &s(&rbac), "rbac", true))
-            (tile("Anonymous", o.anonymous.total, &s(&[("user", "system:anonymous"), ("user", NO_USER)]), "anonymous", true))
+            (tile("Anonymous", o.anonymous.total, &anonymous_link, "anonymous", true))
             (tile("From outside", external_total, "#external", "external", true))
             (tile("Collection gaps", gaps.len() as u64, "#gaps", "gaps", true))
         }
@@ -357,13 +404,13 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             (top_table(&scope, "top-resources", "Top resources", &o.top_resources, "resource"))
             (top_table(&scope, "top-namespaces", "Top namespaces", &o.top_namespaces, "namespace"))
             (top_table(&scope, "by-verb", "Requests by verb", &o.by_verb, "verb"))
-            (section_table(&scope, "failed", "Failed requests", &o.failed, &["User", "Code"], &[Some("user"), Some("code")], &[("stages", "final"), ("code", "failed")]))
+            (section_table(&scope, "failed", "Failed requests", &o.failed, &["User", "Code"], &[Some("user"), Some("code")], &[("stages", "final")]))
             (section_table(&scope, "forbidden", "Forbidden requests", &o.forbidden, &["User"], &[Some("user")], &[("stages", "final"), ("code", "403")]))
             (section_table(&scope, "deletions", "Deletions", &o.deletions, &["User", "Resource"], &[Some("user"), Some("resource")], &[("stages", "final"), ("verb", "delete"), ("verb", "deletecollection")]))
             (section_table(&scope, "exec-attach", "Exec, attach and port-forward", &o.exec_attach, &["User"], &[Some("user")], &[&[("stages", "final")], &exec[..]].concat()))
             (section_table(&scope, "secret-access", "Secret access", &o.secret_access, &["User", "Verb"], &[Some("user"), Some("verb")], &[("stages", "final"), ("resource", "secrets")]))
             (section_table(&scope, "rbac-changes", "RBAC changes", &o.rbac_changes, &["User", "Resource"], &[Some("user"), None], &[&[("stages", "final")], &rbac[..]].concat()))
-            (section_table(&scope, "anonymous", "Anonymous requests", &o.anonymous, &["Resource"], &[Some("resource")], &[("stages", "final"), ("user", "system:anonymous"), ("user", NO_USER)]))
+            (section_table(&scope, "anonymous", "Anonymous requests", &o.anonymous, &["Resource"], &[Some("resource")], &anonymous_add))
             (section_table(&scope, "external", "Requests from outside the internal networks", &Section { total: external_total, top: external_top }, &["Source address", "User"], &[Some("sourceIP"), Some("user")], &[("stages", "final")]))
         }
         p.note { "Internal networks: " (ctx.networks.describe()) }
@@ -403,6 +450,9 @@ mod tests {
         assert_eq!(bucket_for(24 * h), 1_800_000_000);
         assert_eq!(bucket_for(7 * 24 * h), 3 * h);
         assert_eq!(bucket_for(30 * 24 * h), 12 * h);
+        // Any range, however long, draws a bounded number of bars.
+        let span = 9_000 * 365 * 24 * h;
+        assert!(span / bucket_for(span) <= MAX_BARS);
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let scope = Scope::parse(query, &[], ctx.now_micros, ctx.viewer)?;
     let rows = report::resources(ctx.store, &scope.filter)?;
     let link = |resource: &str, verbs: &[&str]| {
-        let mut add = vec![("stages", "final"), ("resource", resource)];
+        let exact = format::exact_resource(resource);
+        let mut add = vec![("stages", "final"), ("resource", exact.as_str())];
         add.extend(verbs.iter().map(|v| ("verb", *v)));
         scope.scoped("/search", &add)
     };

@@ -104,7 +104,20 @@ impl Scope {
             }
             Ok(first)
         };
+        if pairs.iter().any(|(k, _)| k == "since") {
+            return Err(UiError::BadRequest(
+                "parameter since: pages take range=1h, 24h, 7d or 30d, or range=custom with from and to".into(),
+            ));
+        }
         let (from, to) = (single("from")?, single("to")?);
+        if let Some(r) = single("range")?
+            && r != "custom"
+            && (from.is_some() || to.is_some())
+        {
+            return Err(UiError::BadRequest(format!(
+                "parameter from: only with range=custom, not range={r}"
+            )));
+        }
         let range = match single("range")? {
             Some("custom") => Range::Custom,
             None if from.is_some() || to.is_some() => Range::Custom,
@@ -329,6 +342,8 @@ mod tests {
         );
         assert!(e("verb=yeet").contains("unknown verb"));
         assert!(e("colour=red").contains("unknown parameter \"colour\""));
+        assert!(e("since=1h").starts_with("parameter since:"));
+        assert!(e("range=7d&from=2025-11-26T09:00").starts_with("parameter from:"));
     }
 
     #[test]

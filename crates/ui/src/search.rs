@@ -71,7 +71,7 @@ pub fn events_table(scope: &Scope, records: &[Record], refine: bool) -> Markup {
                         td.time { a href=(event_href(r)) { (format::time(r.ts_micros)) } }
                         td { a href=(add("user", format::user(&r.user))) { (format::user(&r.user)) } }
                         td { a href=(add("verb", &r.verb)) { (r.verb) } }
-                        td { @if resource.is_empty() { span.muted title=(r.request_uri) { (r.request_uri) } } @else { a href=(add("resource", &resource)) { (resource) } } }
+                        td { @if resource.is_empty() { span.muted title=(r.request_uri) { (r.request_uri) } } @else { a href=(add("resource", &format::exact_resource(&resource))) { (resource) } } }
                         td { @if !r.namespace.is_empty() { a href=(add("namespace", &r.namespace)) { (r.namespace) } } }
                         td { @if !r.name.is_empty() { a href=(add("name", &r.name)) { (r.name) } } }
                         td.num class=(format::code_class(r.code)) { (format::code(r.code)) }

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// [default: loopback, private, link-local and shared address space].
     #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
     internal_networks: Option<Vec<String>>,
+    /// Mark the session cookie Secure even when serving plain HTTP (behind a proxy that
+    /// terminates TLS); with --tls-cert it always is.
+    #[arg(long)]
+    secure_cookies: bool,
     /// Serve a throwaway store loaded with the bundled real audit samples and a week of
     /// generated traffic; without --tokens-file, on loopback only and without sign-in.
     #[arg(long, conflicts_with_all = ["data_dir", "config"])]
@@ -94,6 +98,8 @@ struct ServeFile {
     clickhouse_user: Option<String>,
     clickhouse_password_file: Option<PathBuf>,
     internal_networks: Option<Vec<String>>,
+    #[serde(default)]
+    secure_cookies: bool,
 }
 
 /// The merged settings.
@@ -106,6 +112,7 @@ struct Settings {
     retention: Retention,
     backend: BackendArgs,
     networks: Networks,
+    secure_cookies: bool,
     /// Generated events of a demo, when this is one.
     demo: Option<u64>,
 }
@@ -164,6 +171,12 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         ),
         (None, None) => None,
     };
+    // A demo's store is the throwaway embedded one, never a configured server's.
+    if args.demo && matches!(args.backend.store, Some(Backend::Clickhouse)) {
+        bail!(
+            "--demo loads generated events into a throwaway embedded store; it does not take --store clickhouse (nor KUBETRAIL_STORE=clickhouse)"
+        );
+    }
     let networks = match args.internal_networks.or(file.internal_networks) {
         Some(list) => {
             Networks::parse(&list).map_err(|e| anyhow::anyhow!("--internal-networks: {e}"))?
@@ -172,6 +185,7 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     };
     Ok(Settings {
         networks,
+        secure_cookies: args.secure_cookies || file.secure_cookies,
         demo: args.demo.then_some(args.demo_events),
         listen,
         data_dir: args
@@ -271,7 +285,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         );
     }
     let ui = UiSettings {
-        secure_cookies: s.tls.is_some(),
+        secure_cookies: s.tls.is_some() || s.secure_cookies,
         networks: s.networks.clone(),
     };
     let state = Arc::new(
