@@ -207,6 +207,70 @@ fn clickhouse_answers_as_the_embedded_store_does() {
             "{q:?}: embedded and ClickHouse differ"
         );
     }
+
+    // Every web page, served over ClickHouse, is the page rendered over the embedded store.
+    let store = kubetrail_store_duckdb::DuckDbStore::open(&local).unwrap();
+    let viewer = kubetrail_ui::Viewer {
+        name: "test".into(),
+        cluster: None,
+        session: false,
+    };
+    let ctx = kubetrail_ui::Context {
+        store: &store,
+        now_micros: chrono::Utc::now().timestamp_micros(),
+        viewer: &viewer,
+        networks: &kubetrail_ui::Networks::default(),
+        gaps: &[],
+    };
+    let all = "range=custom&from=2000-01-01T00:00:00Z&to=2030-01-01T00:00:00Z";
+    for (page, query) in [
+        (kubetrail_ui::Page::Overview, all.to_string()),
+        (kubetrail_ui::Page::Overview, format!("{all}&by=code")),
+        (kubetrail_ui::Page::Resources, all.to_string()),
+        (kubetrail_ui::Page::Search, all.to_string()),
+        (
+            kubetrail_ui::Page::Search,
+            format!("{all}&code=4xx&verb=get"),
+        ),
+        (
+            kubetrail_ui::Page::User,
+            format!("{all}&user=system%3Aadmin"),
+        ),
+        (
+            kubetrail_ui::Page::History,
+            "resource=clusterrolebindings.rbac.authorization.k8s.io&name=some-reader-binding"
+                .into(),
+        ),
+    ] {
+        let local_html = kubetrail_ui::render(page, &ctx, &query).unwrap();
+        let mut r = ureq::get(&format!("{}{}?{query}", server.url, page.path()))
+            .header("authorization", &format!("Bearer {ADMIN}"))
+            .call()
+            .unwrap();
+        let served = r.body_mut().read_to_string().unwrap();
+        assert!(local_html.len() > 2000, "{page:?} rendered little");
+        assert!(
+            local_html == served,
+            "{page:?}?{query}: embedded and ClickHouse pages differ:\n{}",
+            first_difference(&local_html, &served)
+        );
+    }
+}
+
+/// Where two texts part, with some context.
+fn first_difference(a: &str, b: &str) -> String {
+    let at = a
+        .bytes()
+        .zip(b.bytes())
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    let from = at.saturating_sub(200);
+    let window = |s: &str| {
+        s.get(from..(at + 200).min(s.len()))
+            .unwrap_or("")
+            .to_string()
+    };
+    format!("embedded: ...{}\nclickhouse: ...{}", window(a), window(b))
 }
 
 #[test]
