@@ -363,15 +363,24 @@ pub fn select_sections(
     } else {
         format!("{} AND ({any})", w.text)
     };
-    let select: Vec<String> = keys.iter().cloned().chain(counts).collect();
-    let group = if keys.is_empty() {
+    // Grouped by the columns, the key text built from the few groups afterwards (as in
+    // `select_count_by`): building `resource.group/subresource` for every row costs more.
+    let cols = distinct_columns(&fields);
+    let names: Vec<String> = (0..specs.len()).map(|i| format!("n{i}")).collect();
+    let inner: Vec<String> = cols.iter().map(|c| c.to_string()).chain(counts).collect();
+    let group = if cols.is_empty() {
         String::new()
     } else {
-        format!(" GROUP BY {}", keys.join(", "))
+        format!(" GROUP BY {}", cols.join(", "))
     };
+    let outer: Vec<String> = keys.into_iter().chain(names).collect();
     (
         Sql {
-            text: format!("SELECT {} FROM {table}{filter}{group}", select.join(", ")),
+            text: format!(
+                "SELECT {} FROM (SELECT {} FROM {table}{filter}{group}) AS g",
+                outer.join(", "),
+                inner.join(", ")
+            ),
             params,
         },
         fields,
