@@ -6,8 +6,11 @@
 //! (cluster, auditID, stage, time) restricted to that time span, which DuckDB's zone maps keep
 //! cheap. A replayed event has the same time (its stageTimestamp), so it falls in the span.
 
+mod rollup;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Mutex, MutexGuard};
 
 use duckdb::types::Value;
@@ -25,9 +28,10 @@ use kubetrail_store::{
 pub const DATABASE_FILE: &str = "kubetrail.duckdb";
 
 /// Schema migrations, in order; the store is at the version of the last one applied.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE TABLE events (
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE events (
         cluster VARCHAR NOT NULL,
         audit_id VARCHAR NOT NULL,
         stage VARCHAR NOT NULL,
@@ -54,7 +58,9 @@ const MIGRATIONS: &[(u32, &str)] = &[(
         raw VARCHAR NOT NULL USING COMPRESSION zstd,
         counted BOOLEAN NOT NULL
     );",
-)];
+    ),
+    (2, rollup::MIGRATION),
+];
 
 /// Connections that answer queries, besides the one that writes.
 const READERS: usize = 2;
@@ -70,6 +76,9 @@ pub struct DuckDbStore {
     /// Recently committed ResponseStarted events (cluster, auditID): a long-running request's
     /// completion usually finds its start here instead of in a query.
     started: Mutex<RecentStarts>,
+    /// Rows in `rollup`, and how many there were after the last compaction.
+    rollup_rows: std::sync::atomic::AtomicU64,
+    rollup_compacted: std::sync::atomic::AtomicU64,
 }
 
 /// A bounded set, oldest forgotten first.
@@ -137,8 +146,13 @@ impl DuckDbStore {
             conn: Mutex::new(conn),
             path,
             started: Mutex::new(RecentStarts::default()),
+            rollup_rows: std::sync::atomic::AtomicU64::new(0),
+            rollup_compacted: std::sync::atomic::AtomicU64::new(0),
         };
         store.migrate()?;
+        let rows = rollup::rows(&store.lock()).map_err(|e| Error::db("reading the rollup", e))?;
+        store.rollup_rows.store(rows, Relaxed);
+        store.rollup_compacted.store(rows, Relaxed);
         Ok(store)
     }
 
@@ -256,12 +270,13 @@ impl DuckDbStore {
         )
     }
 
-    /// Appends each batch's unique rows; returns how many of each were new.
+    /// Appends each batch's unique rows and counts them in the rollup; returns how many of
+    /// each were new, and the rollup rows written.
     fn append_in_transaction(
         conn: &Connection,
         batches: &[Vec<&Record>],
         recent: &RecentStarts,
-    ) -> duckdb::Result<Vec<u64>> {
+    ) -> duckdb::Result<(Vec<u64>, u64)> {
         let rows: Vec<&Record> = batches.iter().flatten().copied().collect();
         let counted = Self::counted_flags(conn, &rows, recent)?;
         let min = rows.iter().map(|r| r.ts_micros).min().unwrap_or(0);
@@ -274,8 +289,10 @@ impl DuckDbStore {
         if overlapping == 0 {
             let mut appender = conn.appender("events")?;
             Self::append_rows(&mut appender, &rows, &counted)?;
-            return Ok(batches.iter().map(|b| b.len() as u64).collect());
+            let added = rollup::add(conn, &rows, &counted)?;
+            return Ok((batches.iter().map(|b| b.len() as u64).collect(), added));
         }
+        let mut added = 0;
         conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0; DELETE FROM staging;",
         )?;
@@ -295,6 +312,7 @@ impl DuckDbStore {
                 let mut appender = conn.appender_to_catalog_and_db("staging", "temp", "main")?;
                 Self::append_rows(&mut appender, batch, flags)?;
             }
+            added += conn.execute(rollup::ADD_NEW_FROM_STAGING, [lo, hi])? as u64;
             let inserted = conn.execute(
                 "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
                     SELECT 1 FROM events e
@@ -305,7 +323,20 @@ impl DuckDbStore {
             conn.execute_batch("DELETE FROM staging;")?;
             stored.push(inserted as u64);
         }
-        Ok(stored)
+        Ok((stored, added))
+    }
+
+    /// Merges the rollup's rows when appends have doubled them (inside the append's
+    /// transaction).
+    fn maybe_compact(&self, conn: &Connection, added: u64) -> duckdb::Result<()> {
+        let rows = self.rollup_rows.fetch_add(added, Relaxed) + added;
+        let limit = rollup::COMPACT_AT.max(2 * self.rollup_compacted.load(Relaxed));
+        if rows > limit {
+            let left = rollup::compact(conn)?;
+            self.rollup_rows.store(left, Relaxed);
+            self.rollup_compacted.store(left, Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -374,13 +405,15 @@ impl DuckDbStore {
     /// Sections: every section's total and top groups from one scan.
     fn sections(
         &self,
+        dialect: Dialect,
+        table: &str,
         filter: &Filter,
         specs: &[SectionSpec],
     ) -> duckdb::Result<AggregationResult> {
         if specs.is_empty() {
             return Ok(AggregationResult::Sections(Vec::new()));
         }
-        let (q, fields) = sql::select_sections(Dialect::DuckDb, "events", filter, specs);
+        let (q, fields) = sql::select_sections(dialect, table, filter, specs);
         let conn = self.read();
         let mut stmt = conn.prepare(&q.text)?;
         let rows: Vec<(Vec<String>, Vec<u64>)> = stmt
@@ -400,6 +433,156 @@ impl DuckDbStore {
         Ok(AggregationResult::Sections(sql::sections_from_groups(
             specs, &fields, &rows,
         )))
+    }
+}
+
+impl DuckDbStore {
+    /// An aggregation, from the rollup where it can answer and `rollup_allowed`.
+    fn aggregate_from(
+        &self,
+        filter: &Filter,
+        aggregation: &Aggregation,
+        rollup_allowed: bool,
+    ) -> Result<AggregationResult> {
+        filter.validate().map_err(Error::Invalid)?;
+        // Whole hours from the rollup where it can answer.
+        let counted = rollup::source(filter, aggregation).filter(|_| rollup_allowed);
+
+        let (dialect, table, filter) = match &counted {
+            Some((table, rest)) => (Dialect::DuckDbCounted, table.as_str(), rest),
+            None => (Dialect::DuckDb, "events", filter),
+        };
+        if let Aggregation::Sections(specs) = aggregation {
+            for spec in specs {
+                spec.filter.validate().map_err(Error::Invalid)?;
+            }
+            let specs = match counted {
+                Some(_) => rollup::sections_for(specs),
+                None => specs.clone(),
+            };
+            return self
+                .sections(dialect, table, filter, &specs)
+                .map_err(|e| Error::db("aggregating sections", e));
+        }
+        let sql = sql::select_aggregation(dialect, table, filter, aggregation);
+        let conn = self.read();
+        let mut stmt = conn
+            .prepare(&sql.text)
+            .map_err(|e| Error::db("preparing an aggregation", e))?;
+        let params = params_from_iter(bind(&sql.params));
+        let result = match aggregation {
+            Aggregation::CountBy { fields, .. } => {
+                let n = fields.len();
+                let groups = stmt
+                    .query_map(params, |row| {
+                        let keys = (0..n)
+                            .map(|i| row.get::<_, String>(i))
+                            .collect::<duckdb::Result<Vec<_>>>()?;
+                        let count: i64 = row.get(n)?;
+                        Ok(GroupCount {
+                            keys,
+                            count: count as u64,
+                        })
+                    })
+                    .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>());
+                groups.map(AggregationResult::Groups)
+            }
+            Aggregation::CountEach { fields } => {
+                let n = fields.len();
+                let rows = stmt
+                    .query_map(params, |row| {
+                        let keys = (0..n)
+                            .map(|i| row.get::<_, Option<String>>(i))
+                            .collect::<duckdb::Result<Vec<_>>>()?;
+                        let marks = (0..n)
+                            .map(|i| row.get::<_, i64>(n + i))
+                            .collect::<duckdb::Result<Vec<_>>>()?;
+                        let count: i64 = row.get(2 * n)?;
+                        Ok((keys, marks, count as u64))
+                    })
+                    .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>());
+                rows.map(|rows| {
+                    let mut total = 0;
+                    let mut groups: Vec<Vec<GroupCount>> = vec![Vec::new(); n];
+                    for (keys, marks, count) in rows {
+                        match marks.iter().position(|m| *m == 0) {
+                            Some(i) => groups[i].push(GroupCount {
+                                keys: vec![keys[i].clone().unwrap_or_default()],
+                                count,
+                            }),
+                            None => total = count,
+                        }
+                    }
+                    for g in &mut groups {
+                        g.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.keys.cmp(&b.keys)));
+                    }
+                    AggregationResult::Each { total, groups }
+                })
+            }
+            Aggregation::Sections(_) => unreachable!("answered above"),
+            Aggregation::Histogram { by, .. } => {
+                let split = by.is_some();
+                stmt.query_map(params, |row| {
+                    let key: String = row.get(1)?;
+                    let count: i64 = row.get(2)?;
+                    Ok(HistogramBucket {
+                        start_micros: row.get(0)?,
+                        key: split.then_some(key),
+                        count: count as u64,
+                    })
+                })
+                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
+                .map(AggregationResult::Histogram)
+            }
+        };
+        result.map_err(|e| Error::db("aggregating events", e))
+    }
+
+    fn retain(&self, retention: &Retention) -> Result<RetentionOutcome> {
+        let mut deleted = 0u64;
+        if let Some(age) = retention.max_age {
+            let cutoff = chrono::Utc::now().timestamp_micros() - age.as_micros() as i64;
+            let conn = self.lock();
+            deleted += conn
+                .execute("DELETE FROM events WHERE ts < ?", [cutoff])
+                .map_err(|e| Error::db("deleting old events", e))? as u64;
+            rollup::rebuild_through(&conn, cutoff)
+                .map_err(|e| Error::db("counting the remaining hours again", e))?;
+        }
+        if let Some(max_bytes) = retention.max_bytes {
+            let size = self.size_bytes()?;
+            let total = self.count()?;
+            if size > max_bytes && total > 0 {
+                // Delete the oldest share of events that brings the size under the limit,
+                // assuming bytes are spread evenly over events.
+                let keep = ((total as f64) * (max_bytes as f64 / size as f64)).floor() as i64;
+                let conn = self.lock();
+                let cutoff: Option<i64> = conn
+                    .query_row(
+                        "SELECT ts FROM events ORDER BY ts DESC LIMIT 1 OFFSET ?",
+                        [keep.max(0)],
+                        |row| row.get(0),
+                    )
+                    .ok();
+                if let Some(cutoff) = cutoff {
+                    deleted += conn
+                        .execute("DELETE FROM events WHERE ts <= ?", [cutoff])
+                        .map_err(|e| Error::db("deleting events over the size limit", e))?
+                        as u64;
+                    rollup::rebuild_through(&conn, cutoff)
+                        .map_err(|e| Error::db("counting the remaining hours again", e))?;
+                }
+            }
+        }
+        if deleted > 0 {
+            let conn = self.lock();
+            conn.execute_batch("CHECKPOINT;")
+                .map_err(|e| Error::db("checkpointing after retention", e))?;
+        }
+        Ok(RetentionOutcome {
+            deleted,
+            bytes_after: self.size_bytes()?,
+        })
     }
 }
 
@@ -435,7 +618,12 @@ impl Store for DuckDbStore {
             .started
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match Self::append_in_transaction(&conn, &uniques, &recent) {
+        let appended =
+            Self::append_in_transaction(&conn, &uniques, &recent).and_then(|(stored, added)| {
+                self.maybe_compact(&conn, added)?;
+                Ok(stored)
+            });
+        match appended {
             Ok(stored) => {
                 conn.execute_batch("COMMIT;")
                     .map_err(|e| Error::db("committing an append", e))?;
@@ -528,132 +716,12 @@ impl Store for DuckDbStore {
     }
 
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {
-        filter.validate().map_err(Error::Invalid)?;
-        if let Aggregation::Sections(specs) = aggregation {
-            for spec in specs {
-                spec.filter.validate().map_err(Error::Invalid)?;
-            }
-            return self
-                .sections(filter, specs)
-                .map_err(|e| Error::db("aggregating sections", e));
-        }
-        let sql = sql::select_aggregation(Dialect::DuckDb, "events", filter, aggregation);
-        let conn = self.read();
-        let mut stmt = conn
-            .prepare(&sql.text)
-            .map_err(|e| Error::db("preparing an aggregation", e))?;
-        let params = params_from_iter(bind(&sql.params));
-        let result = match aggregation {
-            Aggregation::CountBy { fields, .. } => {
-                let n = fields.len();
-                let groups = stmt
-                    .query_map(params, |row| {
-                        let keys = (0..n)
-                            .map(|i| row.get::<_, String>(i))
-                            .collect::<duckdb::Result<Vec<_>>>()?;
-                        let count: i64 = row.get(n)?;
-                        Ok(GroupCount {
-                            keys,
-                            count: count as u64,
-                        })
-                    })
-                    .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>());
-                groups.map(AggregationResult::Groups)
-            }
-            Aggregation::CountEach { fields } => {
-                let n = fields.len();
-                let rows = stmt
-                    .query_map(params, |row| {
-                        let keys = (0..n)
-                            .map(|i| row.get::<_, Option<String>>(i))
-                            .collect::<duckdb::Result<Vec<_>>>()?;
-                        let marks = (0..n)
-                            .map(|i| row.get::<_, i64>(n + i))
-                            .collect::<duckdb::Result<Vec<_>>>()?;
-                        let count: i64 = row.get(2 * n)?;
-                        Ok((keys, marks, count as u64))
-                    })
-                    .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>());
-                rows.map(|rows| {
-                    let mut total = 0;
-                    let mut groups: Vec<Vec<GroupCount>> = vec![Vec::new(); n];
-                    for (keys, marks, count) in rows {
-                        match marks.iter().position(|m| *m == 0) {
-                            Some(i) => groups[i].push(GroupCount {
-                                keys: vec![keys[i].clone().unwrap_or_default()],
-                                count,
-                            }),
-                            None => total = count,
-                        }
-                    }
-                    for g in &mut groups {
-                        g.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.keys.cmp(&b.keys)));
-                    }
-                    AggregationResult::Each { total, groups }
-                })
-            }
-            Aggregation::Sections(_) => unreachable!("answered above"),
-            Aggregation::Histogram { by, .. } => {
-                let split = by.is_some();
-                stmt.query_map(params, |row| {
-                    let key: String = row.get(1)?;
-                    let count: i64 = row.get(2)?;
-                    Ok(HistogramBucket {
-                        start_micros: row.get(0)?,
-                        key: split.then_some(key),
-                        count: count as u64,
-                    })
-                })
-                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
-                .map(AggregationResult::Histogram)
-            }
-        };
-        result.map_err(|e| Error::db("aggregating events", e))
+        self.aggregate_from(filter, aggregation, true)
     }
 
     fn apply_retention(&self, retention: &Retention) -> Result<RetentionOutcome> {
-        let mut deleted = 0u64;
-        if let Some(age) = retention.max_age {
-            let cutoff = chrono::Utc::now().timestamp_micros() - age.as_micros() as i64;
-            let conn = self.lock();
-            deleted += conn
-                .execute("DELETE FROM events WHERE ts < ?", [cutoff])
-                .map_err(|e| Error::db("deleting old events", e))? as u64;
-        }
-        if let Some(max_bytes) = retention.max_bytes {
-            let size = self.size_bytes()?;
-            let total = self.count()?;
-            if size > max_bytes && total > 0 {
-                // Delete the oldest share of events that brings the size under the limit,
-                // assuming bytes are spread evenly over events.
-                let keep = ((total as f64) * (max_bytes as f64 / size as f64)).floor() as i64;
-                let conn = self.lock();
-                let cutoff: Option<i64> = conn
-                    .query_row(
-                        "SELECT ts FROM events ORDER BY ts DESC LIMIT 1 OFFSET ?",
-                        [keep.max(0)],
-                        |row| row.get(0),
-                    )
-                    .ok();
-                if let Some(cutoff) = cutoff {
-                    deleted += conn
-                        .execute("DELETE FROM events WHERE ts <= ?", [cutoff])
-                        .map_err(|e| Error::db("deleting events over the size limit", e))?
-                        as u64;
-                }
-            }
-        }
-        if deleted > 0 {
-            let conn = self.lock();
-            conn.execute_batch("CHECKPOINT;")
-                .map_err(|e| Error::db("checkpointing after retention", e))?;
-        }
-        Ok(RetentionOutcome {
-            deleted,
-            bytes_after: self.size_bytes()?,
-        })
+        self.retain(retention)
     }
-
     fn count(&self) -> Result<u64> {
         let conn = self.read();
         let n: i64 = conn
@@ -706,6 +774,226 @@ impl Store for DuckDbStore {
 mod tests {
     use super::*;
     use kubetrail_store::sql::COLUMNS;
+    use kubetrail_store::{Field, SectionSpec, StageSelection, TimeRange, conformance};
+
+    /// Events over three days with varied fields, appended in batches that overlap in time
+    /// (the staging path) and repeat events (duplicates).
+    fn varied_store() -> (DuckDbStore, i64) {
+        let store = DuckDbStore::open_in_memory().unwrap();
+        let start = 1_764_000_000_000_000 - 1_764_000_000_000_000 % rollup::HOUR + 1_234_567;
+        let mut seed = 42u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut all = Vec::new();
+        for i in 0..6000 {
+            let ts = start + (next(72 * 3600) as i64) * 1_000_000 + i;
+            let stage = [
+                Some(Stage::ResponseComplete),
+                Some(Stage::ResponseStarted),
+                None,
+            ][next(3) as usize];
+            let mut r =
+                conformance::record(["a", "b"][next(2) as usize], &format!("id-{i}"), stage, ts);
+            r.verb = ["get", "list", "watch", "create", "delete", "patch"][next(6) as usize].into();
+            r.user =
+                ["alice", "bob", "", "system:anonymous", "system:node:n1"][next(5) as usize].into();
+            r.resource = ["pods", "secrets", "deployments", "roles", ""][next(5) as usize].into();
+            r.api_group = match r.resource.as_str() {
+                "deployments" => "apps".into(),
+                "roles" => "rbac.authorization.k8s.io".into(),
+                _ => String::new(),
+            };
+            r.subresource = ["", "", "exec", "status"][next(4) as usize].into();
+            r.namespace = ["", "prod", "dev"][next(3) as usize].into();
+            r.code = Some([200, 201, 403, 404, 500][next(5) as usize]);
+            r.decision = ["allow", "forbid", ""][next(3) as usize].into();
+            all.push(r);
+        }
+        all.sort_by_key(|r| r.ts_micros);
+        for chunk in all.chunks(700) {
+            store.append(chunk).unwrap();
+        }
+        // Overlapping and repeated batches.
+        let mut again: Vec<Record> = all.iter().step_by(7).cloned().collect();
+        for (i, r) in again.iter_mut().enumerate().filter(|(i, _)| i % 2 == 0) {
+            r.audit_id = format!("late-{i}");
+        }
+        store.append(&again).unwrap();
+        (store, start)
+    }
+
+    /// Every stored event of `store`.
+    fn old_records(store: &DuckDbStore) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .query(&Filter::default(), cursor.as_ref(), 5000)
+                .unwrap();
+            out.extend(page.records);
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn the_rollup_answers_as_the_events_do() {
+        let (store, start) = varied_store();
+        // Compaction merges rows without changing answers.
+        let conn = store.lock();
+        let before = rollup::rows(&conn).unwrap();
+        let after = rollup::compact(&conn).unwrap();
+        drop(conn);
+        assert!(after <= before && after > 0);
+        let h = rollup::HOUR;
+        let ranges = [
+            (start + 17, None),
+            (start + 5 * h + 999, Some(start + 50 * h + 12_345)),
+            (
+                start - start % h,
+                Some(start + 24 * h - (start + 24 * h) % h),
+            ),
+        ];
+        let sections = vec![
+            SectionSpec {
+                filter: Filter {
+                    codes: vec![kubetrail_store::CodeFilter::Failed],
+                    stages: StageSelection::Final,
+                    ..Filter::default()
+                },
+                fields: vec![Field::User, Field::Code],
+                limit: 3,
+            },
+            SectionSpec {
+                filter: Filter {
+                    resources: vec!["pods/exec".parse().unwrap()],
+                    ..Filter::default()
+                },
+                fields: vec![Field::User],
+                limit: 10,
+            },
+            SectionSpec {
+                filter: Filter {
+                    users: vec!["system:anonymous".into(), String::new()],
+                    ..Filter::default()
+                },
+                fields: vec![Field::Resource],
+                limit: 10,
+            },
+        ];
+        let aggregations = vec![
+            Aggregation::CountBy {
+                fields: vec![],
+                limit: None,
+            },
+            Aggregation::CountBy {
+                fields: vec![Field::User, Field::Resource],
+                limit: Some(5),
+            },
+            Aggregation::CountEach {
+                fields: vec![Field::Verb, Field::User, Field::Resource, Field::Namespace],
+            },
+            Aggregation::Histogram {
+                bucket: std::time::Duration::from_secs(3 * 3600),
+                by: Some(Field::Verb),
+            },
+            Aggregation::Histogram {
+                bucket: std::time::Duration::from_secs(3600),
+                by: Some(Field::Code),
+            },
+            Aggregation::Sections(sections),
+        ];
+        let mut via_rollup = 0;
+        for (from, to) in ranges {
+            for narrow in [
+                Filter::default(),
+                Filter {
+                    namespaces: vec!["prod".into()],
+                    ..Filter::default()
+                },
+            ] {
+                let f = Filter {
+                    time: TimeRange {
+                        from_micros: Some(from),
+                        to_micros: to,
+                    },
+                    stages: StageSelection::Final,
+                    ..narrow
+                };
+                for a in &aggregations {
+                    if rollup::source(&f, a).is_some() {
+                        via_rollup += 1;
+                    }
+                    let fast = store.aggregate_from(&f, a, true).unwrap();
+                    let slow = store.aggregate_from(&f, a, false).unwrap();
+                    assert_eq!(fast, slow, "{a:?} over {f:?}");
+                }
+            }
+        }
+        assert!(
+            via_rollup >= 30,
+            "the rollup answered {via_rollup} questions"
+        );
+
+        // A store from before the rollup gets it filled when opened.
+        let dir = tempfile::tempdir().unwrap();
+        let old = DuckDbStore::open(dir.path()).unwrap();
+        old.append(&old_records(&store)).unwrap();
+        old.lock()
+            .execute_batch(
+                "DROP TABLE rollup; UPDATE kubetrail_meta SET value = '1' WHERE key = 'schema_version';",
+            )
+            .unwrap();
+        drop(old);
+        let migrated = DuckDbStore::open(dir.path()).unwrap();
+        assert_eq!(migrated.schema_version().unwrap(), 2);
+        let f = Filter {
+            time: TimeRange {
+                from_micros: Some(start + 3),
+                to_micros: None,
+            },
+            stages: StageSelection::Final,
+            ..Filter::default()
+        };
+        for a in &aggregations {
+            assert!(rollup::source(&f, a).is_some());
+            assert_eq!(
+                migrated.aggregate_from(&f, a, true).unwrap(),
+                store.aggregate_from(&f, a, false).unwrap(),
+                "migrated: {a:?}"
+            );
+        }
+        // Retention removes the oldest day from both.
+        store
+            .retain(&kubetrail_store::Retention {
+                max_age: Some(std::time::Duration::from_micros(
+                    (chrono::Utc::now().timestamp_micros() - start - 30 * h + 777) as u64,
+                )),
+                max_bytes: None,
+            })
+            .unwrap();
+        let f = Filter {
+            time: TimeRange {
+                from_micros: Some(start),
+                to_micros: None,
+            },
+            stages: StageSelection::Final,
+            ..Filter::default()
+        };
+        for a in &aggregations {
+            assert_eq!(
+                store.aggregate_from(&f, a, true).unwrap(),
+                store.aggregate_from(&f, a, false).unwrap(),
+                "after retention: {a:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_table_has_every_record_column_and_counted() {

@@ -55,6 +55,9 @@ pub enum Param {
 pub enum Dialect {
     /// DuckDB.
     DuckDb,
+    /// DuckDB over a table of pre-counted rows: each row stands for `n` events, so counts are
+    /// sums of `n`.
+    DuckDbCounted,
     /// ClickHouse.
     ClickHouse,
 }
@@ -62,21 +65,32 @@ pub enum Dialect {
 impl Dialect {
     fn contains(self, haystack: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("contains({haystack}, ?)"),
+            Dialect::DuckDb | Dialect::DuckDbCounted => format!("contains({haystack}, ?)"),
             Dialect::ClickHouse => format!("position({haystack}, ?) > 0"),
+        }
+    }
+
+    /// The number of events in a group.
+    fn count(self) -> &'static str {
+        match self {
+            Dialect::DuckDb | Dialect::ClickHouse => "count(*)",
+            Dialect::DuckDbCounted => "CAST(coalesce(sum(n), 0) AS BIGINT)",
         }
     }
 
     fn count_if(self, cond: &str) -> String {
         match self {
             Dialect::DuckDb => format!("count(*) FILTER (WHERE {cond})"),
+            Dialect::DuckDbCounted => {
+                format!("CAST(coalesce(sum(n) FILTER (WHERE {cond}), 0) AS BIGINT)")
+            }
             Dialect::ClickHouse => format!("countIf({cond})"),
         }
     }
 
     fn to_text(self, expr: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("CAST({expr} AS VARCHAR)"),
+            Dialect::DuckDb | Dialect::DuckDbCounted => format!("CAST({expr} AS VARCHAR)"),
             Dialect::ClickHouse => format!("toString({expr})"),
         }
     }
@@ -287,7 +301,7 @@ pub fn select_count_by(
     let w = where_clause_and(d, f, extra);
     if fields.is_empty() {
         return Sql {
-            text: format!("SELECT count(*) FROM {table}{}", w.text),
+            text: format!("SELECT {} FROM {table}{}", d.count(), w.text),
             params: w.params,
         };
     }
@@ -303,8 +317,9 @@ pub fn select_count_by(
     // its top groups from the same scan.
     Sql {
         text: format!(
-            "SELECT {}, n, sum(n) OVER () AS total FROM (SELECT {cols}, count(*) AS n FROM {table}{} GROUP BY {cols}) AS g ORDER BY n DESC, {}{limit}",
+            "SELECT {}, n, sum(n) OVER () AS total FROM (SELECT {cols}, {} AS n FROM {table}{} GROUP BY {cols}) AS g ORDER BY n DESC, {}{limit}",
             keys.join(", "),
+            d.count(),
             w.text,
             order.join(", ")
         ),
@@ -478,11 +493,12 @@ pub fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggregation) 
                 .map(|fl| format!("g_{}", field_columns(*fl)[0]))
                 .collect();
             format!(
-                "SELECT {}, {}, n FROM (SELECT {}, {}, count(*) AS n FROM {table}{} GROUP BY GROUPING SETS ({})) AS g",
+                "SELECT {}, {}, n FROM (SELECT {}, {}, {} AS n FROM {table}{} GROUP BY GROUPING SETS ({})) AS g",
                 keys.join(", "),
                 mark_names.join(", "),
                 cols.join(", "),
                 marks.join(", "),
+                d.count(),
                 w.text,
                 sets.join(", ")
             )
@@ -496,7 +512,8 @@ pub fn select_aggregation(d: Dialect, table: &str, f: &Filter, a: &Aggregation) 
                 .map(|fl| field_expr(d, fl))
                 .unwrap_or_else(|| "''".into());
             format!(
-                "SELECT ts - (ts % {b}) AS bucket, {key} AS k, count(*) AS n FROM {table}{} GROUP BY bucket, k ORDER BY bucket, n DESC, k",
+                "SELECT ts - (ts % {b}) AS bucket, {key} AS k, {} AS n FROM {table}{} GROUP BY bucket, k ORDER BY bucket, n DESC, k",
+                d.count(),
                 w.text
             )
         }

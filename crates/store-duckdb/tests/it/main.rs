@@ -42,7 +42,7 @@ fn appended_events_survive_reopening() {
     }
     let store = DuckDbStore::open(dir.path()).unwrap();
     assert_eq!(store.count().unwrap(), 100);
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     let page = store.query(&Filter::default(), None, 1).unwrap();
     assert_eq!(page.records[0].audit_id, "id99");
     assert!(store.size_bytes().unwrap() > 0);

@@ -559,9 +559,9 @@ pub fn retention_by_age_and_size(store: &dyn Store) {
     assert!(store.count().expect("count") <= 1);
 }
 
-/// A new store is at the newest schema version.
+/// A new store says its schema version (each backend numbers its own migrations).
 pub fn schema_is_versioned(store: &dyn Store) {
-    assert_eq!(store.schema_version().expect("version"), 1);
+    assert!(store.schema_version().expect("version") >= 1);
     assert_eq!(store.count().expect("count"), 0);
 }
 
