@@ -76,6 +76,8 @@ pub struct DuckDbStore {
     /// Recently committed ResponseStarted events (cluster, auditID): a long-running request's
     /// completion usually finds its start here instead of in a query.
     started: Mutex<RecentStarts>,
+    /// The rollup's watermark: hours before it are counted there.
+    rollup_through: std::sync::atomic::AtomicI64,
     /// Rows in `rollup`, and how many there were after the last compaction.
     rollup_rows: std::sync::atomic::AtomicU64,
     rollup_compacted: std::sync::atomic::AtomicU64,
@@ -146,11 +148,16 @@ impl DuckDbStore {
             conn: Mutex::new(conn),
             path,
             started: Mutex::new(RecentStarts::default()),
+            rollup_through: std::sync::atomic::AtomicI64::new(0),
             rollup_rows: std::sync::atomic::AtomicU64::new(0),
             rollup_compacted: std::sync::atomic::AtomicU64::new(0),
         };
         store.migrate()?;
-        let rows = rollup::rows(&store.lock()).map_err(|e| Error::db("reading the rollup", e))?;
+        let conn = store.lock();
+        let through = rollup::through(&conn).map_err(|e| Error::db("reading the rollup", e))?;
+        let rows = rollup::rows(&conn).map_err(|e| Error::db("reading the rollup", e))?;
+        drop(conn);
+        store.rollup_through.store(through, Relaxed);
         store.rollup_rows.store(rows, Relaxed);
         store.rollup_compacted.store(rows, Relaxed);
         Ok(store)
@@ -276,6 +283,7 @@ impl DuckDbStore {
         conn: &Connection,
         batches: &[Vec<&Record>],
         recent: &RecentStarts,
+        through: i64,
     ) -> duckdb::Result<(Vec<u64>, u64)> {
         let rows: Vec<&Record> = batches.iter().flatten().copied().collect();
         let counted = Self::counted_flags(conn, &rows, recent)?;
@@ -289,7 +297,7 @@ impl DuckDbStore {
         if overlapping == 0 {
             let mut appender = conn.appender("events")?;
             Self::append_rows(&mut appender, &rows, &counted)?;
-            let added = rollup::add(conn, &rows, &counted)?;
+            let added = rollup::add(conn, &rows, &counted, through)?;
             return Ok((batches.iter().map(|b| b.len() as u64).collect(), added));
         }
         let mut added = 0;
@@ -312,7 +320,9 @@ impl DuckDbStore {
                 let mut appender = conn.appender_to_catalog_and_db("staging", "temp", "main")?;
                 Self::append_rows(&mut appender, batch, flags)?;
             }
-            added += conn.execute(rollup::ADD_NEW_FROM_STAGING, [lo, hi])? as u64;
+            if lo < through {
+                added += conn.execute(rollup::ADD_NEW_FROM_STAGING, [through, lo, hi])? as u64;
+            }
             let inserted = conn.execute(
                 "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
                     SELECT 1 FROM events e
@@ -326,9 +336,29 @@ impl DuckDbStore {
         Ok((stored, added))
     }
 
-    /// Merges the rollup's rows when appends have doubled them (inside the append's
-    /// transaction).
-    fn maybe_compact(&self, conn: &Connection, added: u64) -> duckdb::Result<()> {
+    /// Moves the rollup's watermark up to the hour of the newest event appended, and merges
+    /// its rows when they have doubled (inside the append's transaction). Returns the new
+    /// watermark, to publish once committed.
+    fn maintain_rollup(
+        &self,
+        conn: &Connection,
+        batches: &[Vec<&Record>],
+        mut added: u64,
+    ) -> duckdb::Result<i64> {
+        let through = self.rollup_through.load(Relaxed);
+        let newest = batches
+            .iter()
+            .flatten()
+            .map(|r| r.ts_micros)
+            .max()
+            .unwrap_or(0);
+        let hour = newest - newest.rem_euclid(rollup::HOUR);
+        let through = if hour > through {
+            added += rollup::advance(conn, through, hour)?;
+            hour
+        } else {
+            through
+        };
         let rows = self.rollup_rows.fetch_add(added, Relaxed) + added;
         let limit = rollup::COMPACT_AT.max(2 * self.rollup_compacted.load(Relaxed));
         if rows > limit {
@@ -336,7 +366,7 @@ impl DuckDbStore {
             self.rollup_rows.store(left, Relaxed);
             self.rollup_compacted.store(left, Relaxed);
         }
-        Ok(())
+        Ok(through)
     }
 }
 
@@ -446,7 +476,8 @@ impl DuckDbStore {
     ) -> Result<AggregationResult> {
         filter.validate().map_err(Error::Invalid)?;
         // Whole hours from the rollup where it can answer.
-        let counted = rollup::source(filter, aggregation).filter(|_| rollup_allowed);
+        let counted = rollup::source(filter, aggregation, self.rollup_through.load(Relaxed))
+            .filter(|_| rollup_allowed);
 
         let (dialect, table, filter) = match &counted {
             Some((table, rest)) => (Dialect::DuckDbCounted, table.as_str(), rest),
@@ -618,15 +649,18 @@ impl Store for DuckDbStore {
             .started
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let appended =
-            Self::append_in_transaction(&conn, &uniques, &recent).and_then(|(stored, added)| {
-                self.maybe_compact(&conn, added)?;
-                Ok(stored)
-            });
+        let through = self.rollup_through.load(Relaxed);
+        let appended = Self::append_in_transaction(&conn, &uniques, &recent, through).and_then(
+            |(stored, added)| {
+                let through = self.maintain_rollup(&conn, &uniques, added)?;
+                Ok((stored, through))
+            },
+        );
         match appended {
-            Ok(stored) => {
+            Ok((stored, through)) => {
                 conn.execute_batch("COMMIT;")
                     .map_err(|e| Error::db("committing an append", e))?;
+                self.rollup_through.store(through, Relaxed);
                 // Only committed starts are remembered.
                 for r in uniques.iter().flatten() {
                     if r.stage == Some(Stage::ResponseStarted) {
@@ -823,6 +857,21 @@ mod tests {
             r.audit_id = format!("late-{i}");
         }
         store.append(&again).unwrap();
+        // Late events for an hour already counted, with nothing stored near them.
+        let late: Vec<Record> = (0..50)
+            .map(|i| {
+                let mut r = conformance::record(
+                    "a",
+                    &format!("early-{i}"),
+                    None,
+                    start - 10 * rollup::HOUR + i * 1000,
+                );
+                r.user = ["alice", "carol"][i as usize % 2].into();
+                r
+            })
+            .collect();
+        assert!(late[0].ts_micros < store.rollup_through.load(Relaxed));
+        assert_eq!(store.append(&late).unwrap().stored, 50);
         (store, start)
     }
 
@@ -854,6 +903,7 @@ mod tests {
         let h = rollup::HOUR;
         let ranges = [
             (start + 17, None),
+            (start - 12 * h + 5, None),
             (start + 5 * h + 999, Some(start + 50 * h + 12_345)),
             (
                 start - start % h,
@@ -927,7 +977,7 @@ mod tests {
                     ..narrow
                 };
                 for a in &aggregations {
-                    if rollup::source(&f, a).is_some() {
+                    if rollup::source(&f, a, store.rollup_through.load(Relaxed)).is_some() {
                         via_rollup += 1;
                     }
                     let fast = store.aggregate_from(&f, a, true).unwrap();
@@ -947,7 +997,8 @@ mod tests {
         old.append(&old_records(&store)).unwrap();
         old.lock()
             .execute_batch(
-                "DROP TABLE rollup; UPDATE kubetrail_meta SET value = '1' WHERE key = 'schema_version';",
+                "DROP TABLE rollup; DELETE FROM kubetrail_meta WHERE key = 'rollup_through';
+                 UPDATE kubetrail_meta SET value = '1' WHERE key = 'schema_version';",
             )
             .unwrap();
         drop(old);
@@ -962,7 +1013,7 @@ mod tests {
             ..Filter::default()
         };
         for a in &aggregations {
-            assert!(rollup::source(&f, a).is_some());
+            assert!(rollup::source(&f, a, migrated.rollup_through.load(Relaxed)).is_some());
             assert_eq!(
                 migrated.aggregate_from(&f, a, true).unwrap(),
                 store.aggregate_from(&f, a, false).unwrap(),

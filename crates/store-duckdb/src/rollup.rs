@@ -3,11 +3,16 @@
 //!
 //! `rollup` holds, per hour and per combination of the fields reports group and filter by
 //! (cluster, verb, user, resource, namespace, code, decision), how many counted events
-//! ([`StageSelection::Final`]) it saw. Appends add rows for what they stored (several rows of
-//! one key add up; [`compact`] merges them now and then), retention rebuilds the hours it
-//! touched. An aggregation that only counts requests by those fields over a range of at least
-//! [`MIN_HOURS`] whole hours reads the whole hours from `rollup` and the partial hours at
-//! either end from `events`, through a derived table whose rows each stand for `n` events.
+//! ([`StageSelection::Final`]) are stored, for every hour before a watermark (`through`, kept
+//! in `kubetrail_meta`). An append whose newest event is in a later hour than the watermark
+//! moves it up to that hour, counting the hours in between from `events` (once an hour in a
+//! live stream; as it goes for an import of the past); events that arrive for hours already
+//! counted are added as they are stored. Rows of one key add up ([`compact`] merges them now and
+//! then); retention counts the hours it touched again.
+//!
+//! An aggregation that only counts requests by those fields over at least [`MIN_HOURS`]
+//! counted hours reads those from `rollup` and the rest of its range from `events`, through a
+//! derived table whose rows each stand for `n` events.
 
 use std::collections::HashMap;
 
@@ -41,11 +46,42 @@ pub const MIGRATION: &str = "CREATE TABLE rollup (
         decision VARCHAR NOT NULL,
         n BIGINT NOT NULL
     );
+    INSERT INTO kubetrail_meta
+        SELECT 'rollup_through', CAST(coalesce(max(ts) - max(ts) % 3600000000, 0) AS VARCHAR)
+        FROM events WHERE ts >= 0;
     INSERT INTO rollup
         SELECT ts - ts % 3600000000, cluster, verb, username, api_group, resource, subresource,
                namespace, code, decision, count(*)
-        FROM events WHERE counted AND ts >= 0
+        FROM events
+        WHERE counted AND ts >= 0
+          AND ts < (SELECT CAST(value AS BIGINT) FROM kubetrail_meta WHERE key = 'rollup_through')
         GROUP BY ALL;";
+
+/// The watermark: every hour before it is counted.
+pub fn through(conn: &Connection) -> duckdb::Result<i64> {
+    conn.query_row(
+        "SELECT CAST(value AS BIGINT) FROM kubetrail_meta WHERE key = 'rollup_through'",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Counts the hours from the watermark `from` up to (not including) `to`'s, and moves the
+/// watermark there; returns the rows written.
+pub fn advance(conn: &Connection, from: i64, to: i64) -> duckdb::Result<u64> {
+    let added = conn.execute(
+        &format!(
+            "INSERT INTO rollup SELECT ts - ts % 3600000000, {KEYS}, count(*) FROM events
+             WHERE counted AND ts >= ? AND ts < ? GROUP BY ALL"
+        ),
+        [from, to],
+    )?;
+    conn.execute(
+        "UPDATE kubetrail_meta SET value = CAST(? AS VARCHAR) WHERE key = 'rollup_through'",
+        [to],
+    )?;
+    Ok(added as u64)
+}
 
 type Key<'r> = (
     i64,
@@ -60,11 +96,17 @@ type Key<'r> = (
     &'r str,
 );
 
-/// Adds the counted rows of a batch that was stored whole; returns the rows written.
-pub fn add(conn: &Connection, rows: &[&Record], counted: &[bool]) -> duckdb::Result<u64> {
+/// Adds the counted rows, of a batch that was stored whole, that fall in hours already counted
+/// (before `through`); returns the rows written.
+pub fn add(
+    conn: &Connection,
+    rows: &[&Record],
+    counted: &[bool],
+    through: i64,
+) -> duckdb::Result<u64> {
     let mut counts: HashMap<Key<'_>, i64> = HashMap::new();
     for (r, c) in rows.iter().zip(counted) {
-        if !*c || r.ts_micros < 0 {
+        if !*c || r.ts_micros < 0 || r.ts_micros >= through {
             continue;
         }
         let key = (
@@ -81,6 +123,9 @@ pub fn add(conn: &Connection, rows: &[&Record], counted: &[bool]) -> duckdb::Res
         );
         *counts.entry(key).or_default() += 1;
     }
+    if counts.is_empty() {
+        return Ok(0);
+    }
     let mut appender = conn.appender("rollup")?;
     for (k, n) in &counts {
         let row: [&dyn ToSql; 11] = [
@@ -92,13 +137,14 @@ pub fn add(conn: &Connection, rows: &[&Record], counted: &[bool]) -> duckdb::Res
     Ok(counts.len() as u64)
 }
 
-/// Adds the counted rows of `staging` that are not yet in `events` (run just before they are
-/// inserted, with the same condition); the two `?` are the batch's time bounds.
+/// Adds the counted rows of `staging` in hours already counted that are not yet in `events`
+/// (run just before they are inserted, with the same condition); the `?` are the watermark and
+/// the batch's time bounds.
 pub const ADD_NEW_FROM_STAGING: &str = "INSERT INTO rollup
     SELECT s.ts - s.ts % 3600000000, s.cluster, s.verb, s.username, s.api_group, s.resource,
            s.subresource, s.namespace, s.code, s.decision, count(*)
     FROM staging s
-    WHERE s.counted AND s.ts >= 0 AND NOT EXISTS (
+    WHERE s.counted AND s.ts >= 0 AND s.ts < ? AND NOT EXISTS (
         SELECT 1 FROM events e
         WHERE e.ts >= ? AND e.ts <= ?
           AND e.ts = s.ts AND e.cluster = s.cluster AND e.audit_id = s.audit_id AND e.stage = s.stage)
@@ -121,16 +167,17 @@ pub fn rows(conn: &Connection) -> duckdb::Result<u64> {
         .map(|n| n as u64)
 }
 
-/// After events up to `cutoff` were deleted: counts again every hour up to `cutoff`'s.
+/// After events up to `cutoff` were deleted: counts again every counted hour up to `cutoff`'s.
 pub fn rebuild_through(conn: &Connection, cutoff: i64) -> duckdb::Result<()> {
     let last = cutoff - cutoff.rem_euclid(HOUR);
+    let end = (last + HOUR).min(through(conn)?);
     conn.execute("DELETE FROM rollup WHERE hour <= ?", [last])?;
     conn.execute(
         &format!(
             "INSERT INTO rollup SELECT ts - ts % 3600000000, {KEYS}, count(*) FROM events
              WHERE counted AND ts >= 0 AND ts < ? GROUP BY ALL"
         ),
-        [last + HOUR],
+        [end],
     )?;
     Ok(())
 }
@@ -162,7 +209,11 @@ fn filters_keys(f: &Filter) -> bool {
 /// A question the rollup can answer: the derived table to ask instead of `events` (its rows
 /// carry `n`), and the filter without its time and stage conditions, which the table has
 /// applied. `None`: ask `events`.
-pub fn source(filter: &Filter, aggregation: &Aggregation) -> Option<(String, Filter)> {
+pub fn source(
+    filter: &Filter,
+    aggregation: &Aggregation,
+    through: i64,
+) -> Option<(String, Filter)> {
     if filter.stages != StageSelection::Final || !filters_keys(filter) {
         return None;
     }
@@ -183,19 +234,18 @@ pub fn source(filter: &Filter, aggregation: &Aggregation) -> Option<(String, Fil
     }
     let from = filter.time.from_micros.filter(|f| *f >= 0)?;
     let first = from + (HOUR - from.rem_euclid(HOUR)) % HOUR;
-    let end = filter.time.to_micros.map(|t| t - t.rem_euclid(HOUR));
-    if end.is_some_and(|e| e - first < MIN_HOURS * HOUR) {
+    // Whole hours of the range that are counted: [first, end).
+    let end = filter
+        .time
+        .to_micros
+        .map_or(through, |t| (t - t.rem_euclid(HOUR)).min(through));
+    if end - first < MIN_HOURS * HOUR {
         return None;
     }
-    let hours = match end {
-        Some(e) => format!("hour >= {first} AND hour < {e}"),
-        None => format!("hour >= {first}"),
-    };
-    let edges = match (end, filter.time.to_micros) {
-        (Some(e), Some(to)) => {
-            format!("(ts >= {from} AND ts < {first}) OR (ts >= {e} AND ts < {to})")
-        }
-        _ => format!("ts >= {from} AND ts < {first}"),
+    let hours = format!("hour >= {first} AND hour < {end}");
+    let edges = match filter.time.to_micros {
+        Some(to) => format!("(ts >= {from} AND ts < {first}) OR (ts >= {end} AND ts < {to})"),
+        None => format!("(ts >= {from} AND ts < {first}) OR ts >= {end}"),
     };
     let table = format!(
         "(SELECT hour AS ts, {KEYS}, n FROM rollup WHERE {hours}
