@@ -291,7 +291,7 @@ pub async fn page(
         }
         Err(e) => {
             tracing::error!(error = %e, "a page task failed");
-            let e = UiError::NotFound("the page could not be rendered".into());
+            let e = UiError::Internal("the page could not be rendered".into());
             html_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 kubetrail_ui::error_page(Some(&viewer), &e),

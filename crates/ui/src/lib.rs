@@ -83,6 +83,9 @@ pub enum UiError {
     /// The store failed.
     #[error("the store failed: {0}")]
     Store(#[from] kubetrail_store::Error),
+    /// A bug: rendering itself failed.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl UiError {
@@ -92,6 +95,7 @@ impl UiError {
             UiError::BadRequest(_) => 400,
             UiError::Forbidden(_) => 403,
             UiError::NotFound(_) => 404,
+            UiError::Internal(_) => 500,
             UiError::Store(e) => match e.kind() {
                 kubetrail_store::ErrorKind::Invalid => 400,
                 kubetrail_store::ErrorKind::Unavailable => 503,

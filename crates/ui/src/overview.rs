@@ -329,7 +329,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         let o = report::overview(ctx.store, &scope.filter);
         (o, chart.join(), external.join())
     });
-    let joined = |what: &str| UiError::NotFound(format!("computing the {what} failed"));
+    let joined = |what: &str| UiError::Internal(format!("computing the {what} failed"));
     let o: Overview = o?;
     let chart = chart.map_err(|_| joined("chart"))??;
     let (external_total, external_top) = external.map_err(|_| joined("external addresses"))??;
