@@ -23,7 +23,7 @@ use kubetrail_store::sql::{COLUMNS, Dialect, GROUP_SEP, where_clause};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
     HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, Store,
-    counted_flags, identity_of,
+    counted_flags, first_of_each,
 };
 use serde_json::Value;
 
@@ -269,19 +269,8 @@ impl Store for ClickHouseStore {
     }
 
     fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
-        let mut seen = HashSet::new();
-        let uniques: Vec<Vec<&Record>> = batches
-            .iter()
-            .map(|b| b.iter().filter(|r| seen.insert(identity_of(r))).collect())
-            .collect();
+        let (uniques, mut outcomes) = first_of_each(batches);
         let all: Vec<&Record> = uniques.iter().flatten().copied().collect();
-        let mut outcomes: Vec<AppendOutcome> = batches
-            .iter()
-            .map(|b| AppendOutcome {
-                stored: 0,
-                duplicates: b.len() as u64,
-            })
-            .collect();
         if all.is_empty() {
             return Ok(outcomes);
         }

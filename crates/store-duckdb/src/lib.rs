@@ -7,22 +7,20 @@
 //! cheap. A replayed event has the same time (its stageTimestamp), so it falls in the span.
 
 mod rollup;
+mod write;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Mutex, MutexGuard};
 
 use duckdb::types::Value;
-use duckdb::{Connection, ToSql, params_from_iter};
-use kubetrail_model::{Level, Stage};
-
+use duckdb::{Connection, params_from_iter};
 use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
     HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionSpec, Store,
-    counted_flags, identity_of,
 };
+use write::RecentStarts;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "kubetrail.duckdb";
@@ -81,34 +79,6 @@ pub struct DuckDbStore {
     /// Rows in `rollup`, and how many there were after the last compaction.
     rollup_rows: std::sync::atomic::AtomicU64,
     rollup_compacted: std::sync::atomic::AtomicU64,
-}
-
-/// A bounded set, oldest forgotten first.
-#[derive(Default)]
-struct RecentStarts {
-    set: HashSet<(String, String)>,
-    order: std::collections::VecDeque<(String, String)>,
-}
-
-/// How many recent starts are remembered (a few MB).
-const RECENT_STARTS: usize = 65_536;
-
-impl RecentStarts {
-    fn contains(&self, cluster: &str, audit_id: &str) -> bool {
-        self.set
-            .contains(&(cluster.to_string(), audit_id.to_string()))
-    }
-
-    fn insert(&mut self, key: (String, String)) {
-        if self.set.insert(key.clone()) {
-            self.order.push_back(key);
-            while self.order.len() > RECENT_STARTS {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
 }
 
 impl DuckDbStore {
@@ -205,181 +175,6 @@ impl DuckDbStore {
                 .map_err(|e| Error::db(format!("migrating to schema version {version}"), e))?;
         }
         Ok(())
-    }
-
-    fn append_rows(
-        appender: &mut duckdb::Appender<'_>,
-        rows: &[&Record],
-        counted: &[bool],
-    ) -> duckdb::Result<()> {
-        let mut groups = String::new();
-        for (r, c) in rows.iter().zip(counted) {
-            encode_groups(&r.groups, &mut groups);
-            let stage = r.stage.map(Stage::as_str).unwrap_or("");
-            let level = r.level.map(Level::as_str).unwrap_or("");
-            let code = r.code.unwrap_or(0);
-            // Borrowed values: the appender copies them into its own buffers.
-            let row: [&dyn ToSql; 25] = [
-                &r.cluster,
-                &r.audit_id,
-                &stage,
-                &level,
-                &r.ts_micros,
-                &r.request_ts_micros,
-                &r.received_micros,
-                &r.verb,
-                &r.user,
-                &groups,
-                &r.impersonated_user,
-                &r.source_ip,
-                &r.user_agent,
-                &r.api_group,
-                &r.api_version,
-                &r.resource,
-                &r.subresource,
-                &r.namespace,
-                &r.name,
-                &code,
-                &r.decision,
-                &r.reason,
-                &r.request_uri,
-                &r.raw,
-                c,
-            ];
-            appender.append_row(row.as_slice())?;
-        }
-        appender.flush()
-    }
-
-    /// For each row, whether it stands for its request in counts: starts are looked for in
-    /// memory first, then in the table.
-    fn counted_flags(
-        conn: &Connection,
-        rows: &[&Record],
-        recent: &RecentStarts,
-    ) -> duckdb::Result<Vec<bool>> {
-        counted_flags(
-            rows,
-            |cluster, audit_id| recent.contains(cluster, audit_id),
-            |open, lo, hi| {
-                let sql = format!(
-                    "SELECT DISTINCT cluster, audit_id FROM events WHERE stage = 'ResponseStarted' AND ts >= ? AND ts <= ? AND audit_id IN ({})",
-                    vec!["?"; open.len()].join(", ")
-                );
-                let mut params = vec![Value::BigInt(lo), Value::BigInt(hi)];
-                params.extend(open.iter().map(|r| Value::Text(r.audit_id.clone())));
-                let mut stmt = conn.prepare(&sql)?;
-                stmt.query_map(params_from_iter(params), |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
-                .collect()
-            },
-        )
-    }
-
-    /// Appends each batch's unique rows and counts them in the rollup; returns how many of
-    /// each were new, and the rollup rows written.
-    fn append_in_transaction(
-        conn: &Connection,
-        batches: &[Vec<&Record>],
-        recent: &RecentStarts,
-        through: i64,
-    ) -> duckdb::Result<(Vec<u64>, u64)> {
-        let rows: Vec<&Record> = batches.iter().flatten().copied().collect();
-        let counted = Self::counted_flags(conn, &rows, recent)?;
-        let min = rows.iter().map(|r| r.ts_micros).min().unwrap_or(0);
-        let max = rows.iter().map(|r| r.ts_micros).max().unwrap_or(0);
-        let overlapping: i64 = conn.query_row(
-            "SELECT count(*) FROM events WHERE ts >= ? AND ts <= ?",
-            [min, max],
-            |row| row.get(0),
-        )?;
-        if overlapping == 0 {
-            let mut appender = conn.appender("events")?;
-            Self::append_rows(&mut appender, &rows, &counted)?;
-            let added = rollup::add(conn, &rows, &counted, through)?;
-            return Ok((batches.iter().map(|b| b.len() as u64).collect(), added));
-        }
-        let mut added = 0;
-        conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0; DELETE FROM staging;",
-        )?;
-        // Batch by batch, so each one's count is its own.
-        let mut stored = Vec::with_capacity(batches.len());
-        let mut at = 0;
-        for batch in batches {
-            let flags = &counted[at..at + batch.len()];
-            at += batch.len();
-            if batch.is_empty() {
-                stored.push(0);
-                continue;
-            }
-            let lo = batch.iter().map(|r| r.ts_micros).min().unwrap_or(0);
-            let hi = batch.iter().map(|r| r.ts_micros).max().unwrap_or(0);
-            {
-                let mut appender = conn.appender_to_catalog_and_db("staging", "temp", "main")?;
-                Self::append_rows(&mut appender, batch, flags)?;
-            }
-            if lo < through {
-                added += conn.execute(rollup::ADD_NEW_FROM_STAGING, [through, lo, hi])? as u64;
-            }
-            let inserted = conn.execute(
-                "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
-                    SELECT 1 FROM events e
-                    WHERE e.ts >= ? AND e.ts <= ?
-                      AND e.ts = s.ts AND e.cluster = s.cluster AND e.audit_id = s.audit_id AND e.stage = s.stage)",
-                [lo, hi],
-            )?;
-            conn.execute_batch("DELETE FROM staging;")?;
-            stored.push(inserted as u64);
-        }
-        Ok((stored, added))
-    }
-
-    /// Moves the rollup's watermark up to the hour of the newest event appended, and merges
-    /// its rows when they have doubled (inside the append's transaction). Returns the new
-    /// watermark, to publish once committed.
-    fn maintain_rollup(
-        &self,
-        conn: &Connection,
-        batches: &[Vec<&Record>],
-        mut added: u64,
-    ) -> duckdb::Result<i64> {
-        let through = self.rollup_through.load(Relaxed);
-        let newest = batches
-            .iter()
-            .flatten()
-            .map(|r| r.ts_micros)
-            .max()
-            .unwrap_or(0);
-        let hour = newest - newest.rem_euclid(rollup::HOUR);
-        let through = if hour > through {
-            added += rollup::advance(conn, through, hour)?;
-            hour
-        } else {
-            through
-        };
-        let rows = self.rollup_rows.fetch_add(added, Relaxed) + added;
-        let limit = rollup::COMPACT_AT.max(2 * self.rollup_compacted.load(Relaxed));
-        if rows > limit {
-            let left = rollup::compact(conn)?;
-            self.rollup_rows.store(left, Relaxed);
-            self.rollup_compacted.store(left, Relaxed);
-        }
-        Ok(through)
-    }
-}
-
-/// Groups as stored: `"\u{1f}dev\u{1f}ops\u{1f}"`, or `""` for none.
-fn encode_groups(groups: &[String], out: &mut String) {
-    out.clear();
-    if groups.is_empty() {
-        return;
-    }
-    out.push(GROUP_SEP);
-    for g in groups {
-        out.push_str(g);
-        out.push(GROUP_SEP);
     }
 }
 
@@ -568,76 +363,6 @@ impl DuckDbStore {
         };
         result.map_err(|e| Error::db("aggregating events", e))
     }
-
-    /// Deletes events up to `cutoff` with `delete` and counts the hours it touched again, in
-    /// one transaction: no reader sees the rollup disagree with the events.
-    fn delete_and_recount(
-        &self,
-        conn: &Connection,
-        delete: &str,
-        cutoff: i64,
-    ) -> duckdb::Result<u64> {
-        conn.execute_batch("BEGIN TRANSACTION;")?;
-        let done = conn.execute(delete, [cutoff]).and_then(|n| {
-            rollup::rebuild_through(conn, cutoff)?;
-            Ok(n as u64)
-        });
-        match done {
-            Ok(n) => {
-                conn.execute_batch("COMMIT;")?;
-                let rows = rollup::rows(conn)?;
-                self.rollup_rows.store(rows, Relaxed);
-                self.rollup_compacted.store(rows, Relaxed);
-                Ok(n)
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK;");
-                Err(e)
-            }
-        }
-    }
-
-    fn retain(&self, retention: &Retention) -> Result<RetentionOutcome> {
-        let mut deleted = 0u64;
-        if let Some(age) = retention.max_age {
-            let cutoff = chrono::Utc::now().timestamp_micros() - age.as_micros() as i64;
-            let conn = self.lock();
-            deleted += self
-                .delete_and_recount(&conn, "DELETE FROM events WHERE ts < ?", cutoff)
-                .map_err(|e| Error::db("deleting old events", e))?;
-        }
-        if let Some(max_bytes) = retention.max_bytes {
-            let size = self.size_bytes()?;
-            let total = self.count()?;
-            if size > max_bytes && total > 0 {
-                // Delete the oldest share of events that brings the size under the limit,
-                // assuming bytes are spread evenly over events.
-                let keep = ((total as f64) * (max_bytes as f64 / size as f64)).floor() as i64;
-                let conn = self.lock();
-                let cutoff: Option<i64> = conn
-                    .query_row(
-                        "SELECT ts FROM events ORDER BY ts DESC LIMIT 1 OFFSET ?",
-                        [keep.max(0)],
-                        |row| row.get(0),
-                    )
-                    .ok();
-                if let Some(cutoff) = cutoff {
-                    deleted += self
-                        .delete_and_recount(&conn, "DELETE FROM events WHERE ts <= ?", cutoff)
-                        .map_err(|e| Error::db("deleting events over the size limit", e))?;
-                }
-            }
-        }
-        if deleted > 0 {
-            let conn = self.lock();
-            conn.execute_batch("CHECKPOINT;")
-                .map_err(|e| Error::db("checkpointing after retention", e))?;
-        }
-        Ok(RetentionOutcome {
-            deleted,
-            bytes_after: self.size_bytes()?,
-        })
-    }
 }
 
 impl Store for DuckDbStore {
@@ -649,58 +374,7 @@ impl Store for DuckDbStore {
     /// One transaction for all batches (group commit: the server hands over the batches of
     /// concurrent requests together), so the fixed cost of a commit is paid once.
     fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
-        // Unique identities per batch, earlier batches first.
-        let mut seen = HashSet::new();
-        let uniques: Vec<Vec<&Record>> = batches
-            .iter()
-            .map(|b| b.iter().filter(|r| seen.insert(identity_of(r))).collect())
-            .collect();
-        let mut outcomes: Vec<AppendOutcome> = batches
-            .iter()
-            .map(|b| AppendOutcome {
-                stored: 0,
-                duplicates: b.len() as u64,
-            })
-            .collect();
-        if uniques.iter().all(Vec::is_empty) {
-            return Ok(outcomes);
-        }
-        let conn = self.lock();
-        conn.execute_batch("BEGIN TRANSACTION;")
-            .map_err(|e| Error::db("beginning an append", e))?;
-        let mut recent = self
-            .started
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let through = self.rollup_through.load(Relaxed);
-        let appended = Self::append_in_transaction(&conn, &uniques, &recent, through).and_then(
-            |(stored, added)| {
-                let through = self.maintain_rollup(&conn, &uniques, added)?;
-                Ok((stored, through))
-            },
-        );
-        match appended {
-            Ok((stored, through)) => {
-                conn.execute_batch("COMMIT;")
-                    .map_err(|e| Error::db("committing an append", e))?;
-                self.rollup_through.store(through, Relaxed);
-                // Only committed starts are remembered.
-                for r in uniques.iter().flatten() {
-                    if r.stage == Some(Stage::ResponseStarted) {
-                        recent.insert((r.cluster.clone(), r.audit_id.clone()));
-                    }
-                }
-                for (o, s) in outcomes.iter_mut().zip(stored) {
-                    o.stored = s;
-                    o.duplicates -= s;
-                }
-                Ok(outcomes)
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK;");
-                Err(Error::db("appending a batch", e))
-            }
-        }
+        self.append_batches(batches)
     }
 
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
@@ -843,14 +517,5 @@ mod tests {
         assert!(MIGRATIONS[0].1.contains("counted BOOLEAN NOT NULL"));
         // Every column but request_ts is NOT NULL, and the table has `counted` besides.
         assert_eq!(MIGRATIONS[0].1.matches(" NOT NULL").count(), COLUMNS.len());
-    }
-
-    #[test]
-    fn groups_are_delimited_on_both_sides() {
-        let mut out = String::from("stale");
-        encode_groups(&["a".into(), "b".into()], &mut out);
-        assert_eq!(out, "\u{1f}a\u{1f}b\u{1f}");
-        encode_groups(&[], &mut out);
-        assert_eq!(out, "");
     }
 }

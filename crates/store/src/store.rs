@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Aggregation, AggregationResult, Cursor, Filter, Page, Record, Result};
+use crate::{Aggregation, AggregationResult, Cursor, Filter, Page, Record, Result, identity_of};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -11,6 +11,26 @@ pub struct AppendOutcome {
     pub stored: u64,
     /// Records already present (same identity), or repeated within the batch.
     pub duplicates: u64,
+}
+
+/// The batches of an `append_all` with every identity kept once, in its first batch
+/// (a record repeated within or across batches is a duplicate of the first), and each batch's
+/// outcome before anything is stored: all its records counted as duplicates, for the backend to
+/// move the stored ones over.
+pub fn first_of_each<'r>(batches: &[&'r [Record]]) -> (Vec<Vec<&'r Record>>, Vec<AppendOutcome>) {
+    let mut seen = std::collections::HashSet::new();
+    let uniques = batches
+        .iter()
+        .map(|b| b.iter().filter(|r| seen.insert(identity_of(r))).collect())
+        .collect();
+    let outcomes = batches
+        .iter()
+        .map(|b| AppendOutcome {
+            stored: 0,
+            duplicates: b.len() as u64,
+        })
+        .collect();
+    (uniques, outcomes)
 }
 
 /// What to keep.
