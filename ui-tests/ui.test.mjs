@@ -173,6 +173,11 @@ test('the overview shows the API\'s numbers for the same range', async () => {
     assert.equal(number(await page.locator('#match-count').innerText()), shown, selector);
   }
   await page.goto(`${base}/?${DAY}`);
+  // Cluster-scoped requests have no namespace to filter by: that row is not a link.
+  const namespaces = await page.locator('#top-namespaces tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.cells[0].innerText, tr.cells[0].querySelector('a') !== null]));
+  assert.ok(namespaces.some(([name]) => name === '(cluster)'));
+  for (const [name, linked] of namespaces) assert.equal(linked, name !== '(cluster)', name);
   // Split by response class instead of verb: same total.
   await page.click('text=by response');
   await page.waitForURL(/by=code/);

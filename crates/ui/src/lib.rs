@@ -13,6 +13,7 @@
 //! Content-Security-Policy.
 
 mod chart;
+mod counts;
 mod event;
 mod format;
 mod history;

@@ -8,8 +8,9 @@ use kubetrail_store::{Aggregation, AggregationResult, Field, GroupCount, Histogr
 use maud::{Markup, html};
 
 use crate::chart::{self, Series};
+use crate::counts;
 use crate::layout::{self, Nav, tile};
-use crate::scope::{NO_USER, Scope};
+use crate::scope::Scope;
 use crate::{Context, UiError, format};
 
 /// Bucket widths a histogram may use, in seconds.
@@ -154,117 +155,6 @@ pub fn activity(ctx: &Context<'_>, scope: &Scope, split: Split) -> Result<Markup
     Ok(chart::time_bars(title, &starts, width, &series))
 }
 
-/// A table of a section's largest groups. `params` name the filter parameter each key adds
-/// to `link` (None: the key is not a filter).
-fn section_table(
-    scope: &Scope,
-    id: &str,
-    title: &str,
-    section: &Section,
-    columns: &[&str],
-    params: &[Option<&str>],
-    link: &[(&str, &str)],
-) -> Markup {
-    html! {
-        section.panel #(id) {
-            h2 { (title) " " span.muted { (format::count(section.total)) } }
-            @if section.top.is_empty() {
-                p.empty { "None in this range." }
-            } @else {
-                table {
-                    thead { tr { @for c in columns { th { (c) } } th.num { "Requests" } } }
-                    tbody {
-                        @for g in &section.top {
-                            tr { (group_cells(scope, g, params, link)) }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn group_cells(
-    scope: &Scope,
-    g: &GroupCount,
-    params: &[Option<&str>],
-    link: &[(&str, &str)],
-) -> Markup {
-    let mut keys: Vec<(&str, String)> = Vec::new();
-    // An empty key other than the user (a non-resource request, a cluster-scoped one) has no
-    // filter parameter: such a row's count is not a link, rather than a link to more.
-    let mut linkable = true;
-    for (k, p) in g.keys.iter().zip(params) {
-        match (*p, k.as_str()) {
-            (Some("user"), "") => keys.push(("user", NO_USER.to_string())),
-            (Some("resource"), k) if !k.is_empty() => {
-                keys.push(("resource", format::exact_resource(k)))
-            }
-            (Some(p), k) if !k.is_empty() => keys.push((p, k.to_string())),
-            (Some(_), _) => linkable = false,
-            (None, _) => {}
-        }
-    }
-    let mut add: Vec<(&str, &str)> = link.to_vec();
-    add.extend(keys.iter().map(|(p, k)| (*p, k.as_str())));
-    // A row that names users replaces the scope's user filter (within which it was counted)
-    // rather than widening it with an OR.
-    let href = if add.iter().any(|(k, _)| *k == "user") {
-        scope.without("/search", &["user", "by"], &add)
-    } else {
-        scope.scoped("/search", &add)
-    };
-    html! {
-        @for (i, k) in g.keys.iter().enumerate() {
-            td {
-                @if params.get(i).copied().flatten() == Some("user") {
-                    a href=(scope.scoped("/user", &[("user", format::user(k))])) { (format::user(k)) }
-                } @else if k.is_empty() {
-                    span.muted { (if params.get(i).copied().flatten() == Some("resource") { "(non-resource)" } else { "—" }) }
-                } @else { (k) }
-            }
-        }
-        td.num {
-            @if linkable { a href=(href) { (format::count(g.count)) } }
-            @else { (format::count(g.count)) }
-        }
-    }
-}
-
-fn top_table(scope: &Scope, id: &str, title: &str, groups: &[GroupCount], param: &str) -> Markup {
-    html! {
-        section.panel #(id) {
-            h2 { (title) }
-            @if groups.is_empty() { p.empty { "None in this range." } }
-            @else {
-                table {
-                    tbody {
-                        @for g in groups {
-                            @let k = &g.keys[0];
-                            tr {
-                                td {
-                                    @if param == "user" {
-                                        a href=(scope.scoped("/user", &[("user", format::user(k))])) { (format::user(k)) }
-                                    } @else if param == "namespace" {
-                                        a href=(scope.scoped("/search", &[("namespace", k), ("stages", "final")])) { (format::namespace(k)) }
-                                    } @else if k.is_empty() {
-                                        span.muted { "(non-resource)" }
-                                    } @else if param == "resource" {
-                                        a href=(scope.scoped("/search", &[("resource", &format::exact_resource(k)), ("stages", "final")])) { (k) }
-                                    } @else {
-                                        a href=(scope.scoped("/search", &[(param, k), ("stages", "final")])) { (k) }
-                                    }
-                                }
-                                td.num { (format::count(g.count)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Requests from outside the internal networks: the total, and the largest (address, user)
 /// pairs. Addresses are counted first (one cheap grouping); users only for the largest
 /// external addresses.
@@ -400,18 +290,18 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             (chart)
         }
         div.grid {
-            (top_table(&scope, "top-users", "Top users", &o.top_users, "user"))
-            (top_table(&scope, "top-resources", "Top resources", &o.top_resources, "resource"))
-            (top_table(&scope, "top-namespaces", "Top namespaces", &o.top_namespaces, "namespace"))
-            (top_table(&scope, "by-verb", "Requests by verb", &o.by_verb, "verb"))
-            (section_table(&scope, "failed", "Failed requests", &o.failed, &["User", "Code"], &[Some("user"), Some("code")], &[("stages", "final")]))
-            (section_table(&scope, "forbidden", "Forbidden requests", &o.forbidden, &["User"], &[Some("user")], &[("stages", "final"), ("code", "403")]))
-            (section_table(&scope, "deletions", "Deletions", &o.deletions, &["User", "Resource"], &[Some("user"), Some("resource")], &[("stages", "final"), ("verb", "delete"), ("verb", "deletecollection")]))
-            (section_table(&scope, "exec-attach", "Exec, attach and port-forward", &o.exec_attach, &["User"], &[Some("user")], &[&[("stages", "final")], &exec[..]].concat()))
-            (section_table(&scope, "secret-access", "Secret access", &o.secret_access, &["User", "Verb"], &[Some("user"), Some("verb")], &[("stages", "final"), ("resource", "secrets")]))
-            (section_table(&scope, "rbac-changes", "RBAC changes", &o.rbac_changes, &["User", "Resource"], &[Some("user"), None], &[&[("stages", "final")], &rbac[..]].concat()))
-            (section_table(&scope, "anonymous", "Anonymous requests", &o.anonymous, &["Resource"], &[Some("resource")], &anonymous_add))
-            (section_table(&scope, "external", "Requests from outside the internal networks", &Section { total: external_total, top: external_top }, &["Source address", "User"], &[Some("sourceIP"), Some("user")], &[("stages", "final")]))
+            (counts::key_table(&scope, "top-users", "Top users", &o.top_users, Some("user"), TOP))
+            (counts::key_table(&scope, "top-resources", "Top resources", &o.top_resources, Some("resource"), TOP))
+            (counts::key_table(&scope, "top-namespaces", "Top namespaces", &o.top_namespaces, Some("namespace"), TOP))
+            (counts::key_table(&scope, "by-verb", "Requests by verb", &o.by_verb, Some("verb"), TOP))
+            (counts::section_table(&scope, "failed", "Failed requests", &o.failed, &["User", "Code"], &[Some("user"), Some("code")], &[("stages", "final")]))
+            (counts::section_table(&scope, "forbidden", "Forbidden requests", &o.forbidden, &["User"], &[Some("user")], &[("stages", "final"), ("code", "403")]))
+            (counts::section_table(&scope, "deletions", "Deletions", &o.deletions, &["User", "Resource"], &[Some("user"), Some("resource")], &[("stages", "final"), ("verb", "delete"), ("verb", "deletecollection")]))
+            (counts::section_table(&scope, "exec-attach", "Exec, attach and port-forward", &o.exec_attach, &["User"], &[Some("user")], &[&[("stages", "final")], &exec[..]].concat()))
+            (counts::section_table(&scope, "secret-access", "Secret access", &o.secret_access, &["User", "Verb"], &[Some("user"), Some("verb")], &[("stages", "final"), ("resource", "secrets")]))
+            (counts::section_table(&scope, "rbac-changes", "RBAC changes", &o.rbac_changes, &["User", "Resource"], &[Some("user"), None], &[&[("stages", "final")], &rbac[..]].concat()))
+            (counts::section_table(&scope, "anonymous", "Anonymous requests", &o.anonymous, &["Resource"], &[Some("resource")], &anonymous_add))
+            (counts::section_table(&scope, "external", "Requests from outside the internal networks", &Section { total: external_total, top: external_top }, &["Source address", "User"], &[Some("sourceIP"), Some("user")], &[("stages", "final")]))
         }
         p.note { "Internal networks: " (ctx.networks.describe()) }
         section.panel.wide #gaps {

@@ -2,10 +2,11 @@
 //! addresses and with which clients, and its latest requests.
 
 use kubetrail_report as report;
-use kubetrail_store::{Aggregation, AggregationResult, Field, Filter, GroupCount};
+use kubetrail_store::{Aggregation, AggregationResult, Field, Filter};
 use maud::{Markup, html};
 use serde_json::Value;
 
+use crate::counts;
 use crate::layout::{self, Nav, tile};
 use crate::overview::{Split, activity};
 use crate::scope::Scope;
@@ -28,41 +29,6 @@ fn count(ctx: &Context<'_>, filter: &Filter) -> Result<u64, UiError> {
             },
         )?
         .total())
-}
-
-fn breakdown(
-    scope: &Scope,
-    id: &str,
-    title: &str,
-    groups: &[GroupCount],
-    param: Option<&str>,
-) -> Markup {
-    html! {
-        section.panel #(id) {
-            h2 { (title) }
-            @if groups.is_empty() { p.empty { "None in this range." } }
-            @else {
-                table {
-                    tbody {
-                        @for g in groups.iter().take(ROWS) {
-                            @let k = &g.keys[0];
-                            tr {
-                                td {
-                                    @match param {
-                                        Some(p) if !k.is_empty() => { a href=(scope.href("/search", &[(p, k), ("stages", "final")])) { (k) } }
-                                        _ if k.is_empty() => { span.muted { "(none)" } }
-                                        _ => { (k) }
-                                    }
-                                }
-                                td.num { (format::count(g.count)) }
-                            }
-                        }
-                    }
-                }
-                @if groups.len() > ROWS { p.muted { "and " (groups.len() - ROWS) " more" } }
-            }
-        }
-    }
 }
 
 /// Renders `/user?user=NAME`.
@@ -130,11 +96,11 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         }
         section.panel.wide { h2 { "Activity" } (chart) }
         div.grid {
-            (breakdown(&scope, "verbs", "Verbs", &group(0), Some("verb")))
-            (breakdown(&scope, "resources", "Resources", &group(1), Some("resource")))
-            (breakdown(&scope, "namespaces", "Namespaces", &group(2), Some("namespace")))
-            (breakdown(&scope, "sources", "From where (source addresses)", &group(3), None))
-            (breakdown(&scope, "agents", "With which client (user agents)", &group(4), None))
+            (counts::key_table(&scope, "verbs", "Verbs", &group(0), Some("verb"), ROWS))
+            (counts::key_table(&scope, "resources", "Resources", &group(1), Some("resource"), ROWS))
+            (counts::key_table(&scope, "namespaces", "Namespaces", &group(2), Some("namespace"), ROWS))
+            (counts::key_table(&scope, "sources", "From where (source addresses)", &group(3), None, ROWS))
+            (counts::key_table(&scope, "agents", "With which client (user agents)", &group(4), None, ROWS))
         }
         section.panel.wide {
             h2 { "Latest requests " a.more href=(scope.href("/search", &[])) { "all events →" } }
