@@ -263,7 +263,11 @@ pub async fn page(
         );
     };
     let query = uri.query().unwrap_or("").to_string();
-    let gaps = state.agents.gaps();
+    // Only the overview shows the agents' gaps.
+    let gaps = match page {
+        Page::Overview => state.agents.gaps(),
+        _ => Vec::new(),
+    };
     let started = Instant::now();
     let worker = state.clone();
     let shown = viewer.clone();
