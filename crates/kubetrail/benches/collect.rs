@@ -11,6 +11,10 @@
 //! Not a criterion bench: the figures are throughputs of whole processes. Run it through the
 //! script (it builds with the profile CI uses).
 
+/// The allocator the `kubetrail` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,10 @@
 //! `KUBETRAIL_BENCH_CLICKHOUSE_URL` (database `KUBETRAIL_BENCH_CLICKHOUSE_DATABASE`) — and
 //! prints one line per query: `name<TAB>median ms<TAB>min ms<TAB>rows`.
 
+/// The allocator the `kubetrail` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use kubetrail_store::{Filter, ResourceSelector, Store, TimeRange};

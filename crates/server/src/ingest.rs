@@ -88,8 +88,8 @@ fn decode_webhook(body: &[u8], cluster: &str) -> Result<Vec<Record>, String> {
         decode_event_list_items(body).map_err(|e| format!("not an audit EventList: {e}"))?;
     let received = now_micros();
     Ok(items
-        .iter()
-        .map(|item| Record::from_event(&item.event, &item.json, cluster, received))
+        .into_iter()
+        .map(|item| Record::from_event(item.event, item.json, cluster, received))
         .collect())
 }
 
@@ -108,7 +108,7 @@ fn decode_lines(body: &[u8], cluster: &str) -> (Vec<Record>, u64, Vec<String>) {
             .map_err(|e| format!("not UTF-8: {e}"))
             .and_then(|text| {
                 decode_event(line)
-                    .map(|event| Record::from_event(&event, text, cluster, received))
+                    .map(|event| Record::from_event(event, text, cluster, received))
                     .map_err(|e| e.to_string())
             });
         match result {

@@ -93,21 +93,30 @@ impl Record {
         s
     }
 
-    /// Builds a record from a decoded event, its original JSON and where it came from.
-    pub fn from_event(event: &Event, raw: &str, cluster: &str, received_micros: i64) -> Record {
-        let object = event.object_ref.as_ref();
-        let field = |f: fn(&kubetrail_model::ObjectReference) -> &Option<String>| {
-            object.and_then(|o| f(o).clone()).unwrap_or_default()
-        };
+    /// Builds a record from a decoded event, its original JSON and where it came from. The
+    /// event is consumed: its strings move into the record instead of being copied, which is
+    /// most of the cost of this step on a bulk import.
+    pub fn from_event(
+        event: Event,
+        raw: impl Into<String>,
+        cluster: &str,
+        received_micros: i64,
+    ) -> Record {
+        let raw = raw.into();
+        let mut event = event;
+        let object = event.object_ref.take().unwrap_or_default();
+        let user = event.user.take().unwrap_or_default();
         let ts_micros = event
             .stage_timestamp
             .or(event.request_received_timestamp)
             .map(|t| t.unix_micros())
             .unwrap_or(0);
+        let annotation =
+            |event: &mut Event, key: &str| event.annotations.remove(key).unwrap_or_default();
         Record {
             cluster: cluster.to_string(),
-            audit_id: match event.audit_id.as_deref() {
-                Some(id) if !id.is_empty() => id.to_string(),
+            audit_id: match event.audit_id.take() {
+                Some(id) if !id.is_empty() => id,
                 _ => format!("{SYNTHETIC_PREFIX}{:016x}", fnv1a64(raw.as_bytes())),
             },
             stage: event.stage,
@@ -115,38 +124,30 @@ impl Record {
             ts_micros,
             request_ts_micros: event.request_received_timestamp.map(|t| t.unix_micros()),
             received_micros,
-            verb: event.verb.clone().unwrap_or_default(),
-            user: event.username().to_string(),
-            groups: event
-                .user
-                .as_ref()
-                .map(|u| u.groups.clone())
-                .unwrap_or_default(),
+            verb: event.verb.take().unwrap_or_default(),
+            user: user.username.unwrap_or_default(),
+            groups: user.groups,
             impersonated_user: event
                 .impersonated_user
-                .as_ref()
-                .and_then(|u| u.username.clone())
+                .take()
+                .and_then(|u| u.username)
                 .unwrap_or_default(),
-            source_ip: event.source_ips.first().cloned().unwrap_or_default(),
-            user_agent: event.user_agent.clone().unwrap_or_default(),
-            api_group: field(|o| &o.api_group),
-            api_version: field(|o| &o.api_version),
-            resource: field(|o| &o.resource),
-            subresource: field(|o| &o.subresource),
-            namespace: field(|o| &o.namespace),
-            name: field(|o| &o.name),
+            source_ip: std::mem::take(&mut event.source_ips)
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            user_agent: event.user_agent.take().unwrap_or_default(),
+            api_group: object.api_group.unwrap_or_default(),
+            api_version: object.api_version.unwrap_or_default(),
+            resource: object.resource.unwrap_or_default(),
+            subresource: object.subresource.unwrap_or_default(),
+            namespace: object.namespace.unwrap_or_default(),
+            name: object.name.unwrap_or_default(),
             code: event.code(),
-            decision: event
-                .authorization_decision()
-                .unwrap_or_default()
-                .to_string(),
-            reason: event
-                .annotations
-                .get("authorization.k8s.io/reason")
-                .cloned()
-                .unwrap_or_default(),
-            request_uri: event.request_uri.clone().unwrap_or_default(),
-            raw: raw.to_string(),
+            decision: annotation(&mut event, "authorization.k8s.io/decision"),
+            reason: annotation(&mut event, "authorization.k8s.io/reason"),
+            request_uri: event.request_uri.take().unwrap_or_default(),
+            raw,
         }
     }
 }
@@ -247,7 +248,7 @@ mod tests {
     fn columns_come_from_the_event() {
         let raw = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/apis/apps/v1/namespaces/prod/deployments/web","verb":"delete","user":{"username":"bob","groups":["dev","system:authenticated"]},"impersonatedUser":{"username":"eve"},"sourceIPs":["10.0.0.7","10.0.0.1"],"userAgent":"kubectl/v1.30","objectRef":{"resource":"deployments","namespace":"prod","name":"web","apiGroup":"apps","apiVersion":"v1"},"responseStatus":{"code":200},"requestReceivedTimestamp":"2024-05-01T10:20:30.100000Z","stageTimestamp":"2024-05-01T10:20:30.123456Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: allowed"}}"#;
         let e = decode_event(raw.as_bytes()).unwrap();
-        let r = Record::from_event(&e, raw, "prod-eu", 7);
+        let r = Record::from_event(e, raw, "prod-eu", 7);
         assert_eq!(r.audit_id, "a1");
         assert_eq!(r.ts_micros, 1_714_558_830_123_456);
         assert_eq!(r.request_ts_micros, Some(1_714_558_830_100_000));
@@ -273,8 +274,8 @@ mod tests {
     fn events_without_an_audit_id_get_a_stable_synthetic_one() {
         let raw = r#"{"verb":"get","requestURI":"/healthz"}"#;
         let e = decode_event(raw.as_bytes()).unwrap();
-        let a = Record::from_event(&e, raw, "c", 1);
-        let b = Record::from_event(&e, raw, "c", 2);
+        let a = Record::from_event(e.clone(), raw, "c", 1);
+        let b = Record::from_event(e, raw, "c", 2);
         assert_eq!(a.audit_id, b.audit_id);
         assert!(a.audit_id.starts_with(SYNTHETIC_PREFIX));
         assert_eq!(
@@ -282,7 +283,7 @@ mod tests {
             "no timestamps: the epoch, the same on every import"
         );
         let other = r#"{"verb":"get","requestURI":"/livez"}"#;
-        let c = Record::from_event(&decode_event(other.as_bytes()).unwrap(), other, "c", 1);
+        let c = Record::from_event(decode_event(other.as_bytes()).unwrap(), other, "c", 1);
         assert_ne!(a.audit_id, c.audit_id);
     }
 }

@@ -104,10 +104,18 @@ impl LineReader {
         while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
             end -= 1;
         }
-        self.text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        // Valid UTF-8 (the normal case) is lent as it is; only invalid input is copied with
+        // its bad bytes replaced.
+        let text = match std::str::from_utf8(&self.buf[..end]) {
+            Ok(text) => text,
+            Err(_) => {
+                self.text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                &self.text
+            }
+        };
         Ok(Some(Line {
             number: self.number,
-            text: &self.text,
+            text,
             complete,
         }))
     }
@@ -148,5 +156,12 @@ mod tests {
         assert!(r.next_line().unwrap().is_none());
         assert!(r.bytes_read.load(std::sync::atomic::Ordering::Relaxed) > 0);
         assert!(LineReader::open(&dir.path().join("missing")).is_err());
+
+        let bad = dir.path().join("c.log");
+        std::fs::write(&bad, b"ok\n\xffbad\nok again\n").unwrap();
+        let mut r = LineReader::open(&bad).unwrap();
+        assert_eq!(r.next_line().unwrap().unwrap().text, "ok");
+        assert_eq!(r.next_line().unwrap().unwrap().text, "\u{fffd}bad");
+        assert_eq!(r.next_line().unwrap().unwrap().text, "ok again");
     }
 }

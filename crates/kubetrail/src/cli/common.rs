@@ -217,7 +217,7 @@ fn record_of(item: &EventItem) -> Result<Record> {
     let received = parse_time(&item.received)
         .map(|t| t.timestamp_micros())
         .unwrap_or(0);
-    Ok(Record::from_event(&event, raw, &item.cluster, received))
+    Ok(Record::from_event(event, raw, &item.cluster, received))
 }
 
 impl StoreArgs {

@@ -60,7 +60,7 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
             .filter_map(|l| {
                 decode_event(l.as_bytes())
                     .ok()
-                    .map(|e| Record::from_event(&e, l, cluster, received))
+                    .map(|e| Record::from_event(e, l, cluster, received))
             })
             .collect();
         loaded.samples += store
@@ -94,7 +94,12 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
                     break 'generate;
                 }
                 if let Ok(event) = decode_event(e.json.as_bytes()) {
-                    batch.push(Record::from_event(&event, &e.json, cluster, received));
+                    batch.push(Record::from_event(
+                        event,
+                        e.json.as_str(),
+                        cluster,
+                        received,
+                    ));
                 }
             }
             if batch.len() >= BATCH {

@@ -115,7 +115,7 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
                 }
                 match decode_event(line.text.as_bytes()) {
                     Ok(event) => {
-                        batch.push(Record::from_event(&event, line.text, &cluster, received))
+                        batch.push(Record::from_event(event, line.text, &cluster, received))
                     }
                     Err(e) => {
                         let what = if line.complete {

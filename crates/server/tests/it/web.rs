@@ -237,7 +237,7 @@ async fn pages_show_the_apis_numbers_and_attacks_as_text() {
         .filter_map(|l| {
             decode_event(l.as_bytes())
                 .ok()
-                .map(|e| Record::from_event(&e, l, "default", 0))
+                .map(|e| Record::from_event(e, l, "default", 0))
         })
         .collect();
     h.store.append(&records).unwrap();
