@@ -17,10 +17,11 @@ use duckdb::types::Value;
 use duckdb::{Connection, params_from_iter};
 use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
 use kubetrail_store::{
-    Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
+    Aggregation, AggregationResult, AppendOutcome, BulkAppend, Cursor, Error, Filter, GroupCount,
     HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionSpec, Store,
 };
 use write::RecentStarts;
+pub use write::{BULK_COMMIT_ROWS, DuckDbBulk};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "kubetrail.duckdb";
@@ -375,6 +376,10 @@ impl Store for DuckDbStore {
     /// concurrent requests together), so the fixed cost of a commit is paid once.
     fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
         self.append_batches(batches)
+    }
+
+    fn bulk(&self) -> Result<Box<dyn BulkAppend + '_>> {
+        Ok(Box::new(DuckDbBulk::new(self, write::BULK_COMMIT_ROWS)))
     }
 
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {

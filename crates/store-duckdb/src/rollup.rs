@@ -290,6 +290,19 @@ mod tests {
     /// (the staging path) and repeat events (duplicates).
     fn varied_store() -> (DuckDbStore, i64) {
         let store = DuckDbStore::open_in_memory().unwrap();
+        let (batches, start) = varied_batches();
+        let (late, earlier) = batches.split_last().unwrap();
+        for batch in earlier {
+            store.append(batch).unwrap();
+        }
+        assert!(late[0].ts_micros < store.rollup_through.load(Relaxed));
+        assert_eq!(store.append(late).unwrap().stored, 50);
+        (store, start)
+    }
+
+    /// The batches of [`varied_store`], in order, and the start of their time span; the last
+    /// batch is 50 late events for an hour already counted, with nothing stored near them.
+    fn varied_batches() -> (Vec<Vec<Record>>, i64) {
         let start = 1_764_000_000_000_000 - 1_764_000_000_000_000 % crate::rollup::HOUR + 1_234_567;
         let mut seed = 42u64;
         let mut next = |n: u64| {
@@ -324,15 +337,13 @@ mod tests {
             all.push(r);
         }
         all.sort_by_key(|r| r.ts_micros);
-        for chunk in all.chunks(700) {
-            store.append(chunk).unwrap();
-        }
+        let mut batches: Vec<Vec<Record>> = all.chunks(700).map(<[Record]>::to_vec).collect();
         // Overlapping and repeated batches.
         let mut again: Vec<Record> = all.iter().step_by(7).cloned().collect();
         for (i, r) in again.iter_mut().enumerate().filter(|(i, _)| i % 2 == 0) {
             r.audit_id = format!("late-{i}");
         }
-        store.append(&again).unwrap();
+        batches.push(again);
         // Late events for an hour already counted, with nothing stored near them.
         let late: Vec<Record> = (0..50)
             .map(|i| {
@@ -346,9 +357,8 @@ mod tests {
                 r
             })
             .collect();
-        assert!(late[0].ts_micros < store.rollup_through.load(Relaxed));
-        assert_eq!(store.append(&late).unwrap().stored, 50);
-        (store, start)
+        batches.push(late);
+        (batches, start)
     }
 
     /// Every stored event of `store`.
@@ -365,6 +375,55 @@ mod tests {
                 None => return out,
             }
         }
+    }
+
+    /// A bulk load that commits every 1,000 rows leaves the same events, `counted` flags and
+    /// rollup as appending batch by batch: the open transaction's starts, watermark and rollup
+    /// rows carry from batch to batch and over commits.
+    #[test]
+    fn a_bulk_load_stores_what_appends_do() {
+        let (appended, start) = varied_store();
+        let (batches, _) = varied_batches();
+        let bulk = DuckDbStore::open_in_memory().unwrap();
+        let mut load = crate::DuckDbBulk::new(&bulk, 1000);
+        let mut outcomes = Vec::new();
+        for batch in &batches {
+            outcomes.push(kubetrail_store::BulkAppend::append(&mut load, batch).unwrap());
+        }
+        kubetrail_store::BulkAppend::finish(Box::new(load)).unwrap();
+        let again = DuckDbStore::open_in_memory().unwrap();
+        let expected: Vec<_> = batches.iter().map(|b| again.append(b).unwrap()).collect();
+        assert_eq!(outcomes, expected);
+        assert_eq!(old_records(&bulk), old_records(&appended));
+        assert_eq!(
+            bulk.rollup_through.load(Relaxed),
+            appended.rollup_through.load(Relaxed)
+        );
+        let counted = |s: &DuckDbStore| -> i64 {
+            s.lock()
+                .query_row("SELECT count(*) FILTER (counted) FROM events", [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(counted(&bulk), counted(&appended));
+        let f = Filter {
+            time: TimeRange {
+                from_micros: Some(start - 12 * crate::rollup::HOUR),
+                to_micros: None,
+            },
+            stages: StageSelection::Final,
+            ..Filter::default()
+        };
+        let by_user = Aggregation::CountBy {
+            fields: vec![Field::User, Field::Verb],
+            limit: None,
+        };
+        assert!(crate::rollup::source(&f, &by_user, bulk.rollup_through.load(Relaxed)).is_some());
+        assert_eq!(
+            bulk.aggregate_from(&f, &by_user, true).unwrap(),
+            appended.aggregate_from(&f, &by_user, false).unwrap()
+        );
     }
 
     #[test]

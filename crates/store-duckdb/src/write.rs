@@ -2,24 +2,27 @@
 //! `counted` flags, the rollup kept in step), the memory of recent ResponseStarted events, and
 //! retention.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 
 use duckdb::types::Value;
+use std::sync::MutexGuard;
+
 use duckdb::{Connection, ToSql, params_from_iter};
 use kubetrail_model::{Level, Stage};
 use kubetrail_store::sql::GROUP_SEP;
 use kubetrail_store::{
-    AppendOutcome, Error, Record, Result, Retention, RetentionOutcome, Store, counted_flags,
-    first_of_each,
+    AppendOutcome, BulkAppend, Error, Record, Result, Retention, RetentionOutcome, Store,
+    counted_flags, first_of_each,
 };
 
 use crate::{DuckDbStore, rollup};
 
-/// A bounded set, oldest forgotten first.
+/// A bounded set of (cluster, auditID), oldest forgotten first.
 #[derive(Default)]
 pub(crate) struct RecentStarts {
-    set: HashSet<(String, String)>,
+    /// Audit IDs by cluster: looked up without building a key.
+    set: HashMap<String, HashSet<String>>,
     order: std::collections::VecDeque<(String, String)>,
 }
 
@@ -29,17 +32,33 @@ const RECENT_STARTS: usize = 65_536;
 impl RecentStarts {
     fn contains(&self, cluster: &str, audit_id: &str) -> bool {
         self.set
-            .contains(&(cluster.to_string(), audit_id.to_string()))
+            .get(cluster)
+            .is_some_and(|ids| ids.contains(audit_id))
     }
 
-    fn insert(&mut self, key: (String, String)) {
-        if self.set.insert(key.clone()) {
-            self.order.push_back(key);
-            while self.order.len() > RECENT_STARTS {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
+    fn insert(&mut self, (cluster, audit_id): (String, String)) {
+        if self.contains(&cluster, &audit_id) {
+            return;
+        }
+        self.set
+            .entry(cluster.clone())
+            .or_default()
+            .insert(audit_id.clone());
+        self.order.push_back((cluster, audit_id));
+        while self.order.len() > RECENT_STARTS {
+            if let Some((cluster, audit_id)) = self.order.pop_front()
+                && let Some(ids) = self.set.get_mut(&cluster)
+            {
+                ids.remove(&audit_id);
             }
+        }
+    }
+
+    /// Moves every start of `other` in here, oldest first.
+    fn take_all(&mut self, other: &mut RecentStarts) {
+        other.set.clear();
+        for key in other.order.drain(..) {
+            self.insert(key);
         }
     }
 }
@@ -54,27 +73,17 @@ impl DuckDbStore {
         let conn = self.lock();
         conn.execute_batch("BEGIN TRANSACTION;")
             .map_err(|e| Error::db("beginning an append", e))?;
-        let mut recent = self
-            .started
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut recent = self.recent_starts();
         let through = self.rollup_through.load(Relaxed);
-        let appended = Self::append_in_transaction(&conn, &uniques, &recent, through).and_then(
-            |(stored, added)| {
-                let through = self.maintain_rollup(&conn, &uniques, added)?;
-                Ok((stored, through))
-            },
-        );
-        match appended {
+        let known = |cluster: &str, audit_id: &str| recent.contains(cluster, audit_id);
+        match self.write_in_transaction(&conn, &uniques, &known, through) {
             Ok((stored, through)) => {
                 conn.execute_batch("COMMIT;")
                     .map_err(|e| Error::db("committing an append", e))?;
                 self.rollup_through.store(through, Relaxed);
                 // Only committed starts are remembered.
-                for r in uniques.iter().flatten() {
-                    if r.stage == Some(Stage::ResponseStarted) {
-                        recent.insert((r.cluster.clone(), r.audit_id.clone()));
-                    }
+                for key in starts_of(&uniques) {
+                    recent.insert(key);
                 }
                 for (o, s) in outcomes.iter_mut().zip(stored) {
                     o.stored = s;
@@ -87,6 +96,27 @@ impl DuckDbStore {
                 Err(Error::db("appending a batch", e))
             }
         }
+    }
+
+    fn recent_starts(&self) -> std::sync::MutexGuard<'_, RecentStarts> {
+        self.started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends each batch's unique rows inside the open transaction and keeps the rollup in
+    /// step; returns how many of each batch were new, and the rollup's new watermark (to
+    /// publish once committed). `known` tells the ResponseStarted events stored recently.
+    fn write_in_transaction(
+        &self,
+        conn: &Connection,
+        uniques: &[Vec<&Record>],
+        known: &dyn Fn(&str, &str) -> bool,
+        through: i64,
+    ) -> duckdb::Result<(Vec<u64>, i64)> {
+        let (stored, added) = Self::append_in_transaction(conn, uniques, known, through)?;
+        let through = self.maintain_rollup(conn, uniques, added, through)?;
+        Ok((stored, through))
     }
 
     fn append_rows(
@@ -138,25 +168,21 @@ impl DuckDbStore {
     fn counted_flags(
         conn: &Connection,
         rows: &[&Record],
-        recent: &RecentStarts,
+        known: &dyn Fn(&str, &str) -> bool,
     ) -> duckdb::Result<Vec<bool>> {
-        counted_flags(
-            rows,
-            |cluster, audit_id| recent.contains(cluster, audit_id),
-            |open, lo, hi| {
-                let sql = format!(
-                    "SELECT DISTINCT cluster, audit_id FROM events WHERE stage = 'ResponseStarted' AND ts >= ? AND ts <= ? AND audit_id IN ({})",
-                    vec!["?"; open.len()].join(", ")
-                );
-                let mut params = vec![Value::BigInt(lo), Value::BigInt(hi)];
-                params.extend(open.iter().map(|r| Value::Text(r.audit_id.clone())));
-                let mut stmt = conn.prepare(&sql)?;
-                stmt.query_map(params_from_iter(params), |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
-                .collect()
-            },
-        )
+        counted_flags(rows, known, |open, lo, hi| {
+            let sql = format!(
+                "SELECT DISTINCT cluster, audit_id FROM events WHERE stage = 'ResponseStarted' AND ts >= ? AND ts <= ? AND audit_id IN ({})",
+                vec!["?"; open.len()].join(", ")
+            );
+            let mut params = vec![Value::BigInt(lo), Value::BigInt(hi)];
+            params.extend(open.iter().map(|r| Value::Text(r.audit_id.clone())));
+            let mut stmt = conn.prepare(&sql)?;
+            stmt.query_map(params_from_iter(params), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect()
+        })
     }
 
     /// Appends each batch's unique rows and counts them in the rollup; returns how many of
@@ -164,11 +190,11 @@ impl DuckDbStore {
     fn append_in_transaction(
         conn: &Connection,
         batches: &[Vec<&Record>],
-        recent: &RecentStarts,
+        known: &dyn Fn(&str, &str) -> bool,
         through: i64,
     ) -> duckdb::Result<(Vec<u64>, u64)> {
         let rows: Vec<&Record> = batches.iter().flatten().copied().collect();
-        let counted = Self::counted_flags(conn, &rows, recent)?;
+        let counted = Self::counted_flags(conn, &rows, known)?;
         let min = rows.iter().map(|r| r.ts_micros).min().unwrap_or(0);
         let max = rows.iter().map(|r| r.ts_micros).max().unwrap_or(0);
         let overlapping: i64 = conn.query_row(
@@ -226,8 +252,8 @@ impl DuckDbStore {
         conn: &Connection,
         batches: &[Vec<&Record>],
         mut added: u64,
+        through: i64,
     ) -> duckdb::Result<i64> {
-        let through = self.rollup_through.load(Relaxed);
         let newest = batches
             .iter()
             .flatten()
@@ -319,6 +345,130 @@ impl DuckDbStore {
             deleted,
             bytes_after: self.size_bytes()?,
         })
+    }
+}
+
+/// The ResponseStarted events among rows, as (cluster, auditID).
+fn starts_of(rows: &[Vec<&Record>]) -> impl Iterator<Item = (String, String)> {
+    rows.iter()
+        .flatten()
+        .filter(|r| r.stage == Some(Stage::ResponseStarted))
+        .map(|r| (r.cluster.clone(), r.audit_id.clone()))
+}
+
+/// Rows a bulk load appends before it commits: four of DuckDB's row groups (122,880 rows).
+/// A transaction holding whole row groups has them written compressed into the database file
+/// as they fill, instead of every row going to the WAL and being compressed again at the next
+/// checkpoint; committing now and then bounds what an interrupted import loses.
+pub const BULK_COMMIT_ROWS: u64 = 4 * 122_880;
+
+/// A bulk load into the embedded store (see [`Store::bulk`]): one transaction over many
+/// batches, committed every [`BULK_COMMIT_ROWS`] rows and at the end. It holds the writing
+/// connection while it lasts, so other appends wait.
+pub struct DuckDbBulk<'s> {
+    store: &'s DuckDbStore,
+    conn: MutexGuard<'s, Connection>,
+    commit_rows: u64,
+    /// Whether a transaction is open, and how many rows it has appended.
+    open: bool,
+    rows: u64,
+    /// The rollup's watermark inside the open transaction.
+    through: i64,
+    /// ResponseStarted events of the open transaction, remembered by the store once it commits.
+    starts: RecentStarts,
+}
+
+impl<'s> DuckDbBulk<'s> {
+    pub(crate) fn new(store: &'s DuckDbStore, commit_rows: u64) -> DuckDbBulk<'s> {
+        DuckDbBulk {
+            store,
+            conn: store.lock(),
+            commit_rows,
+            open: false,
+            rows: 0,
+            through: 0,
+            starts: RecentStarts::default(),
+        }
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        if let Err(e) = self.conn.execute_batch("COMMIT;") {
+            self.starts = RecentStarts::default();
+            return Err(Error::db("committing a bulk load", e));
+        }
+        self.store.rollup_through.store(self.through, Relaxed);
+        self.store.recent_starts().take_all(&mut self.starts);
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        if self.open {
+            self.open = false;
+            self.starts = RecentStarts::default();
+            let _ = self.conn.execute_batch("ROLLBACK;");
+        }
+    }
+}
+
+impl BulkAppend for DuckDbBulk<'_> {
+    fn append(&mut self, batch: &[Record]) -> Result<AppendOutcome> {
+        let (uniques, mut outcomes) = first_of_each(&[batch]);
+        let mut outcome = outcomes.pop().unwrap_or_default();
+        if uniques.iter().all(Vec::is_empty) {
+            return Ok(outcome);
+        }
+        if !self.open {
+            self.conn
+                .execute_batch("BEGIN TRANSACTION;")
+                .map_err(|e| Error::db("beginning a bulk load", e))?;
+            self.open = true;
+            self.rows = 0;
+            self.through = self.store.rollup_through.load(Relaxed);
+        }
+        let written = {
+            let recent = self.store.recent_starts();
+            let session = &self.starts;
+            let known = |cluster: &str, audit_id: &str| {
+                session.contains(cluster, audit_id) || recent.contains(cluster, audit_id)
+            };
+            self.store
+                .write_in_transaction(&self.conn, &uniques, &known, self.through)
+        };
+        match written {
+            Ok((stored, through)) => {
+                self.through = through;
+                for key in starts_of(&uniques) {
+                    self.starts.insert(key);
+                }
+                let stored = stored.into_iter().sum::<u64>();
+                outcome.stored = stored;
+                outcome.duplicates -= stored;
+                self.rows += stored;
+                if self.rows >= self.commit_rows {
+                    self.commit()?;
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.rollback();
+                Err(Error::db("appending a batch of a bulk load", e))
+            }
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.commit()
+    }
+}
+
+impl Drop for DuckDbBulk<'_> {
+    /// An unfinished load is rolled back, so the connection is left without a transaction.
+    fn drop(&mut self) {
+        self.rollback();
     }
 }
 

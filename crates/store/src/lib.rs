@@ -21,4 +21,4 @@ pub use query::{
     HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
 };
 pub use record::{Record, counted_flags, identity_of, is_long_running, stands_for_request};
-pub use store::{AppendOutcome, Retention, RetentionOutcome, Store, first_of_each};
+pub use store::{AppendOutcome, BulkAppend, Retention, RetentionOutcome, Store, first_of_each};

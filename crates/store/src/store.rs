@@ -66,6 +66,17 @@ pub trait Store: Send + Sync {
         batches.iter().map(|b| self.append(b)).collect()
     }
 
+    /// Starts a bulk load (an import): batches appended one after another as with
+    /// [`Store::append`], except that they are durable only once [`BulkAppend::finish`]
+    /// returns `Ok` — a backend may keep one transaction open over many batches and commit now
+    /// and then, which lets it write whole compressed blocks instead of logging every row. An
+    /// error, or dropping the load unfinished, may lose the batches since the last commit:
+    /// appending them again is safe, as every append is idempotent. The default appends batch
+    /// by batch.
+    fn bulk(&self) -> Result<Box<dyn BulkAppend + '_>> {
+        Ok(Box::new(EachBatch(self)))
+    }
+
     /// Events matching `filter`, newest first, at most `limit`, continuing after `cursor`.
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page>;
 
@@ -83,4 +94,27 @@ pub trait Store: Send + Sync {
 
     /// The schema version the store is at.
     fn schema_version(&self) -> Result<u32>;
+}
+
+/// A bulk load in progress, from [`Store::bulk`].
+pub trait BulkAppend {
+    /// Appends a batch; its outcome is final, but the batch is durable only after
+    /// [`BulkAppend::finish`].
+    fn append(&mut self, batch: &[Record]) -> Result<AppendOutcome>;
+
+    /// Makes everything appended durable.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// The default bulk load: every batch its own append, durable at once.
+struct EachBatch<'s, S: Store + ?Sized>(&'s S);
+
+impl<S: Store + ?Sized> BulkAppend for EachBatch<'_, S> {
+    fn append(&mut self, batch: &[Record]) -> Result<AppendOutcome> {
+        self.0.append(batch)
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
 }

@@ -1,6 +1,7 @@
 //! `kubetrail import`: load audit log files, as kube-apiserver writes them, into the local
-//! store. One thread reads and decodes, the caller's thread appends batches; malformed lines are
-//! counted, reported with `file:line`, and skipped.
+//! store. One thread reads and decodes, the caller's thread appends batches as one bulk load
+//! ([`Store::bulk`](kubetrail_store::Store::bulk)); malformed lines are counted, reported with
+//! `file:line`, and skipped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -150,11 +151,12 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         ..Summary::default()
     };
     let mut last_draw = Instant::now();
+    let mut bulk = store.bulk().context("starting the import")?;
     for message in rx {
         match message {
             Message::Batch(batch) => {
                 summary.events += batch.len() as u64;
-                let outcome = store
+                let outcome = bulk
                     .append(&batch)
                     .with_context(|| format!("storing a batch of {} events", batch.len()))?;
                 summary.stored += outcome.stored;
@@ -173,6 +175,7 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
             last_draw = Instant::now();
         }
     }
+    bulk.finish().context("committing the import")?;
     summary.lines = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the reader thread panicked"))??;

@@ -58,6 +58,7 @@ pub fn record(cluster: &str, audit_id: &str, stage: Option<Stage>, ts_micros: i6
 pub fn run_all(open: &dyn Fn() -> Box<dyn Store>) {
     append_is_idempotent(open().as_ref());
     append_all_counts_each_batch(open().as_ref());
+    bulk_load_counts_as_appends_do(open().as_ref());
     identity_is_cluster_audit_id_and_stage(open().as_ref());
     pages_are_newest_first_and_complete(open().as_ref());
     filters_select_exactly(open().as_ref());
@@ -109,6 +110,38 @@ pub fn append_all_counts_each_batch(store: &dyn Store) {
     );
     assert_eq!(store.count().expect("count"), 8);
     assert!(store.append_all(&[]).expect("nothing").is_empty());
+}
+
+/// A bulk load answers per batch as appends would (repeats within and across its batches, and
+/// of events stored before it); once finished, everything is stored. A load dropped unfinished
+/// keeps all or none of what it appended since its last commit, and the store goes on working.
+pub fn bulk_load_counts_as_appends_do(store: &dyn Store) {
+    let ev = |id: &str, t: i64| record("c", id, Some(Stage::ResponseComplete), T0 + t * S);
+    store.append(&[ev("old", 1)]).expect("append");
+    let mut load = store.bulk().expect("bulk");
+    let a = vec![ev("a1", 2), ev("a2", 3), ev("a1", 2)];
+    let b = vec![ev("b1", 4), ev("a2", 3)];
+    let c = vec![ev("old", 1), ev("c1", 5)];
+    let mut pairs = Vec::new();
+    for batch in [&a, &b, &Vec::new(), &c] {
+        let o = load.append(batch).expect("bulk append");
+        pairs.push((o.stored, o.duplicates));
+    }
+    assert_eq!(pairs, [(2, 1), (1, 1), (0, 0), (1, 1)]);
+    load.finish().expect("finish");
+    assert_eq!(store.count().expect("count"), 5);
+    assert_eq!(ids(store, &Filter::default()).len(), 5);
+
+    let mut load = store.bulk().expect("bulk");
+    let o = load
+        .append(&[ev("d1", 6), ev("d2", 7)])
+        .expect("bulk append");
+    assert_eq!((o.stored, o.duplicates), (2, 0));
+    drop(load);
+    let count = store.count().expect("count");
+    assert!(count == 5 || count == 7, "{count} events");
+    let o = store.append(&[ev("d1", 6), ev("e1", 8)]).expect("append");
+    assert_eq!(o.stored, if count == 5 { 2 } else { 1 });
 }
 
 /// Storing the same batch twice, or a batch holding the same event twice, stores it once.
