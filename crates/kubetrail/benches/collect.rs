@@ -374,7 +374,13 @@ fn main() {
         "raw MB\t{:.0}",
         lines.iter().map(|l| l.len() + 1).sum::<usize>() as f64 / 1048576.0
     );
-    webhook(&lines, work.path());
-    agent_to_sink(&lines, work.path(), &token_file);
-    agent_to_store(&lines, work.path(), &token_file);
+    // `KUBETRAIL_BENCH_ONLY=webhook` (or `agent`) runs one part.
+    let only = std::env::var("KUBETRAIL_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "webhook" {
+        webhook(&lines, work.path());
+    }
+    if only.is_empty() || only == "agent" {
+        agent_to_sink(&lines, work.path(), &token_file);
+        agent_to_store(&lines, work.path(), &token_file);
+    }
 }

@@ -80,6 +80,9 @@ pub struct DuckDbStore {
     /// Rows in `rollup`, and how many there were after the last compaction.
     rollup_rows: std::sync::atomic::AtomicU64,
     rollup_compacted: std::sync::atomic::AtomicU64,
+    /// At least the time of the newest stored event (`i64::MIN` when empty): a batch entirely
+    /// newer needs no look for repeats.
+    newest: std::sync::atomic::AtomicI64,
 }
 
 impl DuckDbStore {
@@ -122,12 +125,17 @@ impl DuckDbStore {
             rollup_through: std::sync::atomic::AtomicI64::new(0),
             rollup_rows: std::sync::atomic::AtomicU64::new(0),
             rollup_compacted: std::sync::atomic::AtomicU64::new(0),
+            newest: std::sync::atomic::AtomicI64::new(i64::MAX),
         };
         store.migrate()?;
         let conn = store.lock();
         let through = rollup::through(&conn).map_err(|e| Error::db("reading the rollup", e))?;
         let rows = rollup::rows(&conn).map_err(|e| Error::db("reading the rollup", e))?;
+        let newest: Option<i64> = conn
+            .query_row("SELECT max(ts) FROM events", [], |row| row.get(0))
+            .map_err(|e| Error::db("reading the newest event", e))?;
         drop(conn);
+        store.newest.store(newest.unwrap_or(i64::MIN), Relaxed);
         store.rollup_through.store(through, Relaxed);
         store.rollup_rows.store(rows, Relaxed);
         store.rollup_compacted.store(rows, Relaxed);
