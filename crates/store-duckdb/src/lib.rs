@@ -5,7 +5,10 @@
 //! directly; otherwise they go through a staging table and an anti-join on the identity
 //! (cluster, auditID, stage, time) restricted to that time span, which DuckDB's zone maps keep
 //! cheap. A replayed event has the same time (its stageTimestamp), so it falls in the span.
+//! Imports go through [`DuckDbBulk`] instead: two connections, each with a transaction open
+//! over many batches.
 
+mod bulk;
 mod rollup;
 mod write;
 
@@ -13,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Mutex, MutexGuard};
 
+pub use bulk::{BULK_COMMIT_ROWS, DuckDbBulk};
 use duckdb::types::Value;
 use duckdb::{Connection, params_from_iter};
 use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
@@ -21,7 +25,6 @@ use kubetrail_store::{
     HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionSpec, Store,
 };
 use write::RecentStarts;
-pub use write::{BULK_COMMIT_ROWS, DuckDbBulk};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "kubetrail.duckdb";
@@ -129,6 +132,8 @@ impl DuckDbStore {
         };
         store.migrate()?;
         let conn = store.lock();
+        bulk::recount_if_stale(&conn)
+            .map_err(|e| Error::db("counting the hours of an interrupted import", e))?;
         let through = rollup::through(&conn).map_err(|e| Error::db("reading the rollup", e))?;
         let rows = rollup::rows(&conn).map_err(|e| Error::db("reading the rollup", e))?;
         let newest: Option<i64> = conn
@@ -387,7 +392,7 @@ impl Store for DuckDbStore {
     }
 
     fn bulk(&self) -> Result<Box<dyn BulkAppend + '_>> {
-        Ok(Box::new(DuckDbBulk::new(self, write::BULK_COMMIT_ROWS)))
+        Ok(Box::new(DuckDbBulk::new(self, BULK_COMMIT_ROWS)?))
     }
 
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {

@@ -182,6 +182,19 @@ pub fn rebuild_through(conn: &Connection, cutoff: i64) -> duckdb::Result<()> {
     Ok(())
 }
 
+/// Counts again every hour from `from`'s (or the watermark, if earlier) up to the newest
+/// event's, which becomes the watermark; returns it. After a bulk load, which stores events
+/// in any hour without counting them.
+pub fn recount_from(conn: &Connection, from: i64) -> duckdb::Result<i64> {
+    let old = through(conn)?;
+    let newest: Option<i64> = conn.query_row("SELECT max(ts) FROM events", [], |r| r.get(0))?;
+    let to = newest.map_or(old, |n| old.max(n - n.rem_euclid(HOUR)));
+    let start = (from - from.rem_euclid(HOUR)).min(old).max(0);
+    conn.execute("DELETE FROM rollup WHERE hour >= ?", [start])?;
+    advance(conn, start, to)?;
+    Ok(to)
+}
+
 /// Whether the rollup's fields can answer a grouping by `field`.
 fn keyed(field: Field) -> bool {
     matches!(
@@ -385,7 +398,7 @@ mod tests {
         let (appended, start) = varied_store();
         let (batches, _) = varied_batches();
         let bulk = DuckDbStore::open_in_memory().unwrap();
-        let mut load = crate::DuckDbBulk::new(&bulk, 1000);
+        let mut load = crate::DuckDbBulk::new(&bulk, 1000).unwrap();
         let mut outcomes = Vec::new();
         for batch in &batches {
             outcomes.push(kubetrail_store::BulkAppend::append(&mut load, batch).unwrap());

@@ -6,14 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 
 use duckdb::types::Value;
-use std::sync::MutexGuard;
-
 use duckdb::{Connection, ToSql, params_from_iter};
 use kubetrail_model::{Level, Stage};
 use kubetrail_store::sql::GROUP_SEP;
 use kubetrail_store::{
-    AppendOutcome, BulkAppend, Error, Record, Result, Retention, RetentionOutcome, Store,
-    counted_flags, first_of_each,
+    AppendOutcome, Error, Record, Result, Retention, RetentionOutcome, Store, counted_flags,
+    first_of_each,
 };
 
 use crate::{DuckDbStore, rollup};
@@ -30,13 +28,13 @@ pub(crate) struct RecentStarts {
 const RECENT_STARTS: usize = 65_536;
 
 impl RecentStarts {
-    fn contains(&self, cluster: &str, audit_id: &str) -> bool {
+    pub(crate) fn contains(&self, cluster: &str, audit_id: &str) -> bool {
         self.set
             .get(cluster)
             .is_some_and(|ids| ids.contains(audit_id))
     }
 
-    fn insert(&mut self, (cluster, audit_id): (String, String)) {
+    pub(crate) fn insert(&mut self, (cluster, audit_id): (String, String)) {
         if self.contains(&cluster, &audit_id) {
             return;
         }
@@ -55,7 +53,7 @@ impl RecentStarts {
     }
 
     /// Moves every start of `other` in here, oldest first.
-    fn take_all(&mut self, other: &mut RecentStarts) {
+    pub(crate) fn take_all(&mut self, other: &mut RecentStarts) {
         other.set.clear();
         for key in other.order.drain(..) {
             self.insert(key);
@@ -98,7 +96,7 @@ impl DuckDbStore {
         }
     }
 
-    fn recent_starts(&self) -> std::sync::MutexGuard<'_, RecentStarts> {
+    pub(crate) fn recent_starts(&self) -> std::sync::MutexGuard<'_, RecentStarts> {
         self.started
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -191,7 +189,7 @@ impl DuckDbStore {
 
     /// Appends each batch's unique rows and counts them in the rollup; returns how many of
     /// each were new, and the rollup rows written.
-    fn append_in_transaction(
+    pub(crate) fn append_in_transaction(
         conn: &Connection,
         batches: &[Vec<&Record>],
         known: &dyn Fn(&str, &str) -> bool,
@@ -355,127 +353,11 @@ impl DuckDbStore {
 }
 
 /// The ResponseStarted events among rows, as (cluster, auditID).
-fn starts_of(rows: &[Vec<&Record>]) -> impl Iterator<Item = (String, String)> {
+pub(crate) fn starts_of(rows: &[Vec<&Record>]) -> impl Iterator<Item = (String, String)> {
     rows.iter()
         .flatten()
         .filter(|r| r.stage == Some(Stage::ResponseStarted))
         .map(|r| (r.cluster.clone(), r.audit_id.clone()))
-}
-
-/// Rows a bulk load appends before it commits: four of DuckDB's row groups (122,880 rows).
-/// A transaction holding whole row groups has them written compressed into the database file
-/// as they fill, instead of every row going to the WAL and being compressed again at the next
-/// checkpoint; committing now and then bounds what an interrupted import loses.
-pub const BULK_COMMIT_ROWS: u64 = 4 * 122_880;
-
-/// A bulk load into the embedded store (see [`Store::bulk`]): one transaction over many
-/// batches, committed every [`BULK_COMMIT_ROWS`] rows and at the end. It holds the writing
-/// connection while it lasts, so other appends wait.
-pub struct DuckDbBulk<'s> {
-    store: &'s DuckDbStore,
-    conn: MutexGuard<'s, Connection>,
-    commit_rows: u64,
-    /// Whether a transaction is open, and how many rows it has appended.
-    open: bool,
-    rows: u64,
-    /// The rollup's watermark inside the open transaction.
-    through: i64,
-    /// ResponseStarted events of the open transaction, remembered by the store once it commits.
-    starts: RecentStarts,
-}
-
-impl<'s> DuckDbBulk<'s> {
-    pub(crate) fn new(store: &'s DuckDbStore, commit_rows: u64) -> DuckDbBulk<'s> {
-        DuckDbBulk {
-            store,
-            conn: store.lock(),
-            commit_rows,
-            open: false,
-            rows: 0,
-            through: 0,
-            starts: RecentStarts::default(),
-        }
-    }
-
-    fn commit(&mut self) -> Result<()> {
-        if !self.open {
-            return Ok(());
-        }
-        self.open = false;
-        if let Err(e) = self.conn.execute_batch("COMMIT;") {
-            self.starts = RecentStarts::default();
-            return Err(Error::db("committing a bulk load", e));
-        }
-        self.store.rollup_through.store(self.through, Relaxed);
-        self.store.recent_starts().take_all(&mut self.starts);
-        Ok(())
-    }
-
-    fn rollback(&mut self) {
-        if self.open {
-            self.open = false;
-            self.starts = RecentStarts::default();
-            let _ = self.conn.execute_batch("ROLLBACK;");
-        }
-    }
-}
-
-impl BulkAppend for DuckDbBulk<'_> {
-    fn append(&mut self, batch: &[Record]) -> Result<AppendOutcome> {
-        let (uniques, mut outcomes) = first_of_each(&[batch]);
-        let mut outcome = outcomes.pop().unwrap_or_default();
-        if uniques.iter().all(Vec::is_empty) {
-            return Ok(outcome);
-        }
-        if !self.open {
-            self.conn
-                .execute_batch("BEGIN TRANSACTION;")
-                .map_err(|e| Error::db("beginning a bulk load", e))?;
-            self.open = true;
-            self.rows = 0;
-            self.through = self.store.rollup_through.load(Relaxed);
-        }
-        let written = {
-            let recent = self.store.recent_starts();
-            let session = &self.starts;
-            let known = |cluster: &str, audit_id: &str| {
-                session.contains(cluster, audit_id) || recent.contains(cluster, audit_id)
-            };
-            self.store
-                .write_in_transaction(&self.conn, &uniques, &known, self.through)
-        };
-        match written {
-            Ok((stored, through)) => {
-                self.through = through;
-                for key in starts_of(&uniques) {
-                    self.starts.insert(key);
-                }
-                let stored = stored.into_iter().sum::<u64>();
-                outcome.stored = stored;
-                outcome.duplicates -= stored;
-                self.rows += stored;
-                if self.rows >= self.commit_rows {
-                    self.commit()?;
-                }
-                Ok(outcome)
-            }
-            Err(e) => {
-                self.rollback();
-                Err(Error::db("appending a batch of a bulk load", e))
-            }
-        }
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.commit()
-    }
-}
-
-impl Drop for DuckDbBulk<'_> {
-    /// An unfinished load is rolled back, so the connection is left without a transaction.
-    fn drop(&mut self) {
-        self.rollback();
-    }
 }
 
 /// Groups as stored: `"\u{1f}dev\u{1f}ops\u{1f}"`, or `""` for none.
