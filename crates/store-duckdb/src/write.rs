@@ -3,10 +3,14 @@
 //! retention.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use duckdb::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringBuilder,
+};
 use duckdb::types::Value;
-use duckdb::{Connection, ToSql, params_from_iter};
+use duckdb::{Connection, params_from_iter};
 use kubetrail_model::{Level, Stage};
 use kubetrail_store::sql::GROUP_SEP;
 use kubetrail_store::{
@@ -121,47 +125,15 @@ impl DuckDbStore {
         Ok((stored, through))
     }
 
+    /// Appends rows as columns (Arrow arrays, one DuckDB chunk per 2,048 rows) rather than
+    /// value by value: the appender's per-row path allocates and checks every value through
+    /// several calls.
     fn append_rows(
         appender: &mut duckdb::Appender<'_>,
         rows: &[&Record],
         counted: &[bool],
     ) -> duckdb::Result<()> {
-        let mut groups = String::new();
-        for (r, c) in rows.iter().zip(counted) {
-            encode_groups(&r.groups, &mut groups);
-            let stage = r.stage.map(Stage::as_str).unwrap_or("");
-            let level = r.level.map(Level::as_str).unwrap_or("");
-            let code = r.code.unwrap_or(0);
-            // Borrowed values: the appender copies them into its own buffers.
-            let row: [&dyn ToSql; 25] = [
-                &r.cluster,
-                &r.audit_id,
-                &stage,
-                &level,
-                &r.ts_micros,
-                &r.request_ts_micros,
-                &r.received_micros,
-                &r.verb,
-                &r.user,
-                &groups,
-                &r.impersonated_user,
-                &r.source_ip,
-                &r.user_agent,
-                &r.api_group,
-                &r.api_version,
-                &r.resource,
-                &r.subresource,
-                &r.namespace,
-                &r.name,
-                &code,
-                &r.decision,
-                &r.reason,
-                &r.request_uri,
-                &r.raw,
-                c,
-            ];
-            appender.append_row(row.as_slice())?;
-        }
+        appender.append_record_batch(columns(rows, counted)?)?;
         appender.flush()
     }
 
@@ -358,6 +330,65 @@ pub(crate) fn starts_of(rows: &[Vec<&Record>]) -> impl Iterator<Item = (String, 
         .flatten()
         .filter(|r| r.stage == Some(Stage::ResponseStarted))
         .map(|r| (r.cluster.clone(), r.audit_id.clone()))
+}
+
+/// The `events` table's columns for `rows`, in table order.
+fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
+    fn text<'r>(rows: &[&'r Record], value: impl Fn(&'r Record) -> &'r str) -> ArrayRef {
+        let bytes = rows.iter().map(|r| value(r).len()).sum();
+        let mut column = StringBuilder::with_capacity(rows.len(), bytes);
+        for r in rows {
+            column.append_value(value(r));
+        }
+        Arc::new(column.finish())
+    }
+    let mut groups = StringBuilder::with_capacity(rows.len(), 0);
+    let mut buf = String::new();
+    for r in rows {
+        encode_groups(&r.groups, &mut buf);
+        groups.append_value(&buf);
+    }
+    let int64 = |value: fn(&Record) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| value(r))))
+    };
+    let columns: [ArrayRef; 25] = [
+        text(rows, |r| &r.cluster),
+        text(rows, |r| &r.audit_id),
+        text(rows, |r| r.stage.map(Stage::as_str).unwrap_or("")),
+        text(rows, |r| r.level.map(Level::as_str).unwrap_or("")),
+        int64(|r| r.ts_micros),
+        Arc::new(Int64Array::from_iter(
+            rows.iter().map(|r| r.request_ts_micros),
+        )),
+        int64(|r| r.received_micros),
+        text(rows, |r| &r.verb),
+        text(rows, |r| &r.user),
+        Arc::new(groups.finish()),
+        text(rows, |r| &r.impersonated_user),
+        text(rows, |r| &r.source_ip),
+        text(rows, |r| &r.user_agent),
+        text(rows, |r| &r.api_group),
+        text(rows, |r| &r.api_version),
+        text(rows, |r| &r.resource),
+        text(rows, |r| &r.subresource),
+        text(rows, |r| &r.namespace),
+        text(rows, |r| &r.name),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| r.code.unwrap_or(0)),
+        )),
+        text(rows, |r| &r.decision),
+        text(rows, |r| &r.reason),
+        text(rows, |r| &r.request_uri),
+        text(rows, |r| &r.raw),
+        Arc::new(BooleanArray::from(counted.to_vec())),
+    ];
+    RecordBatch::try_from_iter(
+        columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, column)| (format!("c{i}"), column)),
+    )
+    .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// Groups as stored: `"\u{1f}dev\u{1f}ops\u{1f}"`, or `""` for none.
