@@ -398,12 +398,20 @@ mod tests {
         let (appended, start) = varied_store();
         let (batches, _) = varied_batches();
         let bulk = DuckDbStore::open_in_memory().unwrap();
+        let threads = |s: &DuckDbStore| -> i64 {
+            s.read()
+                .query_row("SELECT current_setting('threads')", [], |r| r.get(0))
+                .unwrap()
+        };
+        let usual = threads(&bulk);
         let mut load = crate::DuckDbBulk::new(&bulk, 1000).unwrap();
+        assert_eq!(threads(&bulk), 1, "a load runs its inserts itself");
         let mut outcomes = Vec::new();
         for batch in &batches {
             outcomes.push(kubetrail_store::BulkAppend::append(&mut load, batch).unwrap());
         }
         kubetrail_store::BulkAppend::finish(Box::new(load)).unwrap();
+        assert_eq!(threads(&bulk), usual);
         let again = DuckDbStore::open_in_memory().unwrap();
         let expected: Vec<_> = batches.iter().map(|b| again.append(b).unwrap()).collect();
         assert_eq!(outcomes, expected);
