@@ -200,7 +200,7 @@ pub fn counted_flags<'r, E>(
     fn key<'r>(r: &&'r Record) -> (&'r str, &'r str) {
         (r.cluster.as_str(), r.audit_id.as_str())
     }
-    let mut started: std::collections::HashSet<(&str, &str)> = rows
+    let mut started: foldhash::HashSet<(&str, &str)> = rows
         .iter()
         .filter(|r| r.stage == Some(Stage::ResponseStarted))
         .map(key)

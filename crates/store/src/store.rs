@@ -18,7 +18,9 @@ pub struct AppendOutcome {
 /// outcome before anything is stored: all its records counted as duplicates, for the backend to
 /// move the stored ones over.
 pub fn first_of_each<'r>(batches: &[&'r [Record]]) -> (Vec<Vec<&'r Record>>, Vec<AppendOutcome>) {
-    let mut seen = std::collections::HashSet::new();
+    // Every event of every batch is hashed here once: foldhash rather than SipHash, whose
+    // resistance to chosen keys a set that lives for one call does not need.
+    let mut seen = foldhash::HashSet::default();
     let uniques = batches
         .iter()
         .map(|b| b.iter().filter(|r| seen.insert(identity_of(r))).collect())
