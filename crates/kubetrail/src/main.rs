@@ -9,7 +9,8 @@ use clap::Parser;
 
 /// mimalloc rather than the system allocator: decoding and storing events allocates and frees
 /// many small strings across threads, where glibc's malloc cost import ~15% of its time.
-/// The agent turns transparent huge pages off for itself (see `cli::agent`).
+/// Built without transparent huge pages (`no_thp`): with them the agent's peak RSS is 25-31 MiB
+/// rather than 19, and import is no faster beyond the noise of this machine.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

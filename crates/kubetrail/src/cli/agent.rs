@@ -88,13 +88,6 @@ fn host_name() -> Option<String> {
 }
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
-    // The agent runs on every control-plane node and should stay small: without transparent
-    // huge pages its peak RSS is 19 MiB rather than 31 (the allocator's arenas would be backed
-    // by 2 MiB pages). Import and serve keep them, which makes import ~10% faster.
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        eprintln!("warning: could not turn off transparent huge pages: {e}");
-    }
     init_logging();
     let file: AgentFile = match &args.config {
         Some(path) => {
