@@ -12,7 +12,8 @@
 //! The rollup is not kept in step batch by batch (two open transactions cannot both move its
 //! watermark): the load marks it stale, committed, before its first row, and counts the hours
 //! it touched again when it finishes. A load that is killed leaves the mark, and the next open
-//! counts everything again.
+//! counts everything again. Until a load ends, reports in the same process may miss its events in
+//! hours that were already counted; `import`, the one user, asks nothing meanwhile.
 
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering::Relaxed;
@@ -160,8 +161,6 @@ pub struct DuckDbBulk<'s> {
 impl<'s> DuckDbBulk<'s> {
     pub(crate) fn new(store: &'s DuckDbStore, commit_rows: u64) -> Result<DuckDbBulk<'s>> {
         let conn = store.lock();
-        conn.execute_batch(LOAD_SETTINGS)
-            .map_err(|e| Error::db("setting up a bulk load", e))?;
         let writers = (0..WRITERS)
             .map(|_| {
                 let conn = conn.try_clone()?;
@@ -175,6 +174,9 @@ impl<'s> DuckDbBulk<'s> {
             })
             .collect::<duckdb::Result<Vec<_>>>()
             .map_err(|e| Error::db("opening the bulk load's connections", e))?;
+        // Last, so that a load that could not start leaves the settings as they were.
+        conn.execute_batch(LOAD_SETTINGS)
+            .map_err(|e| Error::db("setting up a bulk load", e))?;
         Ok(DuckDbBulk {
             store,
             conn,
@@ -197,21 +199,20 @@ impl<'s> DuckDbBulk<'s> {
         let committed = self.writers.iter().any(|w| w.committed);
         let conn = &self.conn;
         let recounted = conn.execute_batch("BEGIN TRANSACTION;").and_then(|()| {
-            let through = if committed {
-                Some(rollup::recount_from(conn, self.oldest)?)
+            let counted = if committed {
+                let through = rollup::recount_from(conn, self.oldest)?;
+                Some((through, rollup::rows(conn)?))
             } else {
                 None
             };
             conn.execute("DELETE FROM kubetrail_meta WHERE key = ?", [STALE])?;
             conn.execute_batch("COMMIT;")?;
-            Ok(through)
+            Ok(counted)
         });
         match recounted {
-            Ok(through) => {
+            Ok(counted) => {
                 self.marked = false;
-                if let Some(through) = through {
-                    let rows =
-                        rollup::rows(conn).map_err(|e| Error::db("reading the rollup", e))?;
+                if let Some((through, rows)) = counted {
                     self.store.rollup_through.store(through, Relaxed);
                     self.store.rollup_rows.store(rows, Relaxed);
                     self.store.rollup_compacted.store(rows, Relaxed);
@@ -283,6 +284,13 @@ impl BulkAppend for DuckDbBulk<'_> {
             }
             results
         });
+        if results.iter().any(Result::is_err) {
+            // Also a writer that panicked, or whose part went in: after an error the load
+            // holds nothing uncommitted, whatever is appended next.
+            for w in &mut self.writers {
+                w.rollback();
+            }
+        }
         let mut stored = 0;
         for result in results {
             stored += result?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use duckdb::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringBuilder,
+    ArrayRef, BooleanArray, Int32Array, Int64Array, LargeStringBuilder, RecordBatch,
 };
 use duckdb::types::Value;
 use duckdb::{Connection, params_from_iter};
@@ -133,7 +133,10 @@ impl DuckDbStore {
         rows: &[&Record],
         counted: &[bool],
     ) -> duckdb::Result<()> {
-        appender.append_record_batch(columns(rows, counted)?)?;
+        // A record batch per DuckDB chunk: the copy is never more than 2,048 rows.
+        for (rows, counted) in rows.chunks(CHUNK_ROWS).zip(counted.chunks(CHUNK_ROWS)) {
+            appender.append_record_batch(columns(rows, counted)?)?;
+        }
         appender.flush()
     }
 
@@ -332,17 +335,21 @@ pub(crate) fn starts_of(rows: &[Vec<&Record>]) -> impl Iterator<Item = (String, 
         .map(|r| (r.cluster.clone(), r.audit_id.clone()))
 }
 
-/// The `events` table's columns for `rows`, in table order.
+/// Rows in one of DuckDB's chunks (its vector size).
+const CHUNK_ROWS: usize = 2048;
+
+/// The `events` table's columns for `rows`, in table order. Text columns have 64-bit offsets:
+/// 2,048 events of a few MB each (bodies at RequestResponse level) pass 2 GiB.
 fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
     fn text<'r>(rows: &[&'r Record], value: impl Fn(&'r Record) -> &'r str) -> ArrayRef {
         let bytes = rows.iter().map(|r| value(r).len()).sum();
-        let mut column = StringBuilder::with_capacity(rows.len(), bytes);
+        let mut column = LargeStringBuilder::with_capacity(rows.len(), bytes);
         for r in rows {
             column.append_value(value(r));
         }
         Arc::new(column.finish())
     }
-    let mut groups = StringBuilder::with_capacity(rows.len(), 0);
+    let mut groups = LargeStringBuilder::with_capacity(rows.len(), 0);
     let mut buf = String::new();
     for r in rows {
         encode_groups(&r.groups, &mut buf);

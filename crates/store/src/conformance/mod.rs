@@ -114,7 +114,8 @@ pub fn append_all_counts_each_batch(store: &dyn Store) {
 
 /// A bulk load answers per batch as appends would (repeats within and across its batches, and
 /// of events stored before it); once finished, everything is stored. A load dropped unfinished
-/// keeps all or none of what it appended since its last commit, and the store goes on working.
+/// keeps what it had committed (here, with two events: none of them, or both where every batch
+/// is its own commit), and the store goes on working.
 pub fn bulk_load_counts_as_appends_do(store: &dyn Store) {
     let ev = |id: &str, t: i64| record("c", id, Some(Stage::ResponseComplete), T0 + t * S);
     store.append(&[ev("old", 1)]).expect("append");
