@@ -33,7 +33,7 @@ const WRITERS: usize = 2;
 
 /// DuckDB's settings while a load runs (they are the database's, not a connection's):
 /// each writer runs its inserts itself, instead of handing them to DuckDB's worker threads
-/// and waiting on them (a fifth less CPU for an import, as the two writers already keep both
+/// and waiting on them (a sixth less CPU for an import, as the two writers already keep both
 /// cores busy); and each full row group is written as it fills rather than five at a time
 /// (half the memory: 1 GB rather than 2 for 1M events, no slower).
 const LOAD_SETTINGS: &str = "SET threads = 1; SET write_buffer_row_group_count = 1;";
@@ -51,19 +51,26 @@ pub(crate) fn recount_if_stale(conn: &Connection) -> duckdb::Result<()> {
         [STALE],
         |r| r.get(0),
     )?;
-    if !stale {
-        return Ok(());
+    if stale {
+        recount_and_unmark(conn, Some(0))?;
     }
-    conn.execute_batch("BEGIN TRANSACTION;")?;
-    let done = rollup::recount_from(conn, 0)
-        .and_then(|_| conn.execute("DELETE FROM kubetrail_meta WHERE key = ?", [STALE]));
-    match done {
-        Ok(_) => conn.execute_batch("COMMIT;"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK;");
-            Err(e)
+    Ok(())
+}
+
+/// In one transaction: counts the hours from `from` again (none when `None`) and clears the
+/// mark; returns the new watermark and the rollup's rows, when it counted.
+fn recount_and_unmark(conn: &Connection, from: Option<i64>) -> duckdb::Result<Option<(i64, u64)>> {
+    let tx = conn.unchecked_transaction()?;
+    let counted = match from {
+        Some(from) => {
+            let through = rollup::recount_from(conn, from)?;
+            Some((through, rollup::rows(conn)?))
         }
-    }
+        None => None,
+    };
+    conn.execute("DELETE FROM kubetrail_meta WHERE key = ?", [STALE])?;
+    tx.commit()?;
+    Ok(counted)
 }
 
 /// One writing connection and its open transaction.
@@ -197,33 +204,15 @@ impl<'s> DuckDbBulk<'s> {
             return Ok(());
         }
         let committed = self.writers.iter().any(|w| w.committed);
-        let conn = &self.conn;
-        let recounted = conn.execute_batch("BEGIN TRANSACTION;").and_then(|()| {
-            let counted = if committed {
-                let through = rollup::recount_from(conn, self.oldest)?;
-                Some((through, rollup::rows(conn)?))
-            } else {
-                None
-            };
-            conn.execute("DELETE FROM kubetrail_meta WHERE key = ?", [STALE])?;
-            conn.execute_batch("COMMIT;")?;
-            Ok(counted)
-        });
-        match recounted {
-            Ok(counted) => {
-                self.marked = false;
-                if let Some((through, rows)) = counted {
-                    self.store.rollup_through.store(through, Relaxed);
-                    self.store.rollup_rows.store(rows, Relaxed);
-                    self.store.rollup_compacted.store(rows, Relaxed);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK;");
-                Err(Error::db("counting the loaded hours", e))
-            }
+        let counted = recount_and_unmark(&self.conn, committed.then_some(self.oldest))
+            .map_err(|e| Error::db("counting the loaded hours", e))?;
+        self.marked = false;
+        if let Some((through, rows)) = counted {
+            self.store.rollup_through.store(through, Relaxed);
+            self.store.rollup_rows.store(rows, Relaxed);
+            self.store.rollup_compacted.store(rows, Relaxed);
         }
+        Ok(())
     }
 }
 
@@ -325,9 +314,7 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use kubetrail_model::Stage;
-    use kubetrail_store::{
-        Aggregation, Field, Filter, Record, StageSelection, Store, TimeRange, conformance,
-    };
+    use kubetrail_store::{Aggregation, Field, Record, Store, conformance};
 
     use crate::{DuckDbStore, rollup};
 
@@ -375,14 +362,7 @@ mod tests {
             let newest = batch.last().unwrap().ts_micros;
             newest - newest % rollup::HOUR
         });
-        let f = Filter {
-            time: TimeRange {
-                from_micros: Some(start),
-                to_micros: None,
-            },
-            stages: StageSelection::Final,
-            ..Filter::default()
-        };
+        let f = rollup::tests::final_since(start);
         let by_user = Aggregation::CountBy {
             fields: vec![Field::User],
             limit: None,

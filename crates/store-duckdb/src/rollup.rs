@@ -288,7 +288,7 @@ pub fn sections_for(specs: &[SectionSpec]) -> Vec<SectionSpec> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use kubetrail_model::Stage;
@@ -374,6 +374,18 @@ mod tests {
         (batches, start)
     }
 
+    /// Counted requests from `from` on: what the rollup answers for.
+    pub(crate) fn final_since(from: i64) -> Filter {
+        Filter {
+            time: TimeRange {
+                from_micros: Some(from),
+                to_micros: None,
+            },
+            stages: StageSelection::Final,
+            ..Filter::default()
+        }
+    }
+
     /// Every stored event of `store`.
     fn old_records(store: &DuckDbStore) -> Vec<Record> {
         let mut out = Vec::new();
@@ -428,14 +440,7 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(counted(&bulk), counted(&appended));
-        let f = Filter {
-            time: TimeRange {
-                from_micros: Some(start - 12 * crate::rollup::HOUR),
-                to_micros: None,
-            },
-            stages: StageSelection::Final,
-            ..Filter::default()
-        };
+        let f = final_since(start - 12 * crate::rollup::HOUR);
         let by_user = Aggregation::CountBy {
             fields: vec![Field::User, Field::Verb],
             limit: None,
@@ -560,14 +565,7 @@ mod tests {
         drop(old);
         let migrated = DuckDbStore::open(dir.path()).unwrap();
         assert_eq!(migrated.schema_version().unwrap(), 2);
-        let f = Filter {
-            time: TimeRange {
-                from_micros: Some(start + 3),
-                to_micros: None,
-            },
-            stages: StageSelection::Final,
-            ..Filter::default()
-        };
+        let f = final_since(start + 3);
         for a in &aggregations {
             assert!(crate::rollup::source(&f, a, migrated.rollup_through.load(Relaxed)).is_some());
             assert_eq!(
@@ -585,14 +583,7 @@ mod tests {
                 max_bytes: None,
             })
             .unwrap();
-        let f = Filter {
-            time: TimeRange {
-                from_micros: Some(start),
-                to_micros: None,
-            },
-            stages: StageSelection::Final,
-            ..Filter::default()
-        };
+        let f = final_since(start);
         for a in &aggregations {
             assert_eq!(
                 store.aggregate_from(&f, a, true).unwrap(),

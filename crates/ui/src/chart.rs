@@ -92,17 +92,22 @@ fn stack(series: &[Series], i: usize) -> Vec<(usize, u64, u64)> {
     out
 }
 
-/// Events over time: one stacked bar per bucket. `starts` are the buckets' start times.
-pub fn time_bars(title: &str, starts: &[i64], bucket_micros: i64, series: &[Series]) -> Markup {
-    let n = starts.len().max(1);
-    let totals: Vec<u64> = (0..starts.len())
+/// Each of the first `n` bars' total over all series.
+fn totals(series: &[Series], n: usize) -> Vec<u64> {
+    (0..n)
         .map(|i| {
             series
                 .iter()
                 .map(|s| s.values.get(i).copied().unwrap_or(0))
                 .sum()
         })
-        .collect();
+        .collect()
+}
+
+/// Events over time: one stacked bar per bucket. `starts` are the buckets' start times.
+pub fn time_bars(title: &str, starts: &[i64], bucket_micros: i64, series: &[Series]) -> Markup {
+    let n = starts.len().max(1);
+    let totals = totals(series, starts.len());
     let max = totals.iter().copied().max().unwrap_or(0);
     let ticks = ticks(max);
     let top = *ticks.last().unwrap_or(&1) as f64;
@@ -151,14 +156,7 @@ pub fn row_bars(title: &str, rows: &[(String, String)], series: &[Series]) -> Ma
     let label_w = 300.0;
     let right = 36.0;
     let height = TOP + rows.len() as f64 * row_h + BOTTOM;
-    let totals: Vec<u64> = (0..rows.len())
-        .map(|i| {
-            series
-                .iter()
-                .map(|s| s.values.get(i).copied().unwrap_or(0))
-                .sum()
-        })
-        .collect();
+    let totals = totals(series, rows.len());
     let ticks = ticks(totals.iter().copied().max().unwrap_or(0));
     let top = *ticks.last().unwrap_or(&1) as f64;
     let plot_w = WIDTH - label_w - right;
