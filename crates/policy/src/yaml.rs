@@ -3,9 +3,17 @@
 //!
 //! Scalars resolve the way kube-apiserver's YAML reader (go-yaml v2, YAML 1.1) resolves them
 //! before JSON decoding: `yes`/`no`/`on`/`off` are booleans, `~` and empty values are null.
+//!
+//! Every YAML file kubetrail reads through this module (policies, Pod manifests) may come from
+//! someone else, so reading is bounded: nesting by [`MAX_DEPTH`], alias expansion by
+//! [`MAX_ALIAS_NODES`] and [`MAX_ALIAS_SCALAR_BYTES`]. Past a limit, [`parse`] fails with the
+//! line and column of the node that goes past and the limit's value.
+
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_json::{Map, Number, Value};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A node and where it starts.
@@ -33,25 +41,120 @@ pub enum NodeValue {
     Map(Vec<(Node, Node)>),
 }
 
-/// A YAML syntax error with its position.
+/// Most levels of sequences and mappings one document may nest, counting the levels an alias
+/// brings in where it is used. Default 128 (the limit serde_yaml and serde_norway use): audit
+/// policies and Pod manifests nest fewer than 15, and the tree is walked recursively.
+pub const MAX_DEPTH: usize = 128;
+
+/// Most nodes that alias expansion may add to one document: each alias adds the nodes of the
+/// subtree it names. Default 100,000. A "billion laughs" document of nine anchors each naming the
+/// one before nine times would otherwise expand 400 bytes into 9^9 (387 million) scalars; go-yaml
+/// refuses the same with "document contains excessive aliasing".
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Most bytes of scalar text that alias expansion may copy into one document (an alias of a long
+/// string copies the string). Default 4 MiB.
+pub const MAX_ALIAS_SCALAR_BYTES: usize = 4 << 20;
+
+/// Why a document was not read, and where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("yaml: line {line}: {message}")]
-pub struct SyntaxError {
+#[error("yaml: line {line}, column {column}: {kind}")]
+pub struct Error {
     /// 1-based line.
     pub line: usize,
-    /// What the parser said.
-    pub message: String,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What is wrong.
+    pub kind: ErrorKind,
 }
 
+/// What is wrong with a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    /// Not YAML; the parser's message.
+    #[error("{0}")]
+    Syntax(String),
+    /// Aliases would expand past [`MAX_ALIAS_NODES`].
+    #[error(
+        "document contains excessive aliasing: aliases would expand to more than {MAX_ALIAS_NODES} nodes"
+    )]
+    AliasNodes,
+    /// Aliases would copy more than [`MAX_ALIAS_SCALAR_BYTES`] of scalar text.
+    #[error(
+        "document contains excessive aliasing: aliases would copy more than {MAX_ALIAS_SCALAR_BYTES} bytes of text"
+    )]
+    AliasScalarBytes,
+    /// Sequences and mappings nest deeper than [`MAX_DEPTH`].
+    #[error("document nests too deeply: more than {MAX_DEPTH} levels of sequences and mappings")]
+    Depth,
+    /// A character YAML does not allow in a stream (C0 controls but tab, LF and CR; DEL; C1
+    /// controls but NEL; U+FFFE, U+FFFF). The parser would read on past it and misplace what
+    /// follows, so a file holding one is refused rather than edited.
+    #[error("character {0:?} is not allowed in YAML")]
+    Unprintable(char),
+}
+
+impl Error {
+    fn at(mark: Marker, kind: ErrorKind) -> Self {
+        Error {
+            line: mark.line(),
+            column: mark.col() + 1,
+            kind,
+        }
+    }
+}
+
+/// The result of reading a document.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// Parses the first document of `text`. `Ok(None)` for a document with no content.
-pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
-    let mut builder = Builder::default();
+///
+/// Fails on a syntax error, and when the document is past one of the limits ([`MAX_DEPTH`],
+/// [`MAX_ALIAS_NODES`], [`MAX_ALIAS_SCALAR_BYTES`]): then it stops at the node that goes past,
+/// having used memory in proportion to `text` only.
+pub fn parse(text: &str) -> Result<Option<Node>> {
+    check_printable(text)?;
+    let mut builder = Builder::new(text);
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
-        line: e.marker().line(),
-        message: e.info().to_string(),
-    })?;
-    Ok(builder.root)
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| {
+            let kind = match e.info() {
+                // The scanner's own limit of 255 flow levels, reached as it reads ahead.
+                "recursion limit exceeded" => ErrorKind::Depth,
+                info => ErrorKind::Syntax(info.to_string()),
+            };
+            Error::at(*e.marker(), kind)
+        })?;
+        match event {
+            // The first document only, as kube-apiserver reads a policy file.
+            Event::DocumentEnd | Event::StreamEnd => break,
+            event => builder.on_event(event, mark)?,
+        }
+    }
+    Ok(builder.finish_document())
+}
+
+/// YAML 1.2's `c-printable` (plus a leading byte-order mark), checked before parsing.
+fn check_printable(text: &str) -> Result<()> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}')
+            || ('\u{a0}'..='\u{fffd}').contains(&c)
+            || c >= '\u{10000}'
+    };
+    let Some((at, c)) = text.char_indices().find(|&(_, c)| !allowed(c)) else {
+        return Ok(());
+    };
+    if at == 0 && c == '\u{feff}' {
+        return check_printable(&text[c.len_utf8()..]);
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Err(Error {
+        line,
+        column,
+        kind: ErrorKind::Unprintable(c),
+    })
 }
 
 impl Node {
@@ -181,96 +284,281 @@ pub fn path_segments(path: &str) -> Vec<Segment<'_>> {
     out
 }
 
-enum Frame {
-    Seq(Node, Vec<Node>, usize),
-    Map(Node, Vec<(Node, Node)>, Option<Node>, usize),
+/// A node while the document is read. An anchored subtree is shared by its anchor and every
+/// alias of it, so reading costs memory in proportion to the text; the copies are made at the
+/// end, once the document is known to be within the limits.
+struct Shared {
+    value: SharedValue,
+    quoted: bool,
+    /// Nodes in the subtree once expanded, this one included.
+    nodes: usize,
+    /// Bytes of scalar text in the subtree once expanded.
+    scalar_bytes: usize,
+    /// Levels of sequences and mappings in the subtree: 0 for a scalar.
+    height: usize,
 }
 
-#[derive(Default)]
-struct Builder {
-    stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, Node>,
-    root: Option<Node>,
-    done: bool,
+enum SharedValue {
+    Scalar(Value),
+    Seq(Vec<Item>),
+    Map(Vec<(Item, Item)>),
 }
 
-impl Builder {
-    fn finish(&mut self, node: Node, anchor: usize) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
-        }
-        match self.stack.last_mut() {
-            Some(Frame::Seq(_, items, _)) => items.push(node),
-            Some(Frame::Map(_, pairs, key, _)) => match key.take() {
-                None => *key = Some(node),
-                Some(k) => pairs.push((k, node)),
-            },
-            None => {
-                if self.root.is_none() {
-                    self.root = Some(node);
+/// A node where it is written: an alias is its anchor's node at the alias's place.
+struct Item {
+    node: Rc<Shared>,
+    line: usize,
+    offset: usize,
+}
+
+impl Item {
+    /// The expanded node: moved out when this is its only use, copied otherwise.
+    fn into_node(self) -> Node {
+        match Rc::try_unwrap(self.node) {
+            Ok(shared) => {
+                let value = match shared.value {
+                    SharedValue::Scalar(v) => NodeValue::Scalar(v),
+                    SharedValue::Seq(items) => {
+                        NodeValue::Seq(items.into_iter().map(Item::into_node).collect())
+                    }
+                    SharedValue::Map(pairs) => NodeValue::Map(
+                        pairs
+                            .into_iter()
+                            .map(|(k, v)| (k.into_node(), v.into_node()))
+                            .collect(),
+                    ),
+                };
+                Node {
+                    value,
+                    line: self.line,
+                    offset: self.offset,
+                    quoted: shared.quoted,
                 }
-                self.done = true;
             }
+            Err(shared) => copy(&shared, self.line, self.offset),
         }
     }
 }
 
-fn start(mark: Marker) -> Node {
+fn copy(shared: &Shared, line: usize, offset: usize) -> Node {
+    let item = |i: &Item| copy(&i.node, i.line, i.offset);
+    let value = match &shared.value {
+        SharedValue::Scalar(v) => NodeValue::Scalar(v.clone()),
+        SharedValue::Seq(items) => NodeValue::Seq(items.iter().map(item).collect()),
+        SharedValue::Map(pairs) => {
+            NodeValue::Map(pairs.iter().map(|(k, v)| (item(k), item(v))).collect())
+        }
+    };
     Node {
-        value: NodeValue::Scalar(Value::Null),
-        line: mark.line(),
-        offset: mark.index(),
-        quoted: false,
+        value,
+        line,
+        offset,
+        quoted: shared.quoted,
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        if self.done {
-            return;
+/// Where a sequence or mapping starts.
+struct Start {
+    line: usize,
+    offset: usize,
+    anchor: usize,
+}
+
+enum Frame {
+    Seq(Start, Vec<Item>),
+    Map(Start, Vec<(Item, Item)>, Option<Item>),
+}
+
+struct Builder<'a> {
+    offsets: ByteOffsets<'a>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Rc<Shared>>,
+    root: Option<Item>,
+    /// Nodes added by aliases so far.
+    alias_nodes: usize,
+    /// Scalar bytes copied by aliases so far.
+    alias_scalar_bytes: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn new(text: &'a str) -> Self {
+        Builder {
+            offsets: ByteOffsets::new(text),
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            root: None,
+            alias_nodes: 0,
+            alias_scalar_bytes: 0,
         }
+    }
+
+    fn on_event(&mut self, ev: Event, mark: Marker) -> Result<()> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let quoted = style != TScalarStyle::Plain;
-                let value = resolve_scalar(&text, quoted, tag.as_ref());
-                let node = Node {
-                    value: NodeValue::Scalar(value),
+                let shared = Shared {
+                    value: SharedValue::Scalar(resolve_scalar(&text, quoted, tag.as_ref())),
                     quoted,
-                    ..start(mark)
+                    nodes: 1,
+                    scalar_bytes: text.len(),
+                    height: 0,
                 };
-                self.finish(node, anchor);
+                let item = self.item(Rc::new(shared), mark);
+                self.finish(item, anchor);
             }
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq(start(mark), Vec::new(), anchor));
-            }
-            Event::MappingStart(anchor, _) => {
-                self.stack
-                    .push(Frame::Map(start(mark), Vec::new(), None, anchor));
-            }
-            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Seq(mut node, items, anchor)) => {
-                    node.value = NodeValue::Seq(items);
-                    self.finish(node, anchor);
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(Error::at(mark, ErrorKind::Depth));
                 }
-                Some(Frame::Map(mut node, pairs, _, anchor)) => {
-                    node.value = NodeValue::Map(pairs);
-                    self.finish(node, anchor);
-                }
-                None => {}
-            },
+                let start = Start {
+                    line: mark.line(),
+                    offset: self.offsets.of(mark.index()),
+                    anchor,
+                };
+                self.stack.push(match ev {
+                    Event::SequenceStart(..) => Frame::Seq(start, Vec::new()),
+                    _ => Frame::Map(start, Vec::new(), None),
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (start, value) = match self.stack.pop() {
+                    Some(Frame::Seq(start, items)) => (start, SharedValue::Seq(items)),
+                    Some(Frame::Map(start, pairs, _)) => (start, SharedValue::Map(pairs)),
+                    None => return Ok(()),
+                };
+                let children: Vec<&Shared> = match &value {
+                    SharedValue::Scalar(_) => Vec::new(),
+                    SharedValue::Seq(items) => items.iter().map(|i| &*i.node).collect(),
+                    SharedValue::Map(pairs) => pairs
+                        .iter()
+                        .flat_map(|(k, v)| [&*k.node, &*v.node])
+                        .collect(),
+                };
+                let shared = Shared {
+                    nodes: 1 + children.iter().map(|c| c.nodes).sum::<usize>(),
+                    scalar_bytes: children.iter().map(|c| c.scalar_bytes).sum(),
+                    height: 1 + children.iter().map(|c| c.height).max().unwrap_or(0),
+                    value,
+                    quoted: false,
+                };
+                let item = Item {
+                    node: Rc::new(shared),
+                    line: start.line,
+                    offset: start.offset,
+                };
+                self.finish(item, start.anchor);
+            }
             Event::Alias(id) => {
-                let mut node = self
-                    .anchors
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| start(mark));
-                node.line = mark.line();
-                node.offset = mark.index();
-                self.finish(node, 0);
+                let Some(target) = self.anchors.get(&id).cloned() else {
+                    // An alias of an anchor whose node is not finished (it contains the alias).
+                    let item = self.item(Rc::new(null()), mark);
+                    self.finish(item, 0);
+                    return Ok(());
+                };
+                self.alias_nodes = self.alias_nodes.saturating_add(target.nodes);
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(Error::at(mark, ErrorKind::AliasNodes));
+                }
+                self.alias_scalar_bytes =
+                    self.alias_scalar_bytes.saturating_add(target.scalar_bytes);
+                if self.alias_scalar_bytes > MAX_ALIAS_SCALAR_BYTES {
+                    return Err(Error::at(mark, ErrorKind::AliasScalarBytes));
+                }
+                if self.stack.len() + target.height > MAX_DEPTH {
+                    return Err(Error::at(mark, ErrorKind::Depth));
+                }
+                let item = self.item(target, mark);
+                self.finish(item, 0);
             }
-            Event::DocumentEnd => self.done = self.root.is_some(),
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart => {}
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
         }
+        Ok(())
+    }
+
+    fn item(&mut self, node: Rc<Shared>, mark: Marker) -> Item {
+        Item {
+            node,
+            line: mark.line(),
+            offset: self.offsets.of(mark.index()),
+        }
+    }
+
+    fn finish(&mut self, item: Item, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, Rc::clone(&item.node));
+        }
+        match self.stack.last_mut() {
+            Some(Frame::Seq(_, items)) => items.push(item),
+            Some(Frame::Map(_, pairs, key)) => match key.take() {
+                None => *key = Some(item),
+                Some(k) => pairs.push((k, item)),
+            },
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(item);
+                }
+            }
+        }
+    }
+
+    /// The document's tree, aliases expanded.
+    fn finish_document(mut self) -> Option<Node> {
+        // Anchored nodes used once are then moved into the tree rather than copied.
+        self.anchors.clear();
+        self.root.take().map(Item::into_node)
+    }
+}
+
+fn null() -> Shared {
+    Shared {
+        value: SharedValue::Scalar(Value::Null),
+        quoted: false,
+        nodes: 1,
+        scalar_bytes: 0,
+        height: 0,
+    }
+}
+
+/// The parser counts positions in characters; [`Node::offset`] is in bytes. Positions arrive
+/// mostly in order, so the conversion walks forward from the last one.
+struct ByteOffsets<'a> {
+    text: &'a str,
+    ascii: bool,
+    /// The last position converted, in characters and in bytes.
+    chars: usize,
+    bytes: usize,
+}
+
+impl<'a> ByteOffsets<'a> {
+    fn new(text: &'a str) -> Self {
+        ByteOffsets {
+            text,
+            ascii: text.is_ascii(),
+            chars: 0,
+            bytes: 0,
+        }
+    }
+
+    fn of(&mut self, chars: usize) -> usize {
+        if self.ascii {
+            return chars;
+        }
+        if chars < self.chars {
+            self.chars = 0;
+            self.bytes = 0;
+        }
+        let rest = &self.text[self.bytes..];
+        let advance = rest
+            .char_indices()
+            .nth(chars - self.chars)
+            .map_or(rest.len(), |(i, _)| i);
+        self.chars = chars;
+        self.bytes += advance;
+        self.bytes
     }
 }
 
@@ -375,6 +663,152 @@ mod tests {
         let err = parse("rules:\n  - level: None\n   bad: [\n").unwrap_err();
         assert!(err.line >= 3, "{err}");
         assert!(parse("# only a comment\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let err = parse("a: [b,\nc: d\n").unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::Syntax(_)), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("yaml: line {}, column {}: ", err.line, err.column))
+        );
+        assert!(err.column >= 1);
+    }
+
+    #[test]
+    fn control_characters_are_refused_where_they_stand() {
+        // Found by the apiserver_manifest fuzz target: with NUL bytes in a scalar the parser
+        // read on and `install apiserver` inserted its volumes in the middle of `command`.
+        let err = parse("a: b\nc:\n- --x=1\u{1}\0\0y\n").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unprintable('\u{1}'));
+        assert_eq!((err.line, err.column), (3, 8));
+        assert_eq!(
+            err.to_string(),
+            "yaml: line 3, column 8: character '\\u{1}' is not allowed in YAML"
+        );
+        assert!(parse("\u{feff}a: b\t# tab, BOM, é, 😀, NEL\u{85}\r\n").is_ok());
+        assert!(parse("a: \u{7f}").is_err());
+        assert!(parse("a: \u{fffe}").is_err());
+    }
+
+    fn nested_mappings(levels: usize) -> String {
+        (0..levels)
+            .map(|i| format!("{}a:\n", "  ".repeat(i)))
+            .collect::<String>()
+            + &"  ".repeat(levels)
+            + "x\n"
+    }
+
+    #[test]
+    fn nesting_stops_at_max_depth() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        let flow = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let err = parse(&flow).unwrap_err();
+        assert_eq!(
+            (err.line, err.column, &err.kind),
+            (1, MAX_DEPTH + 1, &ErrorKind::Depth)
+        );
+
+        // Far deeper flow nesting meets the scanner's limit as it reads ahead: the same error.
+        let flow = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse(&flow).unwrap_err().kind, ErrorKind::Depth);
+
+        assert!(parse(&nested_mappings(MAX_DEPTH)).is_ok());
+        let err = parse(&nested_mappings(MAX_DEPTH + 1)).unwrap_err();
+        // Mapping number 129 is on line 129; the parser places a block mapping at its first `:`.
+        assert_eq!(
+            (err.line, err.column, &err.kind),
+            (MAX_DEPTH + 1, 2 * MAX_DEPTH + 2, &ErrorKind::Depth)
+        );
+        assert_eq!(
+            err.to_string(),
+            "yaml: line 129, column 258: document nests too deeply: more than 128 levels of sequences and mappings"
+        );
+    }
+
+    #[test]
+    fn an_alias_cannot_bring_nesting_past_max_depth() {
+        let deep = |n: usize| format!("{}x{}", "[".repeat(n), "]".repeat(n));
+        // The anchor has 99 levels (100 under the root mapping). Under the root and 28 more
+        // sequences an alias of it reaches level 128; under 29 it would reach 129.
+        let text = |n: usize| {
+            format!(
+                "a: &a {}\nb: {}*a{}\n",
+                deep(99),
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert!(parse(&text(28)).is_ok());
+        let err = parse(&text(29)).unwrap_err();
+        assert_eq!(
+            (err.line, err.column, &err.kind),
+            (2, 4 + 29, &ErrorKind::Depth)
+        );
+    }
+
+    #[test]
+    fn alias_expansion_stops_at_max_alias_nodes() {
+        // An anchor of 1,000 nodes (a sequence of 999 scalars), used 100 then 101 times.
+        let anchor = format!("a: &a [{}]\n", vec!["x"; 999].join(","));
+        let uses = |n: usize| format!("b: [{}]\n", vec!["*a"; n].join(","));
+        let root = parse(&(anchor.clone() + &uses(100))).unwrap().unwrap();
+        assert_eq!(root.to_json()["b"][99][998], json!("x"));
+        let err = parse(&(anchor + &uses(101))).unwrap_err();
+        // The 101st alias: `b: [` then 100 times `*a,`.
+        assert_eq!(
+            (err.line, err.column, &err.kind),
+            (2, 5 + 300, &ErrorKind::AliasNodes)
+        );
+    }
+
+    #[test]
+    fn alias_expansion_stops_at_max_alias_scalar_bytes() {
+        let long = "x".repeat(64 << 10);
+        let text = |n: usize| format!("a: &a {long}\nb: [{}]\n", vec!["*a"; n].join(","));
+        assert!(parse(&text(64)).is_ok(), "64 copies of 64 KiB are 4 MiB");
+        let err = parse(&text(65)).unwrap_err();
+        assert_eq!(
+            (err.line, err.column, &err.kind),
+            (2, 5 + 64 * 3, &ErrorKind::AliasScalarBytes)
+        );
+        assert_eq!(
+            err.kind.to_string(),
+            "document contains excessive aliasing: aliases would copy more than 4194304 bytes of text"
+        );
+    }
+
+    #[test]
+    fn aliases_are_placed_where_they_are_written() {
+        let root = parse("base: &b\n  verbs: [get]\nother: *b\nmore: [*b]\n")
+            .unwrap()
+            .unwrap();
+        let other = root.get("other").unwrap();
+        assert_eq!(other.line, 3);
+        assert_eq!(
+            other.get("verbs").unwrap().line,
+            2,
+            "inside, the anchor's lines"
+        );
+        assert_eq!(root.line_of("more[0]"), 4);
+        assert_eq!(root.to_json()["more"][0], json!({"verbs": ["get"]}));
+        // An alias of an anchor that contains it is null, as before.
+        assert_eq!(
+            parse("a: &a [*a]\n").unwrap().unwrap().to_json(),
+            json!({"a": [null]})
+        );
+    }
+
+    #[test]
+    fn offsets_are_bytes_in_non_ascii_text() {
+        let text = "# Prüfung ☕\nkind: 'Pölicy'\nname: x\n";
+        let root = parse(text).unwrap().unwrap();
+        let kind = root.get("kind").unwrap();
+        assert_eq!(&text[kind.offset..kind.offset + 9], "'Pölicy'");
+        let name = root.get("name").unwrap();
+        assert_eq!(&text[name.offset..], "x\n");
     }
 
     #[test]

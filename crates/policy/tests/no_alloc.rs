@@ -1,6 +1,7 @@
 //! Evaluation allocates nothing: an allocation-counting global allocator watches the whole
-//! realistic mix being evaluated against the seed policy. (Its own test binary, so no other
-//! test's allocations are counted.)
+//! realistic mix being evaluated against the seed policy. The same counter checks that hostile
+//! YAML is refused in little memory. (Its own test binary, so no other test's allocations are
+//! counted.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,4 +28,29 @@ fn evaluating_the_seed_policy_allocates_nothing() {
         std::hint::black_box(load_str(seed, LoadOptions::default()));
     });
     assert!(counts.count_total > 0);
+}
+
+#[test]
+fn refusing_an_alias_bomb_or_deep_nesting_stays_small() {
+    for (name, text) in [
+        (
+            "alias-bomb",
+            include_str!("../../../testdata/policy/alias-bomb.yaml"),
+        ),
+        (
+            "deep-nesting",
+            include_str!("../../../testdata/policy/deep-nesting.yaml"),
+        ),
+    ] {
+        let mut valid = true;
+        let counts = allocation_counter::measure(|| {
+            valid = load_str(text, LoadOptions::default()).is_valid();
+        });
+        assert!(!valid, "{name} loaded");
+        assert!(
+            counts.bytes_max < 64 << 20,
+            "{name}: {} bytes at the peak",
+            counts.bytes_max
+        );
+    }
 }

@@ -163,6 +163,9 @@ fn what_is_not_an_apiserver_manifest_is_refused_with_the_reason() {
     };
     assert!(err("not-apiserver.yaml").contains("no kube-apiserver container"));
     assert!(err("malformed.yaml").contains("not YAML"));
+    // Found by fuzzing: control characters in a flag made the edit land inside `command`.
+    let e = err("fuzz-nul-in-command.yaml");
+    assert!(e.contains("is not allowed in YAML"), "{e}");
     let e = apply("kind: Deployment\n", &log_settings(), false)
         .unwrap_err()
         .to_string();

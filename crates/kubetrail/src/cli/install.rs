@@ -160,7 +160,7 @@ fn apiserver(args: ApiserverArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| "the recommended policy".into())
     })?;
     for w in &warnings {
-        eprintln!("policy warning: {w}");
+        eprintln!("policy warning: {}", super::table::escape(&w.to_string()));
     }
     let webhook_text = if want_webhook {
         let Some(server) = &args.server else {

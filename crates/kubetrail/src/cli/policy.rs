@@ -18,6 +18,8 @@ use kubetrail_tail::LineReader;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::table::escape;
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Check that kube-apiserver would load a policy, and what a reviewer would flag.
@@ -159,7 +161,7 @@ fn error_lines(path: &Path, loaded: &Loaded) -> String {
     loaded
         .errors
         .iter()
-        .map(|e| format!("{}: {e}", location(path, e.line)))
+        .map(|e| format!("{}: {}", location(path, e.line), escape(&e.to_string())))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -193,14 +195,18 @@ fn lint(args: LintArgs) -> Result<ExitCode> {
         Output::Text => {
             let path = &args.file;
             for e in &report.errors {
-                println!("{}: error: {e}", location(path, e.line));
+                println!(
+                    "{}: error: {}",
+                    location(path, e.line),
+                    escape(&e.to_string())
+                );
             }
             for w in &report.warnings {
                 println!(
                     "{}: warning: {}: {}",
                     location(path, w.line),
-                    w.field,
-                    w.message
+                    escape(&w.field),
+                    escape(&w.message)
                 );
             }
             let target = args
@@ -273,11 +279,14 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode> {
                 ),
                 None => println!("decided by:        no rule matched (level None)"),
             }
-            println!("request:           {}", describe_attributes(&attrs));
+            println!(
+                "request:           {}",
+                escape(&describe_attributes(&attrs))
+            );
             for r in &explanation.rules {
                 let line = r.line.map(|l| format!(" line {l}")).unwrap_or_default();
                 match &r.reason {
-                    Some(reason) => println!("  rules[{}]{line}: no: {reason}", r.index),
+                    Some(reason) => println!("  rules[{}]{line}: no: {}", r.index, escape(reason)),
                     None => println!("  rules[{}]{line}: MATCH", r.index),
                 }
             }
@@ -439,7 +448,12 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
                 Err(e) => {
                     malformed += 1;
                     if malformed <= 5 {
-                        eprintln!("{}:{}: skipped: {e}", path.display(), line.number);
+                        eprintln!(
+                            "{}:{}: skipped: {}",
+                            path.display(),
+                            line.number,
+                            escape(&e.to_string())
+                        );
                     }
                 }
             }

@@ -167,3 +167,11 @@ fn json_report_has_the_contract_shape() {
         })
     );
 }
+
+#[test]
+fn convert_edits_the_right_bytes_after_non_ascii_text() {
+    // The parser counts characters; the edit must land on bytes.
+    let text = "# Prüfungsrichtlinie — für alle ☕\napiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules:\n  - level: Metadata\n";
+    let v1 = convert(text, ApiVersion::V1).unwrap();
+    assert_eq!(v1, text.replace("v1beta1", "v1"));
+}

@@ -12,6 +12,7 @@ mod properties;
 mod requestinfo;
 mod seed;
 mod validation;
+mod yaml_limits;
 
 use kubetrail_policy::{LoadOptions, Loaded, Policy, RequestAttributes, load_str};
 
