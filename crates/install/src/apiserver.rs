@@ -414,8 +414,17 @@ pub fn apply(text: &str, settings: &AuditSettings, force: bool) -> Result<Edit, 
         let at = after.min(lines.lines.len());
         lines.lines.splice(at..at, new);
     }
+    let text = lines.text();
+    // Line edits on a document whose layout the editor did not foresee could leave it no
+    // longer YAML (found by the apiserver_manifest fuzz target): such an edit is refused,
+    // never written over a static-pod manifest.
+    if let Err(e) = yaml::parse(&text) {
+        return Err(shape(format!(
+            "the edited manifest would not be YAML ({e}); edit this layout by hand"
+        )));
+    }
     Ok(Edit {
-        text: lines.text(),
+        text,
         image_version,
     })
 }

@@ -200,10 +200,11 @@ fn check_escapes(raw: &str, url: &str) -> Result<(), RequestInfoError> {
         if c == b'%'
             && !(i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
         {
-            let end = (i + 3).min(raw.len());
+            // Up to three characters, not bytes: what follows `%` may be any UTF-8.
+            let escape: String = raw[i..].chars().take(3).collect();
             return Err(RequestInfoError::Url {
                 url: url.to_string(),
-                reason: format!("invalid URL escape {:?}", &raw[i..end]),
+                reason: format!("invalid URL escape {escape:?}"),
             });
         }
     }

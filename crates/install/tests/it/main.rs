@@ -166,6 +166,15 @@ fn what_is_not_an_apiserver_manifest_is_refused_with_the_reason() {
     // Found by fuzzing: control characters in a flag made the edit land inside `command`.
     let e = err("fuzz-nul-in-command.yaml");
     assert!(e.contains("is not allowed in YAML"), "{e}");
+    // Found by fuzzing: a layout whose edit would not be YAML any more is refused.
+    let input = std::fs::read_to_string(dir().join("fuzz-edit-breaks-yaml.yaml")).unwrap();
+    match apply(&input, &log_settings(), false) {
+        Err(e) => assert!(e.to_string().contains("would not be YAML"), "{e}"),
+        Ok(edit) => {
+            let again = apply(&edit.text, &log_settings(), false).expect("an edit applies again");
+            assert_eq!(again.text, edit.text);
+        }
+    }
     let e = apply("kind: Deployment\n", &log_settings(), false)
         .unwrap_err()
         .to_string();

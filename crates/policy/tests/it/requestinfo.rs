@@ -731,6 +731,13 @@ fn path_is_decoded_and_query_free() {
 }
 
 #[test]
+fn a_bad_escape_before_multibyte_text_is_an_error_not_a_panic() {
+    // Found by the request_info fuzz target: the message sliced `%eܶ` inside a character.
+    let err = resolve("GET", "/a%e\u{736}pi").unwrap_err().to_string();
+    assert!(err.contains(r#"invalid URL escape "%e\u{736}""#), "{err}");
+}
+
+#[test]
 fn selectors_are_recorded_for_collection_verbs() {
     let info = resolve(
         "GET",
