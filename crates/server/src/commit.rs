@@ -3,11 +3,17 @@
 //! many agents) share the fixed cost of a commit. Each request still gets its own outcome and
 //! is answered only once the commit holding it is durable. Alone, a batch is committed at
 //! once: grouping adds no waiting.
+//!
+//! A commit that fails is never acknowledged: every request of the group gets the error (503
+//! for an unavailable store, so the sender retries). Once the store says it is damaged
+//! ([`Error::is_damaged`]), the committer remembers it: later batches are refused with that
+//! error without touching the store, and readiness reports it, until kubetrail is restarted
+//! on a repaired store.
 
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 
-use kubetrail_store::{AppendOutcome, Error, ErrorKind, Record, Store};
+use kubetrail_store::{AppendOutcome, Error, Record, Store};
 use tokio::sync::oneshot;
 
 /// Most events in one group commit.
@@ -23,15 +29,42 @@ struct Job {
 /// Hands batches to the committing thread.
 pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
+    /// The damage the store reported, once it did.
+    failure: Arc<OnceLock<Error>>,
 }
 
-/// The same failure for every request of a failed group.
-fn share(e: &Error) -> Error {
-    match e.kind() {
-        ErrorKind::Invalid => Error::Invalid(e.to_string()),
-        ErrorKind::Unavailable | ErrorKind::Internal => {
-            Error::db("committing", std::io::Error::other(e.to_string()))
-        }
+/// Remembers `e` if it says the store is damaged (the first such error is kept).
+fn note(failure: &OnceLock<Error>, e: &Error) {
+    if e.is_damaged() && failure.set(e.clone()).is_ok() {
+        tracing::error!(
+            error = %e,
+            "the store is damaged: batches are refused (503) and /readyz fails until it is \
+             repaired and kubetrail restarted"
+        );
+    }
+}
+
+/// One group's outcomes: the store's, or its error for every request of the group. A store
+/// that answers fewer outcomes than batches, or panics, acknowledges nothing.
+fn commit_group(store: &dyn Store, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>, Error> {
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.append_all(batches)))
+            .unwrap_or_else(|_| {
+                Err(Error::db(
+                    "committing",
+                    std::io::Error::other("the store panicked while appending"),
+                ))
+            });
+    match result {
+        Ok(outcomes) if outcomes.len() != batches.len() => Err(Error::db(
+            "committing",
+            std::io::Error::other(format!(
+                "the store answered {} outcomes for {} batches",
+                outcomes.len(),
+                batches.len()
+            )),
+        )),
+        other => other,
     }
 }
 
@@ -39,6 +72,8 @@ impl Committer {
     /// Starts the committing thread over `store`.
     pub(crate) fn start(store: Arc<dyn Store>) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let failure = Arc::new(OnceLock::new());
+        let failed = failure.clone();
         std::thread::Builder::new()
             .name("kubetrail-commit".into())
             .spawn(move || {
@@ -54,10 +89,14 @@ impl Committer {
                             Err(_) => break,
                         }
                     }
-                    let batches: Vec<&[Record]> =
-                        jobs.iter().map(|j| j.records.as_slice()).collect();
-                    let result = store.append_all(&batches);
-                    drop(batches);
+                    let result = match failed.get() {
+                        Some(e) => Err(Error::clone(e)),
+                        None => {
+                            let batches: Vec<&[Record]> =
+                                jobs.iter().map(|j| j.records.as_slice()).collect();
+                            commit_group(store.as_ref(), &batches)
+                        }
+                    };
                     match result {
                         Ok(outcomes) => {
                             for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -66,18 +105,22 @@ impl Committer {
                             }
                         }
                         Err(e) => {
+                            note(&failed, &e);
                             for job in jobs {
-                                let _ = job.reply.send(Err(share(&e)));
+                                let _ = job.reply.send(Err(e.clone()));
                             }
                         }
                     }
                 }
             })?;
-        Ok(Committer { tx })
+        Ok(Committer { tx, failure })
     }
 
     /// Commits `records`; returns once they are durable.
     pub(crate) async fn commit(&self, records: Vec<Record>) -> Result<AppendOutcome, Error> {
+        if let Some(e) = self.failure.get() {
+            return Err(e.clone());
+        }
         let (reply, answer) = oneshot::channel();
         let gone = || {
             Error::db(
@@ -87,5 +130,39 @@ impl Committer {
         };
         self.tx.send(Job { records, reply }).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// The damage the store reported, if it did.
+    pub(crate) fn failure(&self) -> Option<&Error> {
+        self.failure.get()
+    }
+
+    /// Remembers damage found outside a commit (by the readiness check).
+    pub(crate) fn note_failure(&self, e: &Error) {
+        note(&self.failure, e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_damage_is_remembered() {
+        let failure = OnceLock::new();
+        note(&failure, &Error::db("x", std::io::Error::other("busy")));
+        assert!(failure.get().is_none());
+        let damaged = Error::damaged("x", std::io::Error::other("Corrupt database file"));
+        note(&failure, &damaged);
+        note(
+            &failure,
+            &Error::damaged("y", std::io::Error::other("later")),
+        );
+        assert!(
+            failure
+                .get()
+                .is_some_and(|e| e.to_string().contains("Corrupt")),
+            "the first is kept"
+        );
     }
 }

@@ -132,14 +132,10 @@ impl ClickHouse {
             .read_to_string()
             .map_err(|e| unavailable("reading ClickHouse's answer", e))?;
         if status != 200 {
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(500)
-                .collect::<String>();
-            return Err(unavailable("ClickHouse", format!("HTTP {status}: {first}")));
+            return Err(unavailable(
+                "ClickHouse",
+                format!("HTTP {status}: {}", exception_text(&text)),
+            ));
         }
         Ok(text)
     }
@@ -193,6 +189,18 @@ pub(crate) fn int(v: &Value) -> i64 {
     }
 }
 
+/// The part of a ClickHouse exception that may be shown and logged: its first line, without
+/// the input ClickHouse quotes after `before:` when it cannot parse an inserted row (that is
+/// an event's JSON, which may hold secrets), at most 500 characters.
+fn exception_text(body: &str) -> String {
+    let first = body.lines().next().unwrap_or("");
+    let first = match first.find(" before: ") {
+        Some(at) => &first[..at],
+        None => first,
+    };
+    first.chars().take(500).collect()
+}
+
 /// Percent-encodes a URL query value.
 fn percent(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
@@ -204,4 +212,24 @@ fn percent(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exceptions_leave_the_rows_out() {
+        let body = "Code: 27, e.displayText() = DB::Exception: Cannot parse input: expected , before: {\"raw\":\"{\\\"token\\\":\\\"s3cr3t\\\"}\"}\nStack trace:\n0. clickhouse-server";
+        let shown = exception_text(body);
+        assert_eq!(
+            shown,
+            "Code: 27, e.displayText() = DB::Exception: Cannot parse input: expected ,"
+        );
+        assert!(!shown.contains("s3cr3t"));
+        assert_eq!(
+            exception_text("Code: 81, Database x doesn't exist"),
+            "Code: 81, Database x doesn't exist"
+        );
+    }
 }

@@ -95,7 +95,7 @@ impl Writer {
         if !self.open {
             self.conn
                 .execute_batch("BEGIN TRANSACTION;")
-                .map_err(|e| Error::db("beginning a bulk load", e))?;
+                .map_err(|e| store.fail("beginning a bulk load", e))?;
             self.open = true;
             self.rows = 0;
         }
@@ -115,7 +115,7 @@ impl Writer {
             Ok((stored, _)) => stored.into_iter().sum::<u64>(),
             Err(e) => {
                 self.rollback();
-                return Err(Error::db("appending a batch of a bulk load", e));
+                return Err(store.fail("appending a batch of a bulk load", e));
             }
         };
         store.newest.fetch_max(max, Relaxed);
@@ -134,9 +134,15 @@ impl Writer {
             return Ok(());
         }
         self.open = false;
-        if let Err(e) = self.conn.execute_batch("COMMIT;") {
+        // As for an append: a COMMIT of an invalidated transaction would report success.
+        let committed = self
+            .conn
+            .execute_batch("SELECT 1;")
+            .and_then(|()| self.conn.execute_batch("COMMIT;"));
+        if let Err(e) = committed {
             self.starts = RecentStarts::default();
-            return Err(Error::db("committing a bulk load", e));
+            let _ = self.conn.execute_batch("ROLLBACK;");
+            return Err(store.fail("committing a bulk load", e));
         }
         self.committed = true;
         store.recent_starts().take_all(&mut self.starts);
@@ -167,6 +173,7 @@ pub struct DuckDbBulk<'s> {
 
 impl<'s> DuckDbBulk<'s> {
     pub(crate) fn new(store: &'s DuckDbStore, commit_rows: u64) -> Result<DuckDbBulk<'s>> {
+        store.failed()?;
         let conn = store.lock();
         let writers = (0..WRITERS)
             .map(|_| {
@@ -180,10 +187,10 @@ impl<'s> DuckDbBulk<'s> {
                 })
             })
             .collect::<duckdb::Result<Vec<_>>>()
-            .map_err(|e| Error::db("opening the bulk load's connections", e))?;
+            .map_err(|e| store.fail("opening the bulk load's connections", e))?;
         // Last, so that a load that could not start leaves the settings as they were.
         conn.execute_batch(LOAD_SETTINGS)
-            .map_err(|e| Error::db("setting up a bulk load", e))?;
+            .map_err(|e| store.fail("setting up a bulk load", e))?;
         Ok(DuckDbBulk {
             store,
             conn,
@@ -199,13 +206,13 @@ impl<'s> DuckDbBulk<'s> {
     fn end(&mut self) -> Result<()> {
         self.conn
             .execute_batch(USUAL_SETTINGS)
-            .map_err(|e| Error::db("ending a bulk load", e))?;
+            .map_err(|e| self.store.fail("ending a bulk load", e))?;
         if !self.marked {
             return Ok(());
         }
         let committed = self.writers.iter().any(|w| w.committed);
         let counted = recount_and_unmark(&self.conn, committed.then_some(self.oldest))
-            .map_err(|e| Error::db("counting the loaded hours", e))?;
+            .map_err(|e| self.store.fail("counting the loaded hours", e))?;
         self.marked = false;
         if let Some((through, rows)) = counted {
             self.store.rollup_through.store(through, Relaxed);
@@ -232,6 +239,7 @@ fn writer_of(r: &Record) -> usize {
 
 impl BulkAppend for DuckDbBulk<'_> {
     fn append(&mut self, batch: &[Record]) -> Result<AppendOutcome> {
+        self.store.failed()?;
         let (uniques, mut outcomes) = first_of_each(&[batch]);
         let mut outcome = outcomes.pop().unwrap_or_default();
         let rows = uniques.into_iter().next().unwrap_or_default();
@@ -244,7 +252,7 @@ impl BulkAppend for DuckDbBulk<'_> {
                     "INSERT OR REPLACE INTO kubetrail_meta VALUES (?, '1')",
                     [STALE],
                 )
-                .map_err(|e| Error::db("marking the rollup for a bulk load", e))?;
+                .map_err(|e| self.store.fail("marking the rollup for a bulk load", e))?;
             self.marked = true;
         }
         self.oldest = rows.iter().map(|r| r.ts_micros).fold(self.oldest, i64::min);

@@ -10,11 +10,13 @@
 
 mod bulk;
 mod rollup;
+pub mod testing;
+mod wal;
 mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 pub use bulk::{BULK_COMMIT_ROWS, DuckDbBulk};
 use duckdb::types::Value;
@@ -22,7 +24,8 @@ use duckdb::{Connection, params_from_iter};
 use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, BulkAppend, Cursor, Error, Filter, GroupCount,
-    HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionSpec, Store,
+    HistogramBucket, Page, Record, RecoveryReport, Result, Retention, RetentionOutcome,
+    SectionSpec, Store,
 };
 use write::RecentStarts;
 
@@ -86,19 +89,49 @@ pub struct DuckDbStore {
     /// At least the time of the newest stored event (`i64::MIN` when empty): a batch entirely
     /// newer needs no look for repeats.
     newest: std::sync::atomic::AtomicI64,
+    /// The damage found while working, if any: every later append is refused with it.
+    failure: OnceLock<Error>,
+    /// What was set aside at open.
+    recovery: Option<RecoveryReport>,
+}
+
+/// The store error for a DuckDB failure: [`Error::Damaged`], naming the file, when DuckDB says
+/// the data is damaged or the database unusable; else a database error.
+fn classify(path: Option<&Path>, context: &str, e: duckdb::Error) -> Error {
+    if wal::is_damage(&e) {
+        let context = match path {
+            Some(p) => format!("{context} in {}", p.display()),
+            None => context.to_string(),
+        };
+        Error::damaged(context, e)
+    } else {
+        Error::db(context, e)
+    }
 }
 
 impl DuckDbStore {
-    /// Opens (creating if needed) the store in `data_dir`, migrating its schema.
+    /// Opens (creating if needed) the store in `data_dir`, migrating its schema. A write-ahead
+    /// log left by a crash is replayed; one that does not replay to its end is kept aside,
+    /// logged at ERROR and reported by [`Store::recovery_report`] (see the `wal` module).
     pub fn open(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::io(data_dir.display().to_string(), e))?;
         let path = data_dir.join(DATABASE_FILE);
-        let conn = Connection::open(&path)
-            .map_err(|e| Error::db(format!("opening {}", path.display()), e))?;
-        Self::init(conn, Some(path))
+        let (conn, recovery) = wal::open(&path)?;
+        if let Some(r) = &recovery {
+            tracing::error!(
+                wal = %r.damaged.display(),
+                backup = %r.backup.display(),
+                bytes = r.bytes,
+                reason = %r.reason,
+                "the write-ahead log of {} could not be replayed to its end: events committed in \
+                 its unreadable part are not in the store; its bytes as found are kept in the backup",
+                path.display()
+            );
+        }
+        let mut store = Self::init(conn, Some(path))?;
+        store.recovery = recovery;
+        Ok(store)
     }
 
     /// A store in memory, for tests.
@@ -108,17 +141,18 @@ impl DuckDbStore {
     }
 
     fn init(conn: Connection, path: Option<PathBuf>) -> Result<Self> {
+        let early = |context: &str, e: duckdb::Error| classify(path.as_deref(), context, e);
         // Checkpoints compress whole row groups; with DuckDB's 16 MB default a steady stream of
         // batches pays that again and again. Commits stay durable through the WAL either way.
         conn.execute_batch(
             "SET checkpoint_threshold = '256MB';
              CREATE TABLE IF NOT EXISTS kubetrail_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);",
         )
-        .map_err(|e| Error::db("creating the metadata table", e))?;
+        .map_err(|e| early("creating the metadata table", e))?;
         let readers = (0..READERS)
             .map(|_| conn.try_clone().map(Mutex::new))
             .collect::<duckdb::Result<Vec<_>>>()
-            .map_err(|e| Error::db("opening reader connections", e))?;
+            .map_err(|e| early("opening reader connections", e))?;
         let store = DuckDbStore {
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
@@ -129,22 +163,46 @@ impl DuckDbStore {
             rollup_rows: std::sync::atomic::AtomicU64::new(0),
             rollup_compacted: std::sync::atomic::AtomicU64::new(0),
             newest: std::sync::atomic::AtomicI64::new(i64::MAX),
+            failure: OnceLock::new(),
+            recovery: None,
         };
         store.migrate()?;
         let conn = store.lock();
         bulk::recount_if_stale(&conn)
-            .map_err(|e| Error::db("counting the hours of an interrupted import", e))?;
-        let through = rollup::through(&conn).map_err(|e| Error::db("reading the rollup", e))?;
-        let rows = rollup::rows(&conn).map_err(|e| Error::db("reading the rollup", e))?;
+            .map_err(|e| store.fail("counting the hours of an interrupted import", e))?;
+        let through = rollup::through(&conn).map_err(|e| store.fail("reading the rollup", e))?;
+        let rows = rollup::rows(&conn).map_err(|e| store.fail("reading the rollup", e))?;
         let newest: Option<i64> = conn
             .query_row("SELECT max(ts) FROM events", [], |row| row.get(0))
-            .map_err(|e| Error::db("reading the newest event", e))?;
+            .map_err(|e| store.fail("reading the newest event", e))?;
         drop(conn);
         store.newest.store(newest.unwrap_or(i64::MIN), Relaxed);
         store.rollup_through.store(through, Relaxed);
         store.rollup_rows.store(rows, Relaxed);
         store.rollup_compacted.store(rows, Relaxed);
         Ok(store)
+    }
+
+    /// The store error for a DuckDB failure while doing `context`. Damage (see
+    /// [`wal::is_damage`]) is remembered: from then on appends are refused with it and
+    /// [`Store::check`] answers it, since what is acknowledged could not be read back.
+    pub(crate) fn fail(&self, context: impl Into<String>, e: duckdb::Error) -> Error {
+        let error = classify(self.path.as_deref(), &context.into(), e);
+        if error.is_damaged() && self.failure.set(error.clone()).is_ok() {
+            tracing::error!(
+                error = %error,
+                "the store is damaged: batches are refused until it is repaired and kubetrail restarted"
+            );
+        }
+        error
+    }
+
+    /// The damage found earlier, if any.
+    pub(crate) fn failed(&self) -> Result<()> {
+        match self.failure.get() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -186,7 +244,7 @@ impl DuckDbStore {
                 "BEGIN TRANSACTION;\n{ddl}\nINSERT OR REPLACE INTO kubetrail_meta VALUES ('schema_version', '{version}');\nCOMMIT;"
             );
             conn.execute_batch(&script)
-                .map_err(|e| Error::db(format!("migrating to schema version {version}"), e))?;
+                .map_err(|e| self.fail(format!("migrating to schema version {version}"), e))?;
         }
         Ok(())
     }
@@ -302,13 +360,13 @@ impl DuckDbStore {
             };
             return self
                 .sections(dialect, table, filter, &specs)
-                .map_err(|e| Error::db("aggregating sections", e));
+                .map_err(|e| self.fail("aggregating sections", e));
         }
         let sql = sql::select_aggregation(dialect, table, filter, aggregation);
         let conn = self.read();
         let mut stmt = conn
             .prepare(&sql.text)
-            .map_err(|e| Error::db("preparing an aggregation", e))?;
+            .map_err(|e| self.fail("preparing an aggregation", e))?;
         let params = params_from_iter(bind(&sql.params));
         let result = match aggregation {
             Aggregation::CountBy { fields, .. } => {
@@ -375,7 +433,7 @@ impl DuckDbStore {
                 .map(AggregationResult::Histogram)
             }
         };
-        result.map_err(|e| Error::db("aggregating events", e))
+        result.map_err(|e| self.fail("aggregating events", e))
     }
 }
 
@@ -405,7 +463,7 @@ impl Store for DuckDbStore {
             Some(c) => Some(c.ts_micros),
             None => conn
                 .query_row("SELECT max(ts) FROM events", [], |row| row.get(0))
-                .map_err(|e| Error::db("finding the newest event", e))?,
+                .map_err(|e| self.fail("finding the newest event", e))?,
         };
         let Some(newest) = newest else {
             return Ok(Page::default());
@@ -439,11 +497,11 @@ impl Store for DuckDbStore {
             let sql = sql::select_page(Dialect::DuckDb, "events", &slice, cursor, want);
             let mut stmt = conn
                 .prepare(&sql.text)
-                .map_err(|e| Error::db("preparing a query", e))?;
+                .map_err(|e| self.fail("preparing a query", e))?;
             let found: Vec<Record> = stmt
                 .query_map(params_from_iter(bind(&sql.params)), record_from_row)
                 .and_then(|rows| rows.collect())
-                .map_err(|e| Error::db("querying events", e))?;
+                .map_err(|e| self.fail("querying events", e))?;
             records.extend(found);
             let exhausted = match (lo, floor) {
                 (None, _) => true,
@@ -475,7 +533,7 @@ impl Store for DuckDbStore {
         let conn = self.read();
         let n: i64 = conn
             .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
-            .map_err(|e| Error::db("counting events", e))?;
+            .map_err(|e| self.fail("counting events", e))?;
         Ok(n as u64)
     }
 
@@ -500,7 +558,7 @@ impl Store for DuckDbStore {
                         [],
                         |row| row.get(0),
                     )
-                    .map_err(|e| Error::db("measuring the database", e))?;
+                    .map_err(|e| self.fail("measuring the database", e))?;
                 Ok(used as u64)
             }
         }
@@ -508,14 +566,29 @@ impl Store for DuckDbStore {
 
     fn schema_version(&self) -> Result<u32> {
         let conn = self.lock();
-        let v: Option<String> = conn
-            .query_row(
-                "SELECT value FROM kubetrail_meta WHERE key = 'schema_version'",
-                [],
-                |row| row.get(0),
-            )
-            .ok();
+        let v: Option<String> = match conn.query_row(
+            "SELECT value FROM kubetrail_meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        ) {
+            Ok(v) => Some(v),
+            Err(duckdb::Error::QueryReturnedNoRows) => None,
+            Err(e) => return Err(self.fail("reading the schema version", e)),
+        };
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// The damage found earlier, else the newest event read back (its row group is the one
+    /// appends write to) and the events counted.
+    fn check(&self) -> Result<()> {
+        self.failed()?;
+        self.query(&Filter::default(), None, 1)?;
+        self.count()?;
+        self.failed()
+    }
+
+    fn recovery_report(&self) -> Option<RecoveryReport> {
+        self.recovery.clone()
     }
 }
 

@@ -14,8 +14,7 @@ use duckdb::{Connection, params_from_iter};
 use kubetrail_model::{Level, Stage};
 use kubetrail_store::sql::GROUP_SEP;
 use kubetrail_store::{
-    AppendOutcome, Error, Record, Result, Retention, RetentionOutcome, Store, counted_flags,
-    first_of_each,
+    AppendOutcome, Record, Result, Retention, RetentionOutcome, Store, counted_flags, first_of_each,
 };
 
 use crate::{DuckDbStore, rollup};
@@ -68,20 +67,30 @@ impl RecentStarts {
 impl DuckDbStore {
     /// One transaction for all batches (group commit), see [`Store::append_all`].
     pub(crate) fn append_batches(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
+        // A damaged store acknowledges nothing: what it stored could not be read back.
+        self.failed()?;
         let (uniques, mut outcomes) = first_of_each(batches);
         if uniques.iter().all(Vec::is_empty) {
             return Ok(outcomes);
         }
         let conn = self.lock();
         conn.execute_batch("BEGIN TRANSACTION;")
-            .map_err(|e| Error::db("beginning an append", e))?;
+            .map_err(|e| self.fail("beginning an append", e))?;
         let mut recent = self.recent_starts();
         let through = self.rollup_through.load(Relaxed);
         let known = |cluster: &str, audit_id: &str| recent.contains(cluster, audit_id);
-        match self.write_in_transaction(&conn, &uniques, &known, through) {
+        // DuckDB turns the COMMIT of a transaction an earlier error invalidated into a rollback
+        // that reports success: a statement before it makes sure the transaction is still good.
+        let written = self
+            .write_in_transaction(&conn, &uniques, &known, through)
+            .and_then(|done| conn.execute_batch("SELECT 1;").map(|()| done));
+        match written {
             Ok((stored, through)) => {
-                conn.execute_batch("COMMIT;")
-                    .map_err(|e| Error::db("committing an append", e))?;
+                if let Err(e) = conn.execute_batch("COMMIT;") {
+                    // Whatever state the failed commit left, the next append starts afresh.
+                    let _ = conn.execute_batch("ROLLBACK;");
+                    return Err(self.fail("committing an append", e));
+                }
                 self.rollup_through.store(through, Relaxed);
                 // Only committed starts are remembered.
                 for key in starts_of(&uniques) {
@@ -95,7 +104,7 @@ impl DuckDbStore {
             }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK;");
-                Err(Error::db("appending a batch", e))
+                Err(self.fail("appending a batch", e))
             }
         }
     }
@@ -291,7 +300,7 @@ impl DuckDbStore {
             let conn = self.lock();
             deleted += self
                 .delete_and_recount(&conn, "DELETE FROM events WHERE ts < ?", cutoff)
-                .map_err(|e| Error::db("deleting old events", e))?;
+                .map_err(|e| self.fail("deleting old events", e))?;
         }
         if let Some(max_bytes) = retention.max_bytes {
             let size = self.size_bytes()?;
@@ -311,14 +320,14 @@ impl DuckDbStore {
                 if let Some(cutoff) = cutoff {
                     deleted += self
                         .delete_and_recount(&conn, "DELETE FROM events WHERE ts <= ?", cutoff)
-                        .map_err(|e| Error::db("deleting events over the size limit", e))?;
+                        .map_err(|e| self.fail("deleting events over the size limit", e))?;
                 }
             }
         }
         if deleted > 0 {
             let conn = self.lock();
             conn.execute_batch("CHECKPOINT;")
-                .map_err(|e| Error::db("checkpointing after retention", e))?;
+                .map_err(|e| self.fail("checkpointing after retention", e))?;
         }
         Ok(RetentionOutcome {
             deleted,

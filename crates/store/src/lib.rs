@@ -15,10 +15,12 @@ pub mod sql;
 mod store;
 pub mod text;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Cause, Error, ErrorKind, Result};
 pub use query::{
     Aggregation, AggregationResult, CodeFilter, Cursor, Decision, Field, Filter, GroupCount,
     HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
 };
 pub use record::{Record, counted_flags, identity_of, is_long_running, stands_for_request};
-pub use store::{AppendOutcome, BulkAppend, Retention, RetentionOutcome, Store, first_of_each};
+pub use store::{
+    AppendOutcome, BulkAppend, RecoveryReport, Retention, RetentionOutcome, Store, first_of_each,
+};

@@ -1,5 +1,6 @@
 //! The [`Store`] trait: what every backend provides, and nothing more.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::{Aggregation, AggregationResult, Cursor, Filter, Page, Record, Result, identity_of};
@@ -53,6 +54,21 @@ pub struct RetentionOutcome {
     pub bytes_after: u64,
 }
 
+/// What a backend found damaged when it opened, and set aside for recovery instead of letting
+/// the engine overwrite it: today, a DuckDB write-ahead log that could not be replayed to its
+/// end (events committed in its lost part are not in the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The damaged file.
+    pub damaged: PathBuf,
+    /// Its bytes as they were found, copied before the engine touched them.
+    pub backup: PathBuf,
+    /// Its size as it was found, in bytes.
+    pub bytes: u64,
+    /// What the engine said about it.
+    pub reason: String,
+}
+
 /// An audit event store. Implementations are safe to share between threads.
 pub trait Store: Send + Sync {
     /// Stores a batch. Idempotent: a record is unique by (cluster, auditID, stage) and its time
@@ -96,6 +112,20 @@ pub trait Store: Send + Sync {
 
     /// The schema version the store is at.
     fn schema_version(&self) -> Result<u32>;
+
+    /// Whether the store can store and give back events now, for readiness: reads stored data
+    /// (the newest event), not only a ping, and answers the [`Error::Damaged`](crate::Error)
+    /// a backend remembers once it found its data damaged. The default reads one page of one
+    /// event.
+    fn check(&self) -> Result<()> {
+        self.query(&Filter::default(), None, 1).map(|_| ())
+    }
+
+    /// What the backend found damaged and set aside when it opened (`None`: nothing), for
+    /// the operator and a metric. The default has nothing to report.
+    fn recovery_report(&self) -> Option<RecoveryReport> {
+        None
+    }
 }
 
 /// A bulk load in progress, from [`Store::bulk`].

@@ -1,7 +1,9 @@
 //! The DuckDB backend: the shared conformance suite, in memory and on disk, and what only a
-//! file-backed store has (durability across reopening, schema version on disk).
+//! file-backed store has (durability across reopening, schema version on disk, damaged files).
 
 #![allow(clippy::unwrap_used)]
+
+mod damage;
 
 use kubetrail_model::Stage;
 use kubetrail_store::conformance::{T0, record, run_all};

@@ -68,6 +68,7 @@ pub fn run_all(open: &dyn Fn() -> Box<dyn Store>) {
     retention_by_age_and_size(open().as_ref());
     schema_is_versioned(open().as_ref());
     invalid_filters_are_rejected(open().as_ref());
+    ready_when_it_gives_back_events(open().as_ref());
 }
 
 pub(crate) fn ids(store: &dyn Store, filter: &Filter) -> Vec<String> {
@@ -617,4 +618,15 @@ pub fn invalid_filters_are_rejected(store: &dyn Store) {
         )
         .expect_err("unknown verb");
     assert_eq!(err.kind(), crate::ErrorKind::Invalid);
+}
+
+/// [`Store::check`] passes on a healthy store, empty or not, and a fresh store has set
+/// nothing aside.
+pub fn ready_when_it_gives_back_events(store: &dyn Store) {
+    store.check().expect("an empty store is ready");
+    store
+        .append(&[record("c", "ready-1", Some(Stage::ResponseComplete), T0)])
+        .unwrap();
+    store.check().expect("a store with events is ready");
+    assert_eq!(store.recovery_report(), None);
 }
