@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use serde::Deserialize;
 
+use crate::depth;
 use crate::{
     ApiVersion, Error, Event, EventList, Level, MicroTime, ObjectReference, RawJson, Result, Stage,
 };
@@ -76,35 +77,36 @@ fn list_version(version: Option<Value>) -> Result<Option<ApiVersion>> {
 
 /// Decodes a webhook body: an `EventList` whose items take the list's `apiVersion` when they do
 /// not carry their own.
+///
+/// The body must be a JSON object whose `items` is an array (`[]` is an empty batch); `kind`
+/// may be absent (the apiserver always sends it) but must otherwise be `EventList`. Each item
+/// is decoded on its own, so its errors name it (`items[3].stage`) and the nesting limit
+/// ([`MAX_DEPTH`](crate::MAX_DEPTH)) applies to each item as to an event on its own.
 pub fn decode_event_list(json: &[u8]) -> Result<EventList> {
-    check_object(json)?;
-    let value: Value = serde_json::from_slice(json).map_err(Error::Json)?;
-    let Value::Object(mut map) = value else {
-        unreachable!("check_object saw an object");
-    };
-    check_list_kind(map.remove("kind"))?;
-    let source_version = list_version(map.remove("apiVersion"))?;
-    let items = match map.remove("items") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(Error::field(
-                "items",
-                format!("expected an array, found {}", describe(&other)),
-            ));
-        }
-    };
+    let (source_version, items) = list_items(json)?;
     let items = items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            decode_event_value(item, source_version).map_err(|e| e.within(&format!("items[{i}]")))
+            let mut event = decode_item(item.get(), source_version)
+                .map_err(|e| e.within(&format!("items[{i}]")))?;
+            event.source_version = event.source_version.or(source_version);
+            Ok(event)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(EventList {
         source_version,
         items,
     })
+}
+
+/// One item of a list whose version is `list_version`. Its `source_version` is still its own
+/// (or the list's, when that is an older version than v1): the caller gives it the list's.
+fn decode_item(text: &str, list_version: Option<ApiVersion>) -> Result<Event> {
+    check_object(text.as_bytes())?;
+    let legacy = !matches!(list_version, None | Some(ApiVersion::V1));
+    let default = if legacy { list_version } else { None };
+    decode_text(text.as_bytes(), default)?.finish()
 }
 
 /// An item of a webhook `EventList`, decoded, with JSON text that stands on its own.
@@ -123,36 +125,66 @@ struct RawList<'a> {
     kind: Option<Value>,
     #[serde(default, rename = "apiVersion")]
     api_version: Option<Value>,
-    #[serde(default, borrow)]
+    /// `None` only when absent: `null` is kept, to be refused by name.
+    #[serde(default, borrow, deserialize_with = "present")]
     items: Option<&'a serde_json::value::RawValue>,
+}
+
+fn present<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<&'a serde_json::value::RawValue>, D::Error> {
+    <&'a serde_json::value::RawValue>::deserialize(d).map(Some)
+}
+
+/// The keys of an object, for the error about a missing `items` (only on that path).
+#[derive(Deserialize)]
+struct Keys(BTreeMap<String, de::IgnoredAny>);
+
+/// A list's version and its items' text, after checking that `json` is an `EventList`.
+fn list_items(json: &[u8]) -> Result<(Option<ApiVersion>, Vec<&serde_json::value::RawValue>)> {
+    check_object(json)?;
+    let list: RawList<'_> = serde_json::from_slice(json).map_err(Error::Json)?;
+    check_list_kind(list.kind)?;
+    let version = list_version(list.api_version)?;
+    let items = match list.items {
+        Some(raw) if raw.get() == "null" => {
+            return Err(Error::field(
+                "items",
+                "expected an array of events, found null",
+            ));
+        }
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|_| Error::field("items", "expected an array of events"))?,
+        None => return Err(missing_items(json)),
+    };
+    Ok((version, items))
+}
+
+/// The error for a list without `items`, naming a key that differs only in case (`Items`).
+fn missing_items(json: &[u8]) -> Error {
+    let near = serde_json::from_slice::<Keys>(json)
+        .ok()
+        .and_then(|keys| keys.0.into_keys().find(|k| k.eq_ignore_ascii_case("items")));
+    let reason = match near {
+        Some(k) => format!(
+            "required: an EventList carries its events in `items` (found {k:?}; keys are case-sensitive)"
+        ),
+        None => "required: an EventList carries its events in `items`".to_string(),
+    };
+    Error::field("items", reason)
 }
 
 /// Decodes a webhook body like [`decode_event_list`], in one pass per item, keeping each
 /// item's text instead of re-encoding it where it is already v1.
 pub fn decode_event_list_items(json: &[u8]) -> Result<Vec<ListItem>> {
-    check_object(json)?;
-    let list: RawList<'_> = serde_json::from_slice(json).map_err(Error::Json)?;
-    check_list_kind(list.kind)?;
-    let list_version = list_version(list.api_version)?;
-    let items: Vec<&serde_json::value::RawValue> = match list.items {
-        None => Vec::new(),
-        Some(raw) if raw.get() == "null" => Vec::new(),
-        Some(raw) => serde_json::from_str(raw.get())
-            .map_err(|_| Error::field("items", "expected an array of events".to_string()))?,
-    };
-    let legacy = !matches!(list_version, None | Some(ApiVersion::V1));
+    let (list_version, items) = list_items(json)?;
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
             let text = item.get();
-            let within = |e: Error| e.within(&format!("items[{i}]"));
-            check_object(text.as_bytes()).map_err(within)?;
-            let default = if legacy { list_version } else { None };
-            let event = decode_text(text.as_bytes(), default)
-                .and_then(Partial::finish)
-                .map_err(within)?;
-            let mut event = event;
+            let mut event =
+                decode_item(text, list_version).map_err(|e| e.within(&format!("items[{i}]")))?;
             let json = match (event.source_version, text.strip_prefix('{')) {
                 // A v1 item without its own type: add the list's, unless it might hold a
                 // `kind` of its own somewhere (then re-encoding is the safe way).
@@ -198,7 +230,12 @@ fn decode_with<'de, D: Deserializer<'de, Error = serde_json::Error>>(
 
 fn from_path_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
     let field = e.path().to_string();
+    let top_field = e.path().iter().next().map(|s| s.to_string());
     let inner = e.into_inner();
+    // serde_json stops at 128 levels: deeper than any event may be, so the same complaint.
+    if inner.is_syntax() && inner.to_string().starts_with("recursion limit exceeded") {
+        return depth::too_deep(top_field.unwrap_or_default());
+    }
     if !inner.is_data() {
         return Error::Json(inner);
     }
@@ -365,13 +402,15 @@ impl Partial {
     /// Applies the version-specific fields: v1beta1 and v1alpha1 carry `timestamp`
     /// (requestReceivedTimestamp, seconds) and `metadata.creationTimestamp` (stageTimestamp,
     /// seconds), from which kube-apiserver fills empty v1 timestamps. In other versions they are
-    /// unknown fields: used the same way, and kept.
+    /// unknown fields: used the same way, and kept. Last, the event's depth is checked
+    /// ([`MAX_DEPTH`](crate::MAX_DEPTH)).
     fn finish(self) -> Result<Event> {
         let Partial {
             event: mut e,
             unknown,
         } = self;
         finish_versions(&mut e, unknown)?;
+        depth::check(&e)?;
         Ok(e)
     }
 }

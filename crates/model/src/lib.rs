@@ -6,9 +6,14 @@
 //! so a round trip through [`Event`] changes nothing but the version-specific fields that have a
 //! v1 equivalent. Everything is encoded as `audit.k8s.io/v1`.
 //!
+//! What decodes can be encoded and parsed again: an event nesting deeper than [`MAX_DEPTH`] is
+//! refused when it is decoded, and encoding writes bodies back as their text, never parsing
+//! them.
+//!
 //! This crate does no I/O and knows nothing of policies' semantics, storage or HTTP.
 
 mod decode;
+mod depth;
 mod encode;
 mod error;
 mod event;
@@ -21,6 +26,7 @@ mod version;
 pub use decode::{
     ListItem, decode_event, decode_event_list, decode_event_list_items, decode_event_value,
 };
+pub use depth::MAX_DEPTH;
 pub use error::{Error, Result};
 pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
 pub use level::{Level, Stage};

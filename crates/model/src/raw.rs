@@ -17,9 +17,11 @@ impl RawJson {
         self.0.get()
     }
 
-    /// Parses the value.
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.0.get()).expect("RawJson holds valid JSON")
+    /// Parses the value. Fails for valid JSON that no [`serde_json::Value`] can hold: a lone
+    /// UTF-16 surrogate escape (`"\ud800"`), or nesting beyond serde_json's 128 levels (which
+    /// no decoded event has: see [`MAX_DEPTH`](crate::MAX_DEPTH)).
+    pub fn to_value(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::from_str(self.0.get())
     }
 
     /// Whether the value is JSON `null`.

@@ -3,6 +3,11 @@
 //! is refused whole (400, nothing stored), while an agent batch stores its good lines and
 //! reports the bad ones (a truncated line in a log file will never become valid, so refusing
 //! the batch would only stall the agent).
+//!
+//! A body that is not a batch at all is refused with 400 and a reason: a webhook body that is
+//! not an `EventList` (no `items` array), an agent batch with no bytes. An event the store could
+//! not keep faithfully (nested deeper than [`kubetrail_model::MAX_DEPTH`]) is refused at
+//! decoding like any other bad event, by its place (`items[3]`, `line 4`).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
@@ -240,6 +245,11 @@ pub(crate) async fn agent_batch(
         } else {
             body.to_vec()
         };
+        if plain.is_empty() {
+            return Err(ApiError::bad_request(
+                "the batch is empty: send audit events as JSON lines (NDJSON), one per line",
+            ));
+        }
         Ok::<_, ApiError>(decode_lines(&plain, &c))
     })
     .await

@@ -199,7 +199,8 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         .rev()
         .find(|r| stage.is_none() || r.stage.map(Stage::as_str) == stage.as_deref())
         .ok_or_else(|| UiError::NotFound(format!("no event with auditID {audit_id:?}")))?;
-    let value: Value = serde_json::from_str(&chosen.raw).unwrap_or(Value::Null);
+    let stored = Stored::parse(&chosen.raw);
+    let value = stored.value.as_ref().unwrap_or(&Value::Null);
     let annotations: Vec<(String, String)> = value
         .get("annotations")
         .and_then(Value::as_object)
@@ -214,18 +215,45 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
                 .collect()
         })
         .unwrap_or_default();
-    let pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| chosen.raw.clone());
-    let body = event_body(chosen, &stages, &annotations, &value, &pretty);
+    let body = event_body(chosen, &stages, &annotations, &stored);
     Ok(layout::page(ctx.viewer, "Event", Nav::Search, None, body))
+}
+
+/// A stored event's text, and its tree when it has one.
+struct Stored<'a> {
+    /// The text as stored.
+    raw: &'a str,
+    /// The parsed event, or why the text has no tree: valid JSON can still hold what no
+    /// parser's tree can (a lone UTF-16 surrogate escape, `"\ud800"`), and events stored
+    /// before the nesting limit ([`kubetrail_model::MAX_DEPTH`]) may nest deeper than the
+    /// parser goes.
+    value: Result<Value, String>,
+}
+
+impl<'a> Stored<'a> {
+    fn parse(raw: &'a str) -> Self {
+        Stored {
+            raw,
+            value: serde_json::from_str(raw).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The text to show: indented when there is a tree, else exactly as stored.
+    fn pretty(&self) -> String {
+        match &self.value {
+            Ok(v) => serde_json::to_string_pretty(v).unwrap_or_else(|_| self.raw.to_string()),
+            Err(_) => self.raw.to_string(),
+        }
+    }
 }
 
 fn event_body(
     r: &Record,
     stages: &[Record],
     annotations: &[(String, String)],
-    value: &Value,
-    pretty: &str,
+    stored: &Stored<'_>,
 ) -> Markup {
+    let value = stored.value.as_ref().unwrap_or(&Value::Null);
     let resource = format::resource(r);
     let history = with_query(
         "/history",
@@ -312,10 +340,20 @@ fn event_body(
         }
         section.panel.wide {
             h2 { "Event" }
-            ul.json { (tree(None, value, 0)) }
-            details {
-                summary { "Original JSON" }
-                pre.raw { (pretty) }
+            @match &stored.value {
+                Ok(value) => {
+                    ul.json { (tree(None, value, 0)) }
+                    details {
+                        summary { "Original JSON" }
+                        pre.raw { (stored.pretty()) }
+                    }
+                }
+                Err(reason) => {
+                    p.note #event-unparsed {
+                        "This event's JSON has no tree to show (" (reason) "); its stored text:"
+                    }
+                    pre.raw { (stored.pretty()) }
+                }
             }
         }
     }
@@ -357,6 +395,48 @@ mod tests {
             "enforced policy: restricted:latest"
         );
         assert!(decode("example.com/whatever", "x").is_none());
+    }
+
+    fn record(raw: &str) -> Record {
+        let event = kubetrail_model::decode_event(raw.as_bytes()).unwrap();
+        Record::from_event(event, raw, "c", 0)
+    }
+
+    fn body_html(raw: &str) -> String {
+        let r = record(raw);
+        let stored = Stored::parse(&r.raw);
+        event_body(&r, std::slice::from_ref(&r), &[], &stored).into_string()
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_shown_as_its_stored_text_not_null() {
+        let raw = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"s","verb":"create","requestObject":{"name":"\ud800<b>"}}"#;
+        let html = body_html(raw);
+        assert!(html.contains(r"\ud800&lt;b&gt;"), "{html}");
+        assert!(html.contains("event-unparsed"), "{html}");
+        assert!(!html.contains("<span class=\"lit\">null</span>"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+    }
+
+    #[test]
+    fn the_deepest_accepted_event_has_its_tree() {
+        let depth = kubetrail_model::MAX_DEPTH;
+        let body = format!("{}7{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+        let raw = format!(r#"{{"auditID":"d","requestObject":{body}}}"#);
+        let html = body_html(&raw);
+        assert!(!html.contains("event-unparsed"), "{html}");
+        assert!(html.contains("<span class=\"lit\">7</span>"), "{html}");
+        // Deeper events are refused when decoded, so none is stored; one stored before the
+        // limit, deeper than the parser goes, still shows its text.
+        let deeper = format!("{}7{}", "[".repeat(200), "]".repeat(200));
+        let r = Record {
+            raw: format!(r#"{{"auditID":"d","requestObject":{deeper}}}"#),
+            ..record(&raw)
+        };
+        let stored = Stored::parse(&r.raw);
+        let html = event_body(&r, &[], &[], &stored).into_string();
+        assert!(html.contains("recursion limit exceeded"), "{html}");
+        assert!(html.contains(&deeper), "{html}");
     }
 
     #[test]
