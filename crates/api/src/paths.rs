@@ -26,6 +26,9 @@ pub const READYZ: &str = "/readyz";
 /// Prometheus metrics.
 pub const METRICS: &str = "/metrics";
 
+/// The most events one `GET` of [`EVENTS`] returns; longer answers continue with the cursor.
+pub const MAX_PAGE_SIZE: usize = 5000;
+
 /// Header carrying an agent batch's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 

@@ -40,6 +40,11 @@ pub struct EventItem {
     pub cluster: String,
     /// When kubetrail received it (RFC 3339).
     pub received: String,
+    /// The event time the store keys it by (RFC 3339): its stageTimestamp, or for an event
+    /// that carries no timestamp the time kubetrail gave it (a file's time on import). Absent
+    /// from servers older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
     /// The event's JSON as stored.
     pub event: Box<RawValue>,
 }

@@ -7,6 +7,12 @@
 //!
 //! Handlers only translate between HTTP and the store, report, API and UI crates; what a report
 //! means or how a filter is written lives there.
+//!
+//! What a client may hold or send is bounded: connections at once and the time to send a
+//! request's head ([`ConnectionLimits`], applied by [`serve_with`]); the length of the URL and
+//! the time to send the body ([`RequestLimits`], checked for every route before
+//! authentication); the body's size ([`Limits`]); and the values of a filter
+//! ([`kubetrail_api::params`]).
 
 mod agents;
 pub mod auth;
@@ -20,6 +26,7 @@ pub mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -32,7 +39,8 @@ pub use agents::AgentBook;
 pub use auth::{Authenticator, Principal, Role, TokenEntry, load_tokens};
 pub use error::ApiError;
 pub use metrics::Metrics;
-pub use tls::{ServeError, TlsFiles, serve};
+pub use query::OPENAPI_JSON;
+pub use tls::{ConnectionLimits, ServeError, TlsFiles, serve, serve_with};
 pub use web::UiSettings;
 
 /// Default largest request body: a 400-event webhook batch of RequestResponse events, each up
@@ -54,6 +62,31 @@ impl Default for Limits {
     }
 }
 
+/// Default longest URL (path and query) a request may have: as much as common proxies take.
+pub const DEFAULT_MAX_URL_BYTES: usize = 8 << 10;
+
+/// Default time a client has to send a request's body, from the moment its head arrived.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Limits on how a request arrives, checked for every route before authentication.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Longest path and query in bytes; a longer one is answered 414.
+    pub max_url_bytes: usize,
+    /// Time from the request's head to its body's last byte; a slower body is answered 408
+    /// and the connection closed.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_url_bytes: DEFAULT_MAX_URL_BYTES,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+        }
+    }
+}
+
 /// Everything the handlers share.
 pub struct AppState {
     /// Where events go and come from.
@@ -64,6 +97,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Request limits.
     pub limits: Limits,
+    /// URL length and body read time.
+    pub requests: RequestLimits,
     /// Agents' statuses and the gaps they reported.
     pub agents: AgentBook,
     /// Web UI settings.
@@ -88,6 +123,7 @@ impl AppState {
             auth,
             metrics: Metrics::new(),
             limits,
+            requests: RequestLimits::default(),
             agents: AgentBook::open(state_dir)?,
             ui: UiSettings::default(),
             sessions: web::Sessions::default(),
@@ -98,6 +134,12 @@ impl AppState {
     /// The same state with these web UI settings.
     pub fn with_ui(mut self, ui: UiSettings) -> Self {
         self.ui = ui;
+        self
+    }
+
+    /// The same state with these URL and body-time limits.
+    pub fn with_request_limits(mut self, requests: RequestLimits) -> Self {
+        self.requests = requests;
         self
     }
 }
@@ -138,5 +180,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(pages)
         .merge(open)
         .fallback(|| async { ApiError::not_found() })
+        .layer(from_fn_with_state(state.clone(), error::limit_requests))
         .with_state(state)
 }

@@ -1,11 +1,16 @@
 //! Prometheus metrics (OpenMetrics text at `/metrics`): events received, stored, duplicate and
 //! rejected by source and cluster; batch commit latency; store size; authentication failures;
 //! and what agents report about themselves (lag, pending files, dropped bytes, gaps).
+//!
+//! A caller bound to a cluster is shown only that cluster's series (and `auth_failures`,
+//! which concerns the server, not a cluster), so one Prometheus job per cluster can scrape
+//! with that cluster's read token; series that add up every cluster are left out for it.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
 /// Where a batch came from.
@@ -35,7 +41,7 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct SourceCluster {
     source: &'static str,
     cluster: String,
@@ -51,7 +57,7 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct AgentLabels {
     cluster: String,
     node: String,
@@ -62,22 +68,121 @@ fn commit_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
-/// The server's metrics.
-pub struct Metrics {
-    registry: Registry,
+/// The series labelled with a cluster: what a token bound to that cluster may see of them.
+#[derive(Default, Clone)]
+struct ClusterFamilies {
     received: Family<SourceCluster, Counter>,
     stored: Family<SourceCluster, Counter>,
     duplicates: Family<SourceCluster, Counter>,
     rejected: Family<SourceCluster, Counter>,
     commit_failures: Family<SourceCluster, Counter>,
-    commit_seconds: Family<SourceLabel, Histogram, fn() -> Histogram>,
-    auth_failures: Family<ReasonLabel, Counter>,
-    store_bytes: Gauge,
-    store_events: Gauge,
     agent_lag: Family<AgentLabels, Gauge>,
     agent_pending_files: Family<AgentLabels, Gauge>,
     agent_dropped: Family<AgentLabels, Gauge>,
     agent_gaps: Family<AgentLabels, Counter>,
+}
+
+impl ClusterFamilies {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "events_received",
+            "Audit events received",
+            self.received.clone(),
+        );
+        registry.register(
+            "events_stored",
+            "Audit events newly stored",
+            self.stored.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Audit events received again (already stored)",
+            self.duplicates.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Lines or batches refused as not audit events",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "batch_commit_failures",
+            "Batches the store could not commit (answered 5xx)",
+            self.commit_failures.clone(),
+        );
+        registry.register(
+            "agent_lag_bytes",
+            "Bytes an agent has read from its log but not yet had acknowledged",
+            self.agent_lag.clone(),
+        );
+        registry.register(
+            "agent_pending_files",
+            "Files an agent has not yet fully shipped",
+            self.agent_pending_files.clone(),
+        );
+        registry.register(
+            "agent_dropped_bytes",
+            "Bytes of audit log an agent reports lost",
+            self.agent_dropped.clone(),
+        );
+        registry.register(
+            "agent_gaps",
+            "Collection gaps reported by agents",
+            self.agent_gaps.clone(),
+        );
+    }
+
+    /// A copy holding only the series of `cluster`, from the label sets in `seen`.
+    fn only(&self, cluster: &str, seen: &Seen) -> ClusterFamilies {
+        let out = ClusterFamilies::default();
+        let counter = |from: &Family<SourceCluster, Counter>,
+                       to: &Family<SourceCluster, Counter>,
+                       key: &SourceCluster| {
+            if let Some(c) = from.get(key) {
+                to.get_or_create(key).inc_by(c.get());
+            }
+        };
+        for key in seen.sources.iter().filter(|k| k.cluster == cluster) {
+            counter(&self.received, &out.received, key);
+            counter(&self.stored, &out.stored, key);
+            counter(&self.duplicates, &out.duplicates, key);
+            counter(&self.rejected, &out.rejected, key);
+            counter(&self.commit_failures, &out.commit_failures, key);
+        }
+        let gauge = |from: &Family<AgentLabels, Gauge>,
+                     to: &Family<AgentLabels, Gauge>,
+                     key: &AgentLabels| {
+            if let Some(g) = from.get(key) {
+                to.get_or_create(key).set(g.get());
+            }
+        };
+        for key in seen.agents.iter().filter(|k| k.cluster == cluster) {
+            gauge(&self.agent_lag, &out.agent_lag, key);
+            gauge(&self.agent_pending_files, &out.agent_pending_files, key);
+            gauge(&self.agent_dropped, &out.agent_dropped, key);
+            if let Some(c) = self.agent_gaps.get(key) {
+                out.agent_gaps.get_or_create(key).inc_by(c.get());
+            }
+        }
+        out
+    }
+}
+
+/// Every cluster-labelled label set used so far (families cannot be listed).
+#[derive(Default)]
+struct Seen {
+    sources: BTreeSet<SourceCluster>,
+    agents: BTreeSet<AgentLabels>,
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    clusters: ClusterFamilies,
+    seen: Mutex<Seen>,
+    commit_seconds: Family<SourceLabel, Histogram, fn() -> Histogram>,
+    auth_failures: Family<ReasonLabel, Counter>,
+    store_bytes: Gauge,
+    store_events: Gauge,
 }
 
 impl Default for Metrics {
@@ -86,61 +191,31 @@ impl Default for Metrics {
     }
 }
 
+const AUTH_FAILURES: (&str, &str) = (
+    "auth_failures",
+    "Requests refused by authentication (401) or role (403)",
+);
+
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("kubetrail");
         let m = Metrics {
-            received: Family::default(),
-            stored: Family::default(),
-            duplicates: Family::default(),
-            rejected: Family::default(),
-            commit_failures: Family::default(),
+            clusters: ClusterFamilies::default(),
+            seen: Mutex::default(),
             commit_seconds: Family::new_with_constructor(commit_histogram),
             auth_failures: Family::default(),
             store_bytes: Gauge::default(),
             store_events: Gauge::default(),
-            agent_lag: Family::default(),
-            agent_pending_files: Family::default(),
-            agent_dropped: Family::default(),
-            agent_gaps: Family::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "events_received",
-            "Audit events received",
-            m.received.clone(),
-        );
-        registry.register(
-            "events_stored",
-            "Audit events newly stored",
-            m.stored.clone(),
-        );
-        registry.register(
-            "events_duplicate",
-            "Audit events received again (already stored)",
-            m.duplicates.clone(),
-        );
-        registry.register(
-            "events_rejected",
-            "Lines or batches refused as not audit events",
-            m.rejected.clone(),
-        );
-        registry.register(
-            "batch_commit_failures",
-            "Batches the store could not commit (answered 5xx)",
-            m.commit_failures.clone(),
-        );
+        m.clusters.register(&mut registry);
         registry.register(
             "batch_commit_seconds",
             "Time to commit one batch to the store",
             m.commit_seconds.clone(),
         );
-        registry.register(
-            "auth_failures",
-            "Requests refused by authentication (401) or role (403)",
-            m.auth_failures.clone(),
-        );
+        registry.register(AUTH_FAILURES.0, AUTH_FAILURES.1, m.auth_failures.clone());
         registry.register(
             "store_bytes",
             "Bytes the store occupies",
@@ -151,55 +226,42 @@ impl Metrics {
             "Events in the store",
             m.store_events.clone(),
         );
-        registry.register(
-            "agent_lag_bytes",
-            "Bytes an agent has read from its log but not yet had acknowledged",
-            m.agent_lag.clone(),
-        );
-        registry.register(
-            "agent_pending_files",
-            "Files an agent has not yet fully shipped",
-            m.agent_pending_files.clone(),
-        );
-        registry.register(
-            "agent_dropped_bytes",
-            "Bytes of audit log an agent reports lost",
-            m.agent_dropped.clone(),
-        );
-        registry.register(
-            "agent_gaps",
-            "Collection gaps reported by agents",
-            m.agent_gaps.clone(),
-        );
         Metrics { registry, ..m }
     }
 
-    fn key(source: Source, cluster: &str) -> SourceCluster {
-        SourceCluster {
+    fn key(&self, source: Source, cluster: &str) -> SourceCluster {
+        let key = SourceCluster {
             source: source.as_str(),
             cluster: cluster.to_string(),
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if !seen.sources.contains(&key) {
+            seen.sources.insert(key.clone());
         }
+        key
     }
 
     /// Events arrived.
     pub fn received(&self, source: Source, cluster: &str, n: u64) {
-        self.received
-            .get_or_create(&Self::key(source, cluster))
+        self.clusters
+            .received
+            .get_or_create(&self.key(source, cluster))
             .inc_by(n);
     }
 
     /// Events or batches refused.
     pub fn rejected(&self, source: Source, cluster: &str, n: u64) {
-        self.rejected
-            .get_or_create(&Self::key(source, cluster))
+        self.clusters
+            .rejected
+            .get_or_create(&self.key(source, cluster))
             .inc_by(n);
     }
 
     /// A batch committed.
     pub fn committed(&self, source: Source, cluster: &str, stored: u64, dup: u64, took: Duration) {
-        let key = Self::key(source, cluster);
-        self.stored.get_or_create(&key).inc_by(stored);
-        self.duplicates.get_or_create(&key).inc_by(dup);
+        let key = self.key(source, cluster);
+        self.clusters.stored.get_or_create(&key).inc_by(stored);
+        self.clusters.duplicates.get_or_create(&key).inc_by(dup);
         self.commit_seconds
             .get_or_create(&SourceLabel {
                 source: source.as_str(),
@@ -209,8 +271,9 @@ impl Metrics {
 
     /// A batch the store refused.
     pub fn commit_failed(&self, source: Source, cluster: &str) {
-        self.commit_failures
-            .get_or_create(&Self::key(source, cluster))
+        self.clusters
+            .commit_failures
+            .get_or_create(&self.key(source, cluster))
             .inc();
     }
 
@@ -233,19 +296,27 @@ impl Metrics {
             cluster: cluster.to_string(),
             node: node.to_string(),
         };
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if !seen.agents.contains(&labels) {
+                seen.agents.insert(labels.clone());
+            }
+        }
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.agent_lag
+        let c = &self.clusters;
+        c.agent_lag
             .get_or_create(&labels)
             .set(clamp(status.lag_bytes));
-        self.agent_pending_files
+        c.agent_pending_files
             .get_or_create(&labels)
             .set(clamp(status.pending_files));
-        self.agent_dropped
+        c.agent_dropped
             .get_or_create(&labels)
             .set(clamp(status.dropped_bytes));
-        self.agent_gaps.get_or_create(&labels).inc_by(new_gaps);
+        c.agent_gaps.get_or_create(&labels).inc_by(new_gaps);
     }
 
+    /// Every series, for a caller who may read every cluster.
     fn encode(&self, store_bytes: u64, store_events: u64) -> Result<String, std::fmt::Error> {
         self.store_bytes
             .set(i64::try_from(store_bytes).unwrap_or(i64::MAX));
@@ -255,21 +326,44 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+
+    /// What a caller bound to `cluster` may see: the series labelled with that cluster, and
+    /// of the others only `auth_failures`, which is about the server itself. The commit
+    /// latency histogram and the store's size and event count add up every cluster's traffic,
+    /// so they are left out.
+    pub fn encode_for_cluster(&self, cluster: &str) -> Result<String, std::fmt::Error> {
+        let only = {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            self.clusters.only(cluster, &seen)
+        };
+        let mut registry = Registry::with_prefix("kubetrail");
+        only.register(&mut registry);
+        registry.register(AUTH_FAILURES.0, AUTH_FAILURES.1, self.auth_failures.clone());
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
 }
 
 /// `GET /metrics`.
-pub(crate) async fn render(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let (bytes, events) = tokio::task::spawn_blocking(move || {
-        Ok::<_, kubetrail_store::Error>((store.size_bytes()?, store.count()?))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the metrics task failed: {e}")))?
-    .map_err(|e| ApiError::store("measuring the store", &e))?;
-    let text = state
-        .metrics
-        .encode(bytes, events)
-        .map_err(|_| ApiError::internal("encoding the metrics failed"))?;
+pub(crate) async fn render(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    let text = match &principal.cluster {
+        Some(bound) => state.metrics.encode_for_cluster(bound),
+        None => {
+            let store = state.store.clone();
+            let (bytes, events) = tokio::task::spawn_blocking(move || {
+                Ok::<_, kubetrail_store::Error>((store.size_bytes()?, store.count()?))
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("the metrics task failed: {e}")))?
+            .map_err(|e| ApiError::store("measuring the store", &e))?;
+            state.metrics.encode(bytes, events)
+        }
+    }
+    .map_err(|_| ApiError::internal("encoding the metrics failed"))?;
     Ok((
         [(
             header::CONTENT_TYPE,

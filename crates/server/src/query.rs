@@ -21,7 +21,7 @@ use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
 /// Largest page.
-const MAX_LIMIT: usize = 5000;
+const MAX_LIMIT: usize = kubetrail_api::paths::MAX_PAGE_SIZE;
 
 fn parse_filter(
     principal: &Principal,
@@ -84,6 +84,7 @@ fn item(r: Record) -> EventItem {
     EventItem {
         cluster: r.cluster,
         received: format_micros(r.received_micros),
+        time: Some(format_micros(r.ts_micros)),
         event,
     }
 }
@@ -123,7 +124,8 @@ fn fields(text: &str) -> Result<Vec<Field>, ApiError> {
         .collect()
 }
 
-/// `GET /api/v1/audit/aggregate?by=user[,verb][&top=N]` or `?histogram=1h[&by=verb]`.
+/// `GET /api/v1/audit/aggregate?by=user[,verb][&top=N]` or `?histogram=1h[&by=verb]`; with
+/// neither, the number of matching events as one group without keys.
 pub(crate) async fn aggregate(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -162,11 +164,17 @@ pub(crate) async fn aggregate(
             }
         }
         None => {
-            if by.is_empty() || by.len() > 2 {
+            if by.len() > 2 {
                 return Err(ApiError::bad_request(
-                    "give by=FIELD[,FIELD] (one or two fields) or histogram=DURATION",
+                    "parameter by: give by=FIELD[,FIELD] (one or two fields) or histogram=DURATION",
                 ));
             }
+            if by.is_empty() && top.is_some() {
+                return Err(ApiError::bad_request(
+                    "parameter top: keeps the largest groups of by=FIELD[,FIELD]; give by",
+                ));
+            }
+            // Without by: one group with no keys, the number of matching events.
             Aggregation::CountBy {
                 fields: by,
                 limit: top,
@@ -279,16 +287,24 @@ pub(crate) async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
-/// `GET /readyz`: 200 when the store answers within 5 s.
+/// `GET /readyz`: 200 when the store gives back stored data within 5 s ([`Store::check`]);
+/// 503 with the cause otherwise, and for good once the store reported damage.
 pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let unavailable =
+        |reason: String| (axum::http::StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    if let Some(e) = state.committer.failure() {
+        return unavailable(format!("store failed: {e}"));
+    }
     let store = state.store.clone();
-    let check = tokio::task::spawn_blocking(move || store.schema_version());
+    let check = tokio::task::spawn_blocking(move || store.check());
     match tokio::time::timeout(Duration::from_secs(5), check).await {
-        Ok(Ok(Ok(_))) => "ok".into_response(),
-        _ => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "store not ready",
-        )
-            .into_response(),
+        Ok(Ok(Ok(()))) => "ok".into_response(),
+        Ok(Ok(Err(e))) => {
+            state.committer.note_failure(&e);
+            tracing::warn!(error = %e, "store not ready");
+            unavailable(format!("store not ready: {e}"))
+        }
+        Ok(Err(e)) => unavailable(format!("store not ready: the check failed: {e}")),
+        Err(_) => unavailable("store not ready: no answer within 5 s".to_string()),
     }
 }

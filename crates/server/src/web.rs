@@ -113,7 +113,8 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
         .find(|v| !v.is_empty())
 }
 
-fn html_response(status: StatusCode, body: String) -> Response {
+/// An HTML answer with the headers that keep pages inert.
+pub(crate) fn html_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(

@@ -84,20 +84,29 @@ pub fn events_table(scope: &Scope, records: &[Record], refine: bool) -> Markup {
     }
 }
 
-/// The active filter as removable chips.
+/// Chips that get their own "remove" link. Each such link is the whole current URL less one
+/// value, so links for every chip would make the page grow with the square of its URL; past
+/// this many values the chips show the filter and only "clear all" (the page then grows
+/// linearly with the URL, which the filter limits of [`kubetrail_api::params`] bound).
+pub const MAX_REMOVABLE_CHIPS: usize = 20;
+
+/// The active filter as chips, removable one by one while there are few.
 fn chips(scope: &Scope) -> Markup {
     let active: Vec<(&str, &str)> = FILTER_KEYS
         .iter()
         .filter(|k| !matches!(**k, "since" | "from" | "to"))
         .flat_map(|k| scope.all(k).into_iter().map(move |v| (*k, v)))
         .collect();
+    let removable = active.len() <= MAX_REMOVABLE_CHIPS;
     html! {
         @if !active.is_empty() {
             ul.chips aria-label="active filter" {
                 @for (k, v) in &active {
                     li {
                         span.key { (k) } " " (v)
-                        " " a.remove href=(remove(scope, k, v)) title="remove" aria-label=(format!("remove {k} {v}")) { "×" }
+                        @if removable {
+                            " " a.remove href=(remove(scope, k, v)) title="remove" aria-label=(format!("remove {k} {v}")) { "×" }
+                        }
                     }
                 }
                 li { a href=(scope.scoped("/search", &[])) { "clear all" } }

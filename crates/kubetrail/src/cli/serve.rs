@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use kubetrail_install::webhook::{Credential, kubeconfig};
 use kubetrail_server::{
-    AppState, Authenticator, Limits, TlsFiles, UiSettings, load_tokens, router, serve,
+    AppState, Authenticator, ConnectionLimits, Limits, RequestLimits, TlsFiles, UiSettings,
+    load_tokens, router, serve_with,
 };
 use kubetrail_store::{Retention, Store};
 use kubetrail_ui::Networks;
@@ -52,6 +53,21 @@ pub struct ServeArgs {
     /// Largest request body in bytes (and largest decompressed agent batch).
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
+    /// Longest URL (path and query) in bytes; longer requests are answered 414 [default: 8192].
+    #[arg(long, value_name = "BYTES")]
+    max_url_bytes: Option<usize>,
+    /// Time a client has for the TLS handshake and for each request's line and headers, also
+    /// the idle time of a kept-alive connection; then the connection is closed [default: 10000].
+    #[arg(long, value_name = "MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// Time a client has to send a request's body after its headers; then it is answered 408
+    /// and the connection closed [default: 60000].
+    #[arg(long, value_name = "MS")]
+    body_read_timeout_ms: Option<u64>,
+    /// Connections served at once; further connections wait in the listen backlog until one
+    /// ends [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     #[command(flatten)]
     backend: BackendArgs,
     /// Delete events older than this (e.g. 90d); checked every 10 minutes.
@@ -90,6 +106,10 @@ struct ServeFile {
     #[serde(default)]
     insecure_no_auth: bool,
     max_body_bytes: Option<usize>,
+    max_url_bytes: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
     retention_max_age: Option<String>,
     retention_max_bytes: Option<u64>,
     store: Option<Backend>,
@@ -109,6 +129,8 @@ struct Settings {
     auth: Authenticator,
     tls: Option<TlsFiles>,
     limits: Limits,
+    requests: RequestLimits,
+    connections: ConnectionLimits,
     retention: Retention,
     backend: BackendArgs,
     networks: Networks,
@@ -177,6 +199,45 @@ fn settings(args: ServeArgs) -> Result<Settings> {
             "--demo loads generated events into a throwaway embedded store; it does not take --store clickhouse (nor KUBETRAIL_STORE=clickhouse)"
         );
     }
+    let positive = |key: &str, v: Option<u64>| -> Result<Option<u64>> {
+        match v {
+            Some(0) => bail!("{key}: must be greater than 0"),
+            v => Ok(v),
+        }
+    };
+    let ms = |key: &str, flag: Option<u64>, file: Option<u64>, default: Duration| {
+        positive(key, flag.or(file)).map(|v| v.map_or(default, Duration::from_millis))
+    };
+    let requests = RequestLimits {
+        max_url_bytes: positive(
+            "maxUrlBytes",
+            args.max_url_bytes.or(file.max_url_bytes).map(|v| v as u64),
+        )?
+        .map_or(kubetrail_server::DEFAULT_MAX_URL_BYTES, |v| v as usize),
+        body_read_timeout: ms(
+            "bodyReadTimeoutMs",
+            args.body_read_timeout_ms,
+            file.body_read_timeout_ms,
+            kubetrail_server::DEFAULT_BODY_READ_TIMEOUT,
+        )?,
+    };
+    let connections = ConnectionLimits {
+        header_read_timeout: ms(
+            "headerReadTimeoutMs",
+            args.header_read_timeout_ms,
+            file.header_read_timeout_ms,
+            kubetrail_server::tls::DEFAULT_HEADER_READ_TIMEOUT,
+        )?,
+        max_connections: positive(
+            "maxConnections",
+            args.max_connections
+                .or(file.max_connections)
+                .map(|v| v as u64),
+        )?
+        .map_or(kubetrail_server::tls::DEFAULT_MAX_CONNECTIONS, |v| {
+            v as usize
+        }),
+    };
     let networks = match args.internal_networks.or(file.internal_networks) {
         Some(list) => {
             Networks::parse(&list).map_err(|e| anyhow::anyhow!("--internal-networks: {e}"))?
@@ -200,6 +261,8 @@ fn settings(args: ServeArgs) -> Result<Settings> {
                 .or(file.max_body_bytes)
                 .unwrap_or(kubetrail_server::DEFAULT_MAX_BODY_BYTES),
         },
+        requests,
+        connections,
         retention: Retention {
             max_age,
             max_bytes: args.retention_max_bytes.or(file.retention_max_bytes),
@@ -291,7 +354,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let state = Arc::new(
         AppState::new(store.clone(), s.auth, s.limits, Some(data_dir.clone()))
             .with_context(|| format!("reading agent gaps in {}", data_dir.display()))?
-            .with_ui(ui),
+            .with_ui(ui)
+            .with_request_limits(s.requests),
     );
     let demo = s.demo.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -335,7 +399,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 }
             });
         }
-        serve(listener, router(state), s.tls, shutdown_signal()).await?;
+        serve_with(
+            listener,
+            router(state),
+            s.tls,
+            s.connections,
+            shutdown_signal(),
+        )
+        .await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -415,4 +486,62 @@ pub fn webhook_config(args: WebhookConfigArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<Settings> {
+        let mut argv = vec!["serve", "--insecure-no-auth"];
+        argv.extend_from_slice(flags);
+        settings(Cli::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn connection_and_request_limits_come_from_the_file_and_flags() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.connections.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.connections.max_connections, 1024);
+        assert_eq!(s.requests.body_read_timeout, Duration::from_secs(60));
+        assert_eq!(s.requests.max_url_bytes, 8192);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.yaml");
+        std::fs::write(
+            &file,
+            "headerReadTimeoutMs: 2500\nbodyReadTimeoutMs: 30000\nmaxConnections: 64\nmaxUrlBytes: 4096\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let s = parse(&["--config", path]).unwrap();
+        assert_eq!(
+            s.connections.header_read_timeout,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(s.connections.max_connections, 64);
+        assert_eq!(s.requests.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(s.requests.max_url_bytes, 4096);
+        // Flags win.
+        let s = parse(&["--config", path, "--max-connections", "8"]).unwrap();
+        assert_eq!(s.connections.max_connections, 8);
+        // Zero would refuse everything, or wait for nothing.
+        for (flag, key) in [
+            ("--header-read-timeout-ms", "headerReadTimeoutMs"),
+            ("--body-read-timeout-ms", "bodyReadTimeoutMs"),
+            ("--max-connections", "maxConnections"),
+            ("--max-url-bytes", "maxUrlBytes"),
+        ] {
+            let e = parse(&[flag, "0"]).err().unwrap().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
 }

@@ -5,7 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod hostile_ingest;
 mod ingest;
+mod limits;
+mod metrics_scope;
+mod openapi;
+mod store_failure;
 mod tls;
 mod web;
 

@@ -1,0 +1,93 @@
+//! `/metrics` honours a token's cluster binding as the JSON endpoints do: a bound token sees
+//! only the series of its cluster, none of another's and none that add up every cluster; an
+//! unbound token sees everything.
+
+use axum::http::StatusCode;
+use kubetrail_api::paths;
+
+use crate::{Harness, INGEST, PROD_INGEST, PROD_READ, READ, event_list};
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+async fn two_clusters() -> Harness {
+    let h = Harness::new();
+    let (body, _) = event_list("real-audit/audit2rbac-v1.jsonl", "audit.k8s.io/v1");
+    let (status, _) = h
+        .post(paths::WEBHOOK, Some(PROD_INGEST), &[JSON], body)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (body, _) = event_list("real-audit/falco-k8saudit.jsonl", "audit.k8s.io/v1");
+    let (status, _) = h
+        .post(
+            &format!("{}?cluster=dev", paths::WEBHOOK),
+            Some(INGEST),
+            &[JSON],
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for (token, node) in [(PROD_INGEST, "cp-prod"), (INGEST, "cp-dev")] {
+        let cluster = if token == INGEST { "dev" } else { "" };
+        let status = serde_json::json!({
+            "node": node, "cluster": cluster, "lagBytes": 7, "pendingFiles": 1,
+            "shippedEvents": 3, "droppedBytes": 0,
+            "gaps": [{"id": "g1", "file": "/var/log/kubernetes/kubernetes.audit",
+                      "fingerprint": "ab", "fromOffset": 0, "bytes": 9,
+                      "detectedAt": "2024-01-01T00:00:01Z", "reason": "rotated away"}]
+        });
+        let (code, reply) = h
+            .post(
+                paths::AGENT_STATUS,
+                Some(token),
+                &[JSON],
+                serde_json::to_vec(&status).unwrap(),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{reply}");
+    }
+    h
+}
+
+/// The sample lines (not comments) of an OpenMetrics text.
+fn samples(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.starts_with('#')).collect()
+}
+
+#[tokio::test]
+async fn a_bound_token_sees_only_its_clusters_series() {
+    let h = two_clusters().await;
+    let all = h.get_text(paths::METRICS, Some(READ)).await;
+    assert!(all.contains("cluster=\"dev\""), "{all}");
+    assert!(all.contains("cluster=\"prod\""), "{all}");
+
+    let prod = h.get_text(paths::METRICS, Some(PROD_READ)).await;
+    assert!(!prod.contains("cluster=\"dev\""), "{prod}");
+    assert!(!prod.contains("cp-dev"), "{prod}");
+    for line in samples(&prod) {
+        assert!(
+            line.starts_with("kubetrail_auth_failures") || line.contains("cluster=\"prod\""),
+            "a series of no cluster or another: {line}"
+        );
+    }
+    // Its own series are all there, with the same values as the unbound view's.
+    for series in [
+        "kubetrail_events_received_total{source=\"webhook\",cluster=\"prod\"}",
+        "kubetrail_events_stored_total{source=\"webhook\",cluster=\"prod\"}",
+        "kubetrail_agent_lag_bytes{cluster=\"prod\",node=\"cp-prod\"}",
+        "kubetrail_agent_gaps_total{cluster=\"prod\",node=\"cp-prod\"}",
+    ] {
+        let value = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series))
+                .map(str::trim)
+                .map(str::to_string)
+        };
+        assert!(value(&prod).is_some(), "no {series} in {prod}");
+        assert_eq!(value(&prod), value(&all), "{series}");
+    }
+    // The totals over every cluster are not shown to it.
+    assert!(!prod.contains("kubetrail_store_events"), "{prod}");
+    assert!(!prod.contains("kubetrail_store_bytes"), "{prod}");
+    assert!(!prod.contains("kubetrail_batch_commit_seconds"), "{prod}");
+    assert!(prod.trim_end().ends_with("# EOF"), "{prod}");
+}
