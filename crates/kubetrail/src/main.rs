@@ -74,7 +74,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Errors quote what they were given (a server's answer, a file's text): each line
+            // is escaped as table cells are.
+            let text = format!("{err:#}");
+            let lines: Vec<String> = text.lines().map(cli::table::escape).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::FAILURE
         }
     }

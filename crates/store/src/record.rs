@@ -75,6 +75,14 @@ pub fn identity_of(record: &Record) -> (&str, &str, Option<Stage>, i64) {
 }
 
 impl Record {
+    /// True when the event carries no timestamp of its own, so [`Record::ts_micros`] is the
+    /// time kubetrail read or received it. Decided from the stored JSON, so it holds for
+    /// records read back from any store.
+    pub fn time_inferred(&self) -> bool {
+        kubetrail_model::decode_event(self.raw.as_bytes())
+            .is_ok_and(|e| e.stage_timestamp.is_none() && e.request_received_timestamp.is_none())
+    }
+
     /// The resource as filters and reports write it: `resource[.group][/subresource]`
     /// (`""` for a non-resource request).
     pub fn resource_text(&self) -> String {
@@ -96,11 +104,28 @@ impl Record {
     /// Builds a record from a decoded event, its original JSON and where it came from. The
     /// event is consumed: its strings move into the record instead of being copied, which is
     /// most of the cost of this step on a bulk import.
+    ///
+    /// An event with neither `stageTimestamp` nor `requestReceivedTimestamp` (hand-written
+    /// events; the apiserver always sets both) is placed at its receive time rather than at
+    /// 1970, where no default range would find it; [`Record::time_inferred`] marks it.
     pub fn from_event(
         event: Event,
         raw: impl Into<String>,
         cluster: &str,
         received_micros: i64,
+    ) -> Record {
+        Record::from_event_at(event, raw, cluster, received_micros, received_micros)
+    }
+
+    /// [`Record::from_event`] with the time to use when the event carries none:
+    /// `import` gives the file's modification time, so importing the same file again gives
+    /// the same identity and stores nothing new.
+    pub fn from_event_at(
+        event: Event,
+        raw: impl Into<String>,
+        cluster: &str,
+        received_micros: i64,
+        fallback_micros: i64,
     ) -> Record {
         let raw = raw.into();
         let mut event = event;
@@ -110,7 +135,7 @@ impl Record {
             .stage_timestamp
             .or(event.request_received_timestamp)
             .map(|t| t.unix_micros())
-            .unwrap_or(0);
+            .unwrap_or(fallback_micros);
         let annotation =
             |event: &mut Event, key: &str| event.annotations.remove(key).unwrap_or_default();
         Record {
@@ -252,6 +277,7 @@ mod tests {
         assert_eq!(r.audit_id, "a1");
         assert_eq!(r.ts_micros, 1_714_558_830_123_456);
         assert_eq!(r.request_ts_micros, Some(1_714_558_830_100_000));
+        assert!(!r.time_inferred());
         assert_eq!(
             (r.user.as_str(), r.impersonated_user.as_str()),
             ("bob", "eve")
@@ -274,13 +300,19 @@ mod tests {
     fn events_without_an_audit_id_get_a_stable_synthetic_one() {
         let raw = r#"{"verb":"get","requestURI":"/healthz"}"#;
         let e = decode_event(raw.as_bytes()).unwrap();
-        let a = Record::from_event(e.clone(), raw, "c", 1);
-        let b = Record::from_event(e, raw, "c", 2);
-        assert_eq!(a.audit_id, b.audit_id);
+        let a = Record::from_event_at(e.clone(), raw, "c", 1, 1_700_000_000_000_000);
+        let b = Record::from_event_at(e.clone(), raw, "c", 2, 1_700_000_000_000_000);
+        assert_eq!(identity_of(&a), identity_of(&b), "the same on every import");
         assert!(a.audit_id.starts_with(SYNTHETIC_PREFIX));
         assert_eq!(
-            a.ts_micros, 0,
-            "no timestamps: the epoch, the same on every import"
+            a.ts_micros, 1_700_000_000_000_000,
+            "no timestamps: the fallback time, not 1970"
+        );
+        assert!(a.time_inferred());
+        let received = Record::from_event(e, raw, "c", 1_800_000_000_000_000);
+        assert_eq!(
+            received.ts_micros, 1_800_000_000_000_000,
+            "ingest: receive time"
         );
         let other = r#"{"verb":"get","requestURI":"/livez"}"#;
         let c = Record::from_event(decode_event(other.as_bytes()).unwrap(), other, "c", 1);

@@ -103,19 +103,27 @@ impl Checkpoint {
                 });
             }
         };
-        let invalid = |reason: String| CheckpointError::Invalid {
+        Checkpoint::parse(&text).map_err(|reason| CheckpointError::Invalid {
             path: path.to_path_buf(),
             reason,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        })
+    }
+
+    /// Reads the state from a checkpoint file's text; the error says why it is unusable.
+    pub fn parse(text: &str) -> Result<Checkpoint, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != u64::from(VERSION) {
-            return Err(invalid(format!(
+            return Err(format!(
                 "format version {version}; this kubetrail reads version {VERSION}"
-            )));
+            ));
         }
-        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
+    /// The text [`Checkpoint::save`] writes.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a checkpoint serializes to JSON")
     }
 
     /// Writes the state atomically.
@@ -125,9 +133,9 @@ impl Checkpoint {
             source,
         };
         let tmp = path.with_extension("tmp");
-        let text = serde_json::to_vec(self).map_err(|e| io(std::io::Error::other(e)))?;
+        let text = self.to_json();
         let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&text).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(io)?;

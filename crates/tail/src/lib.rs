@@ -12,5 +12,5 @@ pub mod rotation;
 
 pub use checkpoint::{Checkpoint, CheckpointError, FileState, GapRecord};
 pub use follow::{Chunk, FollowError, FollowOptions, Follower, fingerprint_of};
-pub use lines::{Line, LineReader};
+pub use lines::{Damage, Line, LineReader};
 pub use rotation::{LogFile, backup_name, order_paths, parse_backup_name};

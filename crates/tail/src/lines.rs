@@ -1,6 +1,11 @@
 //! Lines of a finished audit log file, plain or gzip-compressed, with their numbers. A last
 //! line without its newline (the writer was interrupted, or is still writing) is returned
 //! marked as such, so callers can report it instead of silently dropping or trusting it.
+//!
+//! A file that cannot be read to its end (a `.gz` cut short or corrupt, an I/O error part way)
+//! ends where reading failed: every complete line before that point is returned, the partial
+//! one after it marked incomplete, and [`LineReader::damage`] says where and why, so that a
+//! caller reports it and goes on with its other files.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -32,13 +37,34 @@ pub struct Line<'a> {
 
 /// Reads lines of one file.
 pub struct LineReader {
-    path: PathBuf,
     reader: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
     text: String,
     number: u64,
+    damage: Option<Damage>,
     /// Bytes read from the file so far (compressed bytes for `.gz`).
     pub bytes_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Where and why a file could not be read to its end.
+#[derive(Debug)]
+pub struct Damage {
+    /// Bytes of the file read when it failed (compressed bytes for `.gz`).
+    pub offset: u64,
+    /// Lines returned before the failure, the incomplete one included.
+    pub lines: u64,
+    /// What failed.
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unreadable after byte {} (line {}): {}",
+            self.offset, self.lines, self.error
+        )
+    }
 }
 
 struct Counting<R> {
@@ -76,30 +102,47 @@ impl LineReader {
             Box::new(BufReader::with_capacity(1 << 16, counted))
         };
         Ok(LineReader {
-            path: path.to_path_buf(),
             reader,
             buf: Vec::with_capacity(4096),
             text: String::new(),
             number: 0,
+            damage: None,
             bytes_read,
         })
     }
 
-    /// The next line, or `None` at the end.
+    /// Why the file ended before its end, once [`LineReader::next_line`] has met it.
+    pub fn damage(&self) -> Option<&Damage> {
+        self.damage.as_ref()
+    }
+
+    /// The next line, or `None` at the end (or after damage: see [`LineReader::damage`]).
     pub fn next_line(&mut self) -> Result<Option<Line<'_>>, Error> {
         self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|source| Error {
-                path: self.path.clone(),
-                source,
-            })?;
-        if n == 0 {
+        if self.damage.is_some() {
+            return Ok(None);
+        }
+        // On an error `read_until` leaves in `buf` what it read before it: the partial line.
+        let failed = loop {
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(_) => break None,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Some(e),
+            }
+        };
+        let damaged = failed.is_some();
+        if let Some(error) = failed {
+            self.damage = Some(Damage {
+                offset: self.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
+                lines: self.number + u64::from(!self.buf.is_empty()),
+                error,
+            });
+        }
+        if self.buf.is_empty() {
             return Ok(None);
         }
         self.number += 1;
-        let complete = self.buf.last() == Some(&b'\n');
+        let complete = !damaged && self.buf.last() == Some(&b'\n');
         let mut end = self.buf.len();
         while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
             end -= 1;
@@ -163,5 +206,55 @@ mod tests {
         assert_eq!(r.next_line().unwrap().unwrap().text, "ok");
         assert_eq!(r.next_line().unwrap().unwrap().text, "\u{fffd}bad");
         assert_eq!(r.next_line().unwrap().unwrap().text, "ok again");
+    }
+
+    #[test]
+    fn a_cut_gzip_gives_every_complete_line_and_says_where_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("{{\"n\":{i},\"pad\":\"{:x}\"}}\n", i * 7919));
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        let full = enc.finish().unwrap();
+        let cut = dir.path().join("audit-2024-05-01T10-00-00.000.log.gz");
+        std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+
+        let mut r = LineReader::open(&cut).unwrap();
+        let mut complete = 0u64;
+        let mut partial = 0;
+        while let Some(l) = r.next_line().unwrap() {
+            if l.complete {
+                assert_eq!(l.text, text.lines().nth(complete as usize).unwrap());
+                complete += 1;
+            } else {
+                partial += 1;
+            }
+        }
+        assert!(
+            complete > 5_000,
+            "lines before the cut are read: {complete}"
+        );
+        assert!(complete < 20_000);
+        assert!(partial <= 1);
+        let damage = r.damage().expect("the cut is reported");
+        assert_eq!(damage.lines, complete + partial);
+        assert!(damage.offset > 0 && damage.offset <= full.len() as u64 / 2);
+        assert!(
+            damage.to_string().contains("unreadable after byte"),
+            "{damage}"
+        );
+        assert!(r.next_line().unwrap().is_none(), "nothing after the damage");
+
+        let whole = dir.path().join("whole.log.gz");
+        std::fs::write(&whole, &full).unwrap();
+        let mut r = LineReader::open(&whole).unwrap();
+        let mut n = 0;
+        while r.next_line().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 20_000);
+        assert!(r.damage().is_none());
     }
 }

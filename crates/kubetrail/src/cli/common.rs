@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
+use kubetrail_api::paths::MAX_PAGE_SIZE;
 use kubetrail_api::wire::EventItem;
 use kubetrail_api::{Client, ClientOptions};
 use kubetrail_model::decode_event;
@@ -180,17 +181,27 @@ impl Source {
         match self {
             Source::Local(store) => Ok(store.query(filter, cursor, limit)?),
             Source::Remote(client) => {
-                let page = client.events(filter, cursor, limit)?;
-                let records = page
-                    .items
-                    .iter()
-                    .map(record_of)
-                    .collect::<Result<Vec<_>>>()?;
-                let next = match page.next {
-                    Some(c) => Some(c.parse::<Cursor>().map_err(anyhow::Error::msg)?),
-                    None => None,
-                };
-                Ok(Page { records, next })
+                // The server answers at most MAX_PAGE_SIZE events a request: a longer page is
+                // asked for in parts, each continuing the last, as the local store answers it.
+                let mut records = Vec::new();
+                let mut cursor = cursor.cloned();
+                loop {
+                    let want = (limit - records.len()).min(MAX_PAGE_SIZE);
+                    let page = client.events(filter, cursor.as_ref(), want)?;
+                    for item in &page.items {
+                        records.push(record_of(item)?);
+                    }
+                    cursor = match page.next {
+                        Some(c) => Some(c.parse::<Cursor>().map_err(anyhow::Error::msg)?),
+                        None => None,
+                    };
+                    if cursor.is_none() || records.len() >= limit {
+                        return Ok(Page {
+                            records,
+                            next: cursor,
+                        });
+                    }
+                }
             }
         }
     }
@@ -212,12 +223,23 @@ impl Source {
 /// A record from an event the server sent.
 fn record_of(item: &EventItem) -> Result<Record> {
     let raw = item.event.get();
-    let event = decode_event(raw.as_bytes())
-        .with_context(|| format!("the server sent an event that does not decode: {raw:.200}"))?;
-    let received = parse_time(&item.received)
-        .map(|t| t.timestamp_micros())
-        .unwrap_or(0);
-    Ok(Record::from_event(event, raw, &item.cluster, received))
+    let event = decode_event(raw.as_bytes()).with_context(|| {
+        format!(
+            "the server sent an event that does not decode: {:.200}",
+            super::table::escape(raw)
+        )
+    })?;
+    let micros = |t: &str| parse_time(t).map(|t| t.timestamp_micros()).ok();
+    let received = micros(&item.received).unwrap_or(0);
+    // An event without timestamps keeps the time the store gave it, not the time of asking.
+    let time = item.time.as_deref().and_then(micros).unwrap_or(received);
+    Ok(Record::from_event_at(
+        event,
+        raw,
+        &item.cluster,
+        received,
+        time,
+    ))
 }
 
 impl StoreArgs {

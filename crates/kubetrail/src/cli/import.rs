@@ -52,12 +52,22 @@ pub struct Summary {
     duplicates: u64,
     malformed: u64,
     malformed_reasons: Vec<String>,
+    /// Files that could not be read to their end (a `.gz` cut short): where, and why.
+    damaged_files: Vec<String>,
     seconds: f64,
 }
 
 enum Message {
     Batch(Vec<Record>),
     Malformed(String),
+    Damaged(String),
+}
+
+/// A file's modification time in microseconds since the epoch.
+fn modified_micros(path: &std::path::Path) -> Option<i64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_micros()).ok()
 }
 
 /// Lists the files to read, directories expanded (not recursively).
@@ -107,6 +117,9 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         let mut batch = Vec::with_capacity(batch_size);
         for path in &files {
             let mut file = LineReader::open(path)?;
+            // Events without timestamps take the file's time: stable, so importing the file
+            // again finds the same identities.
+            let fallback = modified_micros(path).unwrap_or(received);
             let base = reader_bytes.load(Ordering::Relaxed);
             let counter = file.bytes_read.clone();
             while let Some(line) = file.next_line()? {
@@ -115,9 +128,9 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
                     continue;
                 }
                 match decode_event(line.text.as_bytes()) {
-                    Ok(event) => {
-                        batch.push(Record::from_event(event, line.text, &cluster, received))
-                    }
+                    Ok(event) => batch.push(Record::from_event_at(
+                        event, line.text, &cluster, received, fallback,
+                    )),
                     Err(e) => {
                         let what = if line.complete {
                             e.to_string()
@@ -136,6 +149,13 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
                     if tx.send(Message::Batch(full)).is_err() {
                         return Ok(lines);
                     }
+                }
+            }
+            if let Some(damage) = file.damage() {
+                // Every complete line before the damage is kept; the other files go on.
+                let msg = format!("{}: {damage}", path.display());
+                if tx.send(Message::Damaged(msg)).is_err() {
+                    return Ok(lines);
                 }
             }
             reader_bytes.store(base + counter.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -162,6 +182,7 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
                 summary.stored += outcome.stored;
                 summary.duplicates += outcome.duplicates;
             }
+            Message::Damaged(reason) => summary.damaged_files.push(reason),
             Message::Malformed(reason) => {
                 summary.malformed += 1;
                 if summary.malformed_reasons.len() < MAX_REASONS {
@@ -207,12 +228,21 @@ fn print_summary(s: &Summary, store: &str) {
     println!("  duplicates:   {}", s.duplicates);
     println!("  malformed:    {}", s.malformed);
     for reason in &s.malformed_reasons {
-        println!("    {reason}");
+        println!("    {}", super::table::escape(reason));
     }
     if s.malformed as usize > s.malformed_reasons.len() {
         println!(
             "    ... and {} more",
             s.malformed as usize - s.malformed_reasons.len()
         );
+    }
+    if !s.damaged_files.is_empty() {
+        println!(
+            "  damaged files: {} (complete lines before the damage were imported)",
+            s.damaged_files.len()
+        );
+        for reason in &s.damaged_files {
+            println!("    {}", super::table::escape(reason));
+        }
     }
 }

@@ -462,3 +462,64 @@ fn get(port: u16, path: &str) -> (u16, String) {
     let status = r.status().as_u16();
     (status, r.body_mut().read_to_string().unwrap())
 }
+
+#[test]
+fn search_through_a_server_pages_past_the_api_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path());
+    let log = dir.path().join("gen.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(["gen", "--events", "12000", "--seed", "11"])
+        .args(["--start", "2024-05-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&log, &out.stdout).unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .arg("import")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(import.status.success());
+    cluster.start_serve();
+    std::fs::write(dir.path().join("admin.token"), ADMIN).unwrap();
+    let search = |limit: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+            .args([
+                "search",
+                "--server",
+                &format!("http://127.0.0.1:{}", cluster.port),
+            ])
+            .arg("--token-file")
+            .arg(dir.path().join("admin.token"))
+            .args([
+                "--from",
+                "2024-04-01T00:00:00Z",
+                "--to",
+                "2024-07-01T00:00:00Z",
+            ])
+            .args(["--limit", limit, "-o", "json"])
+            .output()
+            .unwrap()
+    };
+    let all = search("20000");
+    assert!(
+        all.status.success(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let all = String::from_utf8(all.stdout).unwrap();
+    let all: Vec<&str> = all.lines().collect();
+    assert_eq!(all.len(), 12000, "every event, past the API's page size");
+    let distinct: BTreeSet<&str> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), 12000);
+
+    let part = search("7000");
+    assert!(part.status.success());
+    let text = String::from_utf8(part.stdout).unwrap();
+    let part: Vec<&str> = text.lines().collect();
+    assert_eq!(part, all[..7000], "the same order as one long answer");
+    assert!(String::from_utf8_lossy(&search("7000").stderr).contains("--after"));
+}

@@ -5,6 +5,7 @@
 
 mod clickhouse;
 mod collect;
+mod import;
 mod install;
 mod policy;
 mod serve;
