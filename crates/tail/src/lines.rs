@@ -117,19 +117,13 @@ impl LineReader {
     }
 
     /// The next line, or `None` at the end (or after damage: see [`LineReader::damage`]).
-    pub fn next_line(&mut self) -> Result<Option<Line<'_>>, Error> {
+    pub fn next_line(&mut self) -> Option<Line<'_>> {
         self.buf.clear();
         if self.damage.is_some() {
-            return Ok(None);
+            return None;
         }
         // On an error `read_until` leaves in `buf` what it read before it: the partial line.
-        let failed = loop {
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(_) => break None,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => break Some(e),
-            }
-        };
+        let failed = self.reader.read_until(b'\n', &mut self.buf).err();
         let damaged = failed.is_some();
         if let Some(error) = failed {
             self.damage = Some(Damage {
@@ -139,7 +133,7 @@ impl LineReader {
             });
         }
         if self.buf.is_empty() {
-            return Ok(None);
+            return None;
         }
         self.number += 1;
         let complete = !damaged && self.buf.last() == Some(&b'\n');
@@ -156,11 +150,11 @@ impl LineReader {
                 &self.text
             }
         };
-        Ok(Some(Line {
+        Some(Line {
             number: self.number,
             text,
             complete,
-        }))
+        })
     }
 }
 
@@ -176,7 +170,7 @@ mod tests {
         std::fs::write(&plain, "one\r\ntwo\n{\"trunc").unwrap();
         let mut r = LineReader::open(&plain).unwrap();
         let mut got = Vec::new();
-        while let Some(l) = r.next_line().unwrap() {
+        while let Some(l) = r.next_line() {
             got.push((l.number, l.text.to_string(), l.complete));
         }
         assert_eq!(
@@ -194,18 +188,18 @@ mod tests {
         enc.write_all(b"x\ny\n").unwrap();
         enc.finish().unwrap();
         let mut r = LineReader::open(&gz).unwrap();
-        assert_eq!(r.next_line().unwrap().unwrap().text, "x");
-        assert_eq!(r.next_line().unwrap().unwrap().text, "y");
-        assert!(r.next_line().unwrap().is_none());
+        assert_eq!(r.next_line().unwrap().text, "x");
+        assert_eq!(r.next_line().unwrap().text, "y");
+        assert!(r.next_line().is_none());
         assert!(r.bytes_read.load(std::sync::atomic::Ordering::Relaxed) > 0);
         assert!(LineReader::open(&dir.path().join("missing")).is_err());
 
         let bad = dir.path().join("c.log");
         std::fs::write(&bad, b"ok\n\xffbad\nok again\n").unwrap();
         let mut r = LineReader::open(&bad).unwrap();
-        assert_eq!(r.next_line().unwrap().unwrap().text, "ok");
-        assert_eq!(r.next_line().unwrap().unwrap().text, "\u{fffd}bad");
-        assert_eq!(r.next_line().unwrap().unwrap().text, "ok again");
+        assert_eq!(r.next_line().unwrap().text, "ok");
+        assert_eq!(r.next_line().unwrap().text, "\u{fffd}bad");
+        assert_eq!(r.next_line().unwrap().text, "ok again");
     }
 
     #[test]
@@ -224,7 +218,7 @@ mod tests {
         let mut r = LineReader::open(&cut).unwrap();
         let mut complete = 0u64;
         let mut partial = 0;
-        while let Some(l) = r.next_line().unwrap() {
+        while let Some(l) = r.next_line() {
             if l.complete {
                 assert_eq!(l.text, text.lines().nth(complete as usize).unwrap());
                 complete += 1;
@@ -245,13 +239,13 @@ mod tests {
             damage.to_string().contains("unreadable after byte"),
             "{damage}"
         );
-        assert!(r.next_line().unwrap().is_none(), "nothing after the damage");
+        assert!(r.next_line().is_none(), "nothing after the damage");
 
         let whole = dir.path().join("whole.log.gz");
         std::fs::write(&whole, &full).unwrap();
         let mut r = LineReader::open(&whole).unwrap();
         let mut n = 0;
-        while r.next_line().unwrap().is_some() {
+        while r.next_line().is_some() {
             n += 1;
         }
         assert_eq!(n, 20_000);

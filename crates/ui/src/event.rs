@@ -148,6 +148,17 @@ fn tree(key: Option<&str>, value: &Value, depth: usize) -> Markup {
     }
 }
 
+/// The event's time, marked when the event carries no timestamp of its own (then it is the
+/// time kubetrail read the file or received the event).
+fn time_cell(r: &Record) -> Markup {
+    html! {
+        (format::precise_time(r.ts_micros))
+        @if r.time_inferred() {
+            " " span.inferred title="The event carries no timestamp: this is when kubetrail read or received it" { "(inferred)" }
+        }
+    }
+}
+
 fn row(label: &str, value: Markup) -> Markup {
     html! { tr { th { (label) } td { (value) } } }
 }
@@ -296,7 +307,7 @@ fn event_body(
         }
         section.panel.wide {
             table.facts {
-                (row("Time", html! { (format::precise_time(r.ts_micros)) }))
+                (row("Time", time_cell(r)))
                 (row("Stage", html! { (r.stage.map(Stage::as_str).unwrap_or("")) " · level " (r.level.map(|l| l.as_str()).unwrap_or("")) }))
                 (row("User", html! { a #event-user href=(user) { (format::user(&r.user)) } }))
                 @if !groups.is_empty() { (row("Groups", html! { (groups) })) }
@@ -437,6 +448,17 @@ mod tests {
         let html = event_body(&r, &[], &[], &stored).into_string();
         assert!(html.contains("recursion limit exceeded"), "{html}");
         assert!(html.contains(&deeper), "{html}");
+    }
+
+    #[test]
+    fn a_time_the_event_does_not_carry_is_marked_inferred() {
+        let none = time_cell(&record(r#"{"auditID":"a","verb":"get"}"#)).into_string();
+        assert!(none.contains("(inferred)"), "{none}");
+        let own = time_cell(&record(
+            r#"{"auditID":"a","verb":"get","stageTimestamp":"2023-11-14T22:13:20Z"}"#,
+        ))
+        .into_string();
+        assert!(!own.contains("(inferred)"), "{own}");
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
             let fallback = modified_micros(path).unwrap_or(received);
             let base = reader_bytes.load(Ordering::Relaxed);
             let counter = file.bytes_read.clone();
-            while let Some(line) = file.next_line()? {
+            while let Some(line) = file.next_line() {
                 lines += 1;
                 if line.text.trim().is_empty() {
                     continue;

@@ -439,7 +439,7 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     let mut malformed = 0u64;
     for path in &args.files {
         let mut reader = LineReader::open(path)?;
-        while let Some(line) = reader.next_line()? {
+        while let Some(line) = reader.next_line() {
             if line.text.trim().is_empty() {
                 continue;
             }
@@ -457,6 +457,12 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
                     }
                 }
             }
+        }
+        if let Some(damage) = reader.damage() {
+            eprintln!(
+                "{}: {damage}; the lines before it were simulated",
+                path.display()
+            );
         }
     }
     let s = simulator.finish();

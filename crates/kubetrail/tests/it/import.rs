@@ -8,17 +8,10 @@ use serde_json::Value;
 
 use super::{kubetrail, stdout};
 
+/// `import --json` of `paths` into `data_dir`, which must succeed.
 fn import_json(data_dir: &str, paths: &[&str]) -> Value {
-    let mut args = vec!["import", "--data-dir", data_dir, "--json"];
-    args.extend_from_slice(paths);
-    let out = kubetrail(&args, "");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout(&out)).unwrap()
+    let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    super::store::import(data_dir, &paths)
 }
 
 /// Complete lines a gzip decoder gets out of `bytes` before it fails.

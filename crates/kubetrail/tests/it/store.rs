@@ -22,7 +22,7 @@ fn sample_paths() -> Vec<String> {
         .collect()
 }
 
-fn import(data_dir: &str, paths: &[String]) -> Value {
+pub(crate) fn import(data_dir: &str, paths: &[String]) -> Value {
     import_as(data_dir, "default", paths)
 }
 
