@@ -241,7 +241,8 @@ test('search: the form filters, results link into the filter, pages follow the c
   const secondPage = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.auditId));
   assert.equal(secondPage.length, 20);
   const api40 = await api(`/api/v1/audit/events?${DAY_API}&limit=40`);
-  assert.deepEqual([...firstPage, ...secondPage], api40.items.map((e) => e.event.auditID));
+  // The identity the store keys by: events without an auditID have a synthetic one.
+  assert.deepEqual([...firstPage, ...secondPage], api40.items.map((e) => e.auditID));
 });
 
 test('from the overview to an event, its user and its object\'s history', async () => {
@@ -285,7 +286,7 @@ test('from the overview to an event, its user and its object\'s history', async 
   const history = await api(`/api/v1/audit/history?resource=${params.get('resource')}&name=${encodeURIComponent(name)}&namespace=${params.get('namespace')}&cluster=${params.get('cluster')}`);
   const rows = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.auditId));
   // The page is newest first, the API oldest first.
-  assert.deepEqual(rows, history.items.map((e) => e.event.auditID).reverse());
+  assert.deepEqual(rows, history.items.map((e) => e.auditID).reverse());
   await shot('history');
 });
 

@@ -45,6 +45,11 @@ pub struct EventItem {
     /// from servers older than this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+    /// The auditID the store keys it by: the event's own, or for an event without one the
+    /// stable synthetic id kubetrail gave it (the one event pages and filters use). Absent from
+    /// servers older than this field.
+    #[serde(rename = "auditID", default, skip_serializing_if = "Option::is_none")]
+    pub audit_id: Option<String>,
     /// The event's JSON as stored.
     pub event: Box<RawValue>,
 }

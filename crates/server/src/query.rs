@@ -85,6 +85,7 @@ fn item(r: Record) -> EventItem {
         cluster: r.cluster,
         received: format_micros(r.received_micros),
         time: Some(format_micros(r.ts_micros)),
+        audit_id: Some(r.audit_id),
         event,
     }
 }
