@@ -14,6 +14,10 @@ pub struct IngestReply {
     pub stored: u64,
     /// Events the store already had.
     pub duplicates: u64,
+    /// Of the stored events, those that claim the identity (cluster, auditID, stage, time) of
+    /// a different stored event: kept, and marked as conflicting.
+    #[serde(default)]
+    pub conflicts: u64,
     /// Lines that are not audit events (agent batches only; a webhook batch with a bad event
     /// is refused whole).
     pub rejected: u64,

@@ -22,7 +22,7 @@ use kubetrail_api::params::parse_query;
 use kubetrail_api::paths;
 use kubetrail_api::wire::IngestReply;
 use kubetrail_model::{decode_event, decode_event_list_items};
-use kubetrail_store::Record;
+use kubetrail_store::{AppendOutcome, Record};
 
 use crate::auth::Principal;
 use crate::metrics::Source;
@@ -135,7 +135,7 @@ async fn commit(
     source: Source,
     cluster: &str,
     records: Vec<Record>,
-) -> Result<(u64, u64), ApiError> {
+) -> Result<AppendOutcome, ApiError> {
     let started = Instant::now();
     let outcome = match state.committer.commit(records).await {
         Ok(o) => o,
@@ -144,14 +144,17 @@ async fn commit(
             return Err(ApiError::store("committing the batch", &e));
         }
     };
-    state.metrics.committed(
-        source,
-        cluster,
-        outcome.stored,
-        outcome.duplicates,
-        started.elapsed(),
-    );
-    Ok((outcome.stored, outcome.duplicates))
+    state
+        .metrics
+        .committed(source, cluster, &outcome, started.elapsed());
+    if outcome.conflicts > 0 {
+        tracing::warn!(
+            cluster,
+            conflicts = outcome.conflicts,
+            "stored events that claim the identity (auditID, stage, time) of different events"
+        );
+    }
+    Ok(outcome)
 }
 
 /// `POST /api/v1/audit/webhook[?cluster=NAME]`.
@@ -181,11 +184,12 @@ pub(crate) async fn webhook(
     };
     let received = records.len() as u64;
     state.metrics.received(Source::Webhook, &cluster, received);
-    let (stored, duplicates) = commit(&state, Source::Webhook, &cluster, records).await?;
+    let outcome = commit(&state, Source::Webhook, &cluster, records).await?;
     Ok(Json(IngestReply {
         received,
-        stored,
-        duplicates,
+        stored: outcome.stored,
+        duplicates: outcome.duplicates,
+        conflicts: outcome.conflicts,
         ..IngestReply::default()
     }))
 }
@@ -266,11 +270,12 @@ pub(crate) async fn agent_batch(
             "agent batch had lines that are not audit events"
         );
     }
-    let (stored, duplicates) = commit(&state, Source::Agent, &cluster, records).await?;
+    let outcome = commit(&state, Source::Agent, &cluster, records).await?;
     let reply = IngestReply {
         received,
-        stored,
-        duplicates,
+        stored: outcome.stored,
+        duplicates: outcome.duplicates,
+        conflicts: outcome.conflicts,
         rejected,
         rejected_reasons: reasons,
         replayed: false,

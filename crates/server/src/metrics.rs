@@ -74,6 +74,7 @@ struct ClusterFamilies {
     received: Family<SourceCluster, Counter>,
     stored: Family<SourceCluster, Counter>,
     duplicates: Family<SourceCluster, Counter>,
+    conflicts: Family<SourceCluster, Counter>,
     rejected: Family<SourceCluster, Counter>,
     commit_failures: Family<SourceCluster, Counter>,
     agent_lag: Family<AgentLabels, Gauge>,
@@ -98,6 +99,11 @@ impl ClusterFamilies {
             "events_duplicate",
             "Audit events received again (already stored)",
             self.duplicates.clone(),
+        );
+        registry.register(
+            "events_conflicting",
+            "Audit events stored that claim the identity (auditID, stage, time) of a different stored event",
+            self.conflicts.clone(),
         );
         registry.register(
             "events_rejected",
@@ -145,6 +151,7 @@ impl ClusterFamilies {
             counter(&self.received, &out.received, key);
             counter(&self.stored, &out.stored, key);
             counter(&self.duplicates, &out.duplicates, key);
+            counter(&self.conflicts, &out.conflicts, key);
             counter(&self.rejected, &out.rejected, key);
             counter(&self.commit_failures, &out.commit_failures, key);
         }
@@ -183,6 +190,8 @@ pub struct Metrics {
     auth_failures: Family<ReasonLabel, Counter>,
     store_bytes: Gauge,
     store_events: Gauge,
+    store_damaged: Gauge,
+    store_recovered_wal_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -207,6 +216,8 @@ impl Metrics {
             auth_failures: Family::default(),
             store_bytes: Gauge::default(),
             store_events: Gauge::default(),
+            store_damaged: Gauge::default(),
+            store_recovered_wal_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         m.clusters.register(&mut registry);
@@ -225,6 +236,16 @@ impl Metrics {
             "store_events",
             "Events in the store",
             m.store_events.clone(),
+        );
+        registry.register(
+            "store_damaged",
+            "1 when the store reported damage: batches are refused and /readyz fails until it is repaired and kubetrail restarted",
+            m.store_damaged.clone(),
+        );
+        registry.register(
+            "store_recovered_wal_bytes",
+            "Bytes of a write-ahead log that did not replay to its end when the store opened (kept aside; events committed in its lost part are missing); 0 when none",
+            m.store_recovered_wal_bytes.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -258,10 +279,25 @@ impl Metrics {
     }
 
     /// A batch committed.
-    pub fn committed(&self, source: Source, cluster: &str, stored: u64, dup: u64, took: Duration) {
+    pub fn committed(
+        &self,
+        source: Source,
+        cluster: &str,
+        outcome: &kubetrail_store::AppendOutcome,
+        took: Duration,
+    ) {
         let key = self.key(source, cluster);
-        self.clusters.stored.get_or_create(&key).inc_by(stored);
-        self.clusters.duplicates.get_or_create(&key).inc_by(dup);
+        let families = &self.clusters;
+        families.stored.get_or_create(&key).inc_by(outcome.stored);
+        families
+            .duplicates
+            .get_or_create(&key)
+            .inc_by(outcome.duplicates);
+        // Created with the others, so that a dashboard finds the series at 0.
+        families
+            .conflicts
+            .get_or_create(&key)
+            .inc_by(outcome.conflicts);
         self.commit_seconds
             .get_or_create(&SourceLabel {
                 source: source.as_str(),
@@ -317,11 +353,13 @@ impl Metrics {
     }
 
     /// Every series, for a caller who may read every cluster.
-    fn encode(&self, store_bytes: u64, store_events: u64) -> Result<String, std::fmt::Error> {
-        self.store_bytes
-            .set(i64::try_from(store_bytes).unwrap_or(i64::MAX));
-        self.store_events
-            .set(i64::try_from(store_events).unwrap_or(i64::MAX));
+    fn encode(&self, store: &StoreHealth) -> Result<String, std::fmt::Error> {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.store_bytes.set(gauge(store.bytes));
+        self.store_events.set(gauge(store.events));
+        self.store_damaged.set(i64::from(store.damaged));
+        self.store_recovered_wal_bytes
+            .set(gauge(store.recovered_wal_bytes));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
@@ -345,6 +383,14 @@ impl Metrics {
     }
 }
 
+/// What `/metrics` says of the store itself.
+struct StoreHealth {
+    bytes: u64,
+    events: u64,
+    damaged: bool,
+    recovered_wal_bytes: u64,
+}
+
 /// `GET /metrics`.
 pub(crate) async fn render(
     State(state): State<Arc<AppState>>,
@@ -354,13 +400,26 @@ pub(crate) async fn render(
         Some(bound) => state.metrics.encode_for_cluster(bound),
         None => {
             let store = state.store.clone();
-            let (bytes, events) = tokio::task::spawn_blocking(move || {
-                Ok::<_, kubetrail_store::Error>((store.size_bytes()?, store.count()?))
+            let damaged = state.committer.failure().is_some();
+            let (bytes, events, recovered) = tokio::task::spawn_blocking(move || {
+                let recovered = store.recovery_report().map_or(0, |r| r.bytes);
+                // A damaged store may not answer its size: the rest is still worth saying.
+                let measured = store.size_bytes().and_then(|b| Ok((b, store.count()?)));
+                match measured {
+                    Ok((b, n)) => Ok((b, n, recovered)),
+                    Err(_) if damaged => Ok((0, 0, recovered)),
+                    Err(e) => Err(e),
+                }
             })
             .await
             .map_err(|e| ApiError::internal(format!("the metrics task failed: {e}")))?
             .map_err(|e| ApiError::store("measuring the store", &e))?;
-            state.metrics.encode(bytes, events)
+            state.metrics.encode(&StoreHealth {
+                bytes,
+                events,
+                damaged,
+                recovered_wal_bytes: recovered,
+            })
         }
     }
     .map_err(|_| ApiError::internal("encoding the metrics failed"))?;

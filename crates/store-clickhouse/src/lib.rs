@@ -2,9 +2,11 @@
 //! outgrow one machine and for several `kubetrail serve` instances sharing one database.
 //!
 //! - One table, `events`, a `ReplacingMergeTree` partitioned by day and ordered by
-//!   (cluster, ts, auditID, stage): the identity is the sorting key, so replays collapse when
-//!   parts merge, and reads use `FINAL` so they are exact before that. Appends also skip what
-//!   is already stored, so a retried batch usually writes nothing at all.
+//!   (cluster, ts, auditID, stage, content hash): an event's identity and the hash of its text
+//!   are the sorting key, so replays collapse when parts merge while distinct events that claim
+//!   one identity (conflicts) are both kept, and reads use `FINAL` so they are exact before
+//!   that. Appends also skip what is already stored (by
+//!   [`plan_append`](kubetrail_store::plan_append)), so a retried batch usually writes nothing.
 //! - Works with the old server Debian ships (18.16: no window functions, grouping sets,
 //!   server-side parameters or `CODEC`) and with current releases: the version is read on
 //!   start, and `raw` gets `CODEC(ZSTD(3))` where the server has codecs. Values are bound on
@@ -19,19 +21,19 @@ pub mod testing;
 use std::collections::HashSet;
 
 use kubetrail_model::{Level, Stage};
-use kubetrail_store::sql::{COLUMNS, Dialect, GROUP_SEP, where_clause};
+use kubetrail_store::sql::{COLUMNS, Dialect, GROUP_SEP, PAGE_ORDER, where_clause};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
     HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, Store,
-    counted_flags, first_of_each,
+    StoredIdentity, counted_flags, plan_append,
 };
 use serde_json::Value;
 
 use client::int;
 pub use client::{ClickHouse, Connection};
 
-/// The schema version this build writes.
-const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes: 2 added `content_hash` to the sorting key.
+const SCHEMA_VERSION: u32 = 2;
 
 /// The ClickHouse store.
 pub struct ClickHouseStore {
@@ -82,6 +84,7 @@ fn record_from_row(row: &[Value]) -> Record {
         reason: t(21),
         request_uri: t(22),
         raw: t(23),
+        content_hash: row.get(24).map(int).unwrap_or(0),
     }
 }
 
@@ -149,44 +152,85 @@ impl ClickHouseStore {
                     source_ip String, user_agent String, api_group String, api_version String,
                     resource String, subresource String, namespace String, name String,
                     code Int32, decision String, reason String, request_uri String,
-                    raw String{codec}, counted UInt8,
+                    raw String{codec}, counted UInt8, content_hash Int64,
                     day Date MATERIALIZED toDate(toDateTime(intDiv(ts, 1000000)))
-                ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (cluster, ts, audit_id, stage)",
+                ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (cluster, ts, audit_id, stage, content_hash)",
                 self.table
             ))?;
-            self.ch.execute(&format!(
-                "INSERT INTO {} (key, value) VALUES ('schema_version', '1')",
-                self.meta()
+            self.set_schema_version(SCHEMA_VERSION)?;
+        } else if found < 2 {
+            // Rows stored before have 0 and are compared by their text when claimed. The
+            // sorting key may only grow by a column added in the same statement (without a
+            // default expression, which ClickHouse forbids there).
+            // Another server sharing the database may have migrated meanwhile (18.16 has no
+            // `ADD COLUMN IF NOT EXISTS`).
+            let has = self.ch.scalar(&format!(
+                "SELECT count() FROM system.columns WHERE database = {} AND table = 'events' AND name = 'content_hash'",
+                sql::literal(self.ch.database())
             ))?;
+            if has == 0 {
+                self.ch.execute(&format!(
+                    "ALTER TABLE {} ADD COLUMN content_hash Int64, MODIFY ORDER BY (cluster, ts, audit_id, stage, content_hash)",
+                    self.table
+                ))?;
+            }
+            self.set_schema_version(2)?;
         }
         Ok(())
     }
 
-    /// Which of `rows` are already stored, by identity.
-    fn existing(&self, rows: &[&Record]) -> Result<HashSet<(String, String, String, i64)>> {
-        let mut found = HashSet::new();
+    fn set_schema_version(&self, version: u32) -> Result<()> {
+        self.ch.execute(&format!(
+            "INSERT INTO {} (key, value) VALUES ('schema_version', '{version}')",
+            self.meta()
+        ))
+    }
+
+    /// The stored events that share an identity with any of `rows`: identity and content hash.
+    fn claims(&self, rows: &[&Record]) -> Result<Vec<(StoredIdentity, i64)>> {
+        let mut found = Vec::new();
         let clusters: HashSet<&str> = rows.iter().map(|r| r.cluster.as_str()).collect();
         for cluster in clusters {
             let of: Vec<&&Record> = rows.iter().filter(|r| r.cluster == cluster).collect();
             let lo = of.iter().map(|r| r.ts_micros).min().unwrap_or(0);
             let hi = of.iter().map(|r| r.ts_micros).max().unwrap_or(0);
-            let ids: Vec<String> = of.iter().map(|r| sql::literal(&r.audit_id)).collect();
+            let ids: HashSet<String> = of.iter().map(|r| sql::literal(&r.audit_id)).collect();
+            let ids: Vec<String> = ids.into_iter().collect();
             let q = format!(
-                "SELECT audit_id, stage, ts FROM {} WHERE cluster = {} AND ts >= {lo} AND ts <= {hi} AND audit_id IN ({})",
+                "SELECT DISTINCT audit_id, stage, ts, content_hash FROM {} WHERE cluster = {} AND ts >= {lo} AND ts <= {hi} AND audit_id IN ({})",
                 self.table,
                 sql::literal(cluster),
                 ids.join(", ")
             );
             for row in self.ch.rows(&q)? {
-                found.insert((
-                    cluster.to_string(),
-                    text(&row[0]),
-                    text(&row[1]),
-                    int(&row[2]),
+                found.push((
+                    (
+                        cluster.to_string(),
+                        text(&row[0]),
+                        text(&row[1]),
+                        int(&row[2]),
+                    ),
+                    int(&row[3]),
                 ));
             }
         }
         Ok(found)
+    }
+
+    /// The text of the stored event with this identity and content hash.
+    fn stored_text(
+        &self,
+        (cluster, audit_id, stage, ts): &StoredIdentity,
+        hash: i64,
+    ) -> Result<Option<String>> {
+        let q = format!(
+            "SELECT raw FROM {} WHERE cluster = {} AND ts = {ts} AND audit_id = {} AND stage = {} AND content_hash = {hash} LIMIT 1",
+            self.table,
+            sql::literal(cluster),
+            sql::literal(audit_id),
+            sql::literal(stage)
+        );
+        Ok(self.ch.rows(&q)?.first().and_then(|r| r.first()).map(text))
     }
 
     /// Whether each row stands for its request (see [`counted_flags`]).
@@ -225,7 +269,7 @@ impl ClickHouseStore {
                 "resource": r.resource, "subresource": r.subresource, "namespace": r.namespace,
                 "name": r.name, "code": r.code.unwrap_or(0), "decision": r.decision,
                 "reason": r.reason, "request_uri": r.request_uri, "raw": r.raw,
-                "counted": u8::from(*c),
+                "counted": u8::from(*c), "content_hash": r.content_hash,
             });
             body.push_str(&row.to_string());
             body.push('\n');
@@ -269,31 +313,18 @@ impl Store for ClickHouseStore {
     }
 
     fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
-        let (uniques, mut outcomes) = first_of_each(batches);
-        let all: Vec<&Record> = uniques.iter().flatten().copied().collect();
-        if all.is_empty() {
-            return Ok(outcomes);
-        }
-        let existing = self.existing(&all)?;
-        let is_new = |r: &Record| {
-            !existing.contains(&(
-                r.cluster.clone(),
-                r.audit_id.clone(),
-                r.stage.map(Stage::as_str).unwrap_or("").to_string(),
-                r.ts_micros,
-            ))
-        };
-        let fresh: Vec<&Record> = all.iter().copied().filter(|r| is_new(r)).collect();
+        let batches: Vec<Vec<&Record>> = batches.iter().map(|b| b.iter().collect()).collect();
+        let plan = plan_append(
+            &batches,
+            |rows| self.claims(rows),
+            |identity, hash| self.stored_text(identity, hash),
+        )?;
+        let fresh: Vec<&Record> = plan.rows.iter().flatten().copied().collect();
         if !fresh.is_empty() {
             let counted = self.counted(&fresh)?;
             self.insert(&fresh, &counted)?;
         }
-        for (o, u) in outcomes.iter_mut().zip(&uniques) {
-            let stored = u.iter().filter(|r| is_new(r)).count() as u64;
-            o.stored = stored;
-            o.duplicates -= stored;
-        }
-        Ok(outcomes)
+        Ok(plan.outcomes)
     }
 
     /// Two steps: the page's identities first, reading only the filtered columns (`LIMIT 1 BY`
@@ -301,10 +332,10 @@ impl Store for ClickHouseStore {
     /// the whole rows of just those, found through the sorting key.
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
         filter.validate().map_err(Error::Invalid)?;
-        const ORDER: &str = "ORDER BY ts DESC, cluster DESC, audit_id DESC, stage DESC LIMIT 1 BY cluster, ts, audit_id, stage";
+        let order = format!("{PAGE_ORDER} LIMIT 1 BY cluster, ts, audit_id, stage, content_hash");
         let w = where_clause(Dialect::ClickHouse, filter, cursor);
         let keys = self.ch.rows(&format!(
-            "SELECT cluster, ts, audit_id, stage FROM {}{} {ORDER} LIMIT {}",
+            "SELECT cluster, ts, audit_id, stage, content_hash FROM {}{} {order} LIMIT {}",
             self.table,
             sql::bind(&w)?,
             limit + 1
@@ -316,17 +347,18 @@ impl Store for ClickHouseStore {
                 .iter()
                 .map(|k| {
                     format!(
-                        "({}, {}, {}, {})",
+                        "({}, {}, {}, {}, {})",
                         sql::literal(&text(&k[0])),
                         int(&k[1]),
                         sql::literal(&text(&k[2])),
-                        sql::literal(&text(&k[3]))
+                        sql::literal(&text(&k[3])),
+                        int(&k[4])
                     )
                 })
                 .collect();
             self.ch
                 .rows(&format!(
-                    "SELECT {} FROM {} WHERE (cluster, ts, audit_id, stage) IN ({}) {ORDER}",
+                    "SELECT {} FROM {} WHERE (cluster, ts, audit_id, stage, content_hash) IN ({}) {order}",
                     COLUMNS.join(", "),
                     self.table,
                     tuples.join(", ")

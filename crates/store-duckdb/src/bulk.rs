@@ -19,7 +19,7 @@ use std::sync::MutexGuard;
 use std::sync::atomic::Ordering::Relaxed;
 
 use duckdb::Connection;
-use kubetrail_store::{AppendOutcome, BulkAppend, Error, Record, Result, first_of_each};
+use kubetrail_store::{AppendOutcome, BulkAppend, Error, Record, Result};
 
 use crate::write::{RecentStarts, starts_of};
 use crate::{DuckDbStore, rollup};
@@ -86,11 +86,16 @@ struct Writer {
 }
 
 impl Writer {
-    /// Appends `rows` (repeats within the load's batch already removed); returns how many
-    /// were new.
-    fn append(&mut self, store: &DuckDbStore, rows: Vec<&Record>, commit_rows: u64) -> Result<u64> {
+    /// Appends `rows` (every record of the load's batch with their (cluster, auditID)); returns
+    /// their outcome.
+    fn append(
+        &mut self,
+        store: &DuckDbStore,
+        rows: Vec<&Record>,
+        commit_rows: u64,
+    ) -> Result<AppendOutcome> {
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(AppendOutcome::default());
         }
         if !self.open {
             self.conn
@@ -111,8 +116,8 @@ impl Writer {
             // No watermark: the rollup is counted again when the load finishes.
             DuckDbStore::append_in_transaction(&self.conn, &batches, &known, i64::MIN, newest)
         };
-        let stored = match written {
-            Ok((stored, _)) => stored.into_iter().sum::<u64>(),
+        let outcome = match written {
+            Ok((outcomes, _)) => outcomes.into_iter().next().unwrap_or_default(),
             Err(e) => {
                 self.rollback();
                 return Err(store.fail("appending a batch of a bulk load", e));
@@ -122,11 +127,11 @@ impl Writer {
         for key in starts_of(&batches) {
             self.starts.insert(key);
         }
-        self.rows += stored;
+        self.rows += outcome.stored;
         if self.rows >= commit_rows {
             self.commit(store)?;
         }
-        Ok(stored)
+        Ok(outcome)
     }
 
     fn commit(&mut self, store: &DuckDbStore) -> Result<()> {
@@ -240,12 +245,10 @@ fn writer_of(r: &Record) -> usize {
 impl BulkAppend for DuckDbBulk<'_> {
     fn append(&mut self, batch: &[Record]) -> Result<AppendOutcome> {
         self.store.failed()?;
-        let (uniques, mut outcomes) = first_of_each(&[batch]);
-        let mut outcome = outcomes.pop().unwrap_or_default();
-        let rows = uniques.into_iter().next().unwrap_or_default();
-        if rows.is_empty() {
-            return Ok(outcome);
+        if batch.is_empty() {
+            return Ok(AppendOutcome::default());
         }
+        let rows = batch;
         if !self.marked {
             self.conn
                 .execute(
@@ -261,7 +264,7 @@ impl BulkAppend for DuckDbBulk<'_> {
             parts[writer_of(r)].push(r);
         }
         let (store, commit_rows) = (self.store, self.commit_rows);
-        let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let results: Vec<Result<AppendOutcome>> = std::thread::scope(|scope| {
             let mut pairs = self.writers.iter_mut().zip(parts);
             let first = pairs.next();
             let others: Vec<_> = pairs
@@ -288,12 +291,13 @@ impl BulkAppend for DuckDbBulk<'_> {
                 w.rollback();
             }
         }
-        let mut stored = 0;
+        let mut outcome = AppendOutcome::default();
         for result in results {
-            stored += result?;
+            let part = result?;
+            outcome.stored += part.stored;
+            outcome.duplicates += part.duplicates;
+            outcome.conflicts += part.conflicts;
         }
-        outcome.stored = stored;
-        outcome.duplicates -= stored;
         Ok(outcome)
     }
 

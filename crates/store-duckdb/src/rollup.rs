@@ -96,8 +96,8 @@ type Key<'r> = (
     &'r str,
 );
 
-/// Adds the counted rows, of a batch that was stored whole, that fall in hours already counted
-/// (before `through`); returns the rows written.
+/// Adds the counted rows just stored that fall in hours already counted (before `through`);
+/// returns the rows written.
 pub fn add(
     conn: &Connection,
     rows: &[&Record],
@@ -136,19 +136,6 @@ pub fn add(
     appender.flush()?;
     Ok(counts.len() as u64)
 }
-
-/// Adds the counted rows of `staging` in hours already counted that are not yet in `events`
-/// (run just before they are inserted, with the same condition); the `?` are the watermark and
-/// the batch's time bounds.
-pub const ADD_NEW_FROM_STAGING: &str = "INSERT INTO rollup
-    SELECT s.ts - s.ts % 3600000000, s.cluster, s.verb, s.username, s.api_group, s.resource,
-           s.subresource, s.namespace, s.code, s.decision, count(*)
-    FROM staging s
-    WHERE s.counted AND s.ts >= 0 AND s.ts < ? AND NOT EXISTS (
-        SELECT 1 FROM events e
-        WHERE e.ts >= ? AND e.ts <= ?
-          AND e.ts = s.ts AND e.cluster = s.cluster AND e.audit_id = s.audit_id AND e.stage = s.stage)
-    GROUP BY ALL";
 
 /// Merges rows of the same hour and key; returns the rows left.
 pub fn compact(conn: &Connection) -> duckdb::Result<u64> {
@@ -300,7 +287,7 @@ pub(crate) mod tests {
     use crate::DuckDbStore;
 
     /// Events over three days with varied fields, appended in batches that overlap in time
-    /// (the staging path) and repeat events (duplicates).
+    /// (the probe path) and repeat events (duplicates).
     fn varied_store() -> (DuckDbStore, i64) {
         let store = DuckDbStore::open_in_memory().unwrap();
         let (batches, start) = varied_batches();
@@ -559,12 +546,13 @@ pub(crate) mod tests {
         old.lock()
             .execute_batch(
                 "DROP TABLE rollup; DELETE FROM kubetrail_meta WHERE key = 'rollup_through';
+                 ALTER TABLE events DROP COLUMN content_hash;
                  UPDATE kubetrail_meta SET value = '1' WHERE key = 'schema_version';",
             )
             .unwrap();
         drop(old);
         let migrated = DuckDbStore::open(dir.path()).unwrap();
-        assert_eq!(migrated.schema_version().unwrap(), 2);
+        assert_eq!(migrated.schema_version().unwrap(), 3);
         let f = final_since(start + 3);
         for a in &aggregations {
             assert!(crate::rollup::source(&f, a, migrated.rollup_through.load(Relaxed)).is_some());

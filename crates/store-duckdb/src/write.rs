@@ -1,6 +1,6 @@
-//! The write side of the DuckDB store: appends (the direct path and the staging anti-join,
-//! `counted` flags, the rollup kept in step), the memory of recent ResponseStarted events, and
-//! retention.
+//! The write side of the DuckDB store: appends (stored claims on the batch's identities looked
+//! up through a probe table, `counted` flags, the rollup kept in step), the memory of recent
+//! ResponseStarted events, and retention.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use duckdb::{Connection, params_from_iter};
 use kubetrail_model::{Level, Stage};
 use kubetrail_store::sql::GROUP_SEP;
 use kubetrail_store::{
-    AppendOutcome, Record, Result, Retention, RetentionOutcome, Store, counted_flags, first_of_each,
+    AppendOutcome, Record, Result, Retention, RetentionOutcome, Store, StoredIdentity,
+    counted_flags, plan_append,
 };
 
 use crate::{DuckDbStore, rollup};
@@ -69,10 +70,10 @@ impl DuckDbStore {
     pub(crate) fn append_batches(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
         // A damaged store acknowledges nothing: what it stored could not be read back.
         self.failed()?;
-        let (uniques, mut outcomes) = first_of_each(batches);
-        if uniques.iter().all(Vec::is_empty) {
-            return Ok(outcomes);
+        if batches.iter().all(|b| b.is_empty()) {
+            return Ok(vec![AppendOutcome::default(); batches.len()]);
         }
+        let batches: Vec<Vec<&Record>> = batches.iter().map(|b| b.iter().collect()).collect();
         let conn = self.lock();
         conn.execute_batch("BEGIN TRANSACTION;")
             .map_err(|e| self.fail("beginning an append", e))?;
@@ -82,23 +83,19 @@ impl DuckDbStore {
         // DuckDB turns the COMMIT of a transaction an earlier error invalidated into a rollback
         // that reports success: a statement before it makes sure the transaction is still good.
         let written = self
-            .write_in_transaction(&conn, &uniques, &known, through)
+            .write_in_transaction(&conn, &batches, &known, through)
             .and_then(|done| conn.execute_batch("SELECT 1;").map(|()| done));
         match written {
-            Ok((stored, through)) => {
+            Ok((outcomes, through)) => {
                 if let Err(e) = conn.execute_batch("COMMIT;") {
                     // Whatever state the failed commit left, the next append starts afresh.
                     let _ = conn.execute_batch("ROLLBACK;");
                     return Err(self.fail("committing an append", e));
                 }
                 self.rollup_through.store(through, Relaxed);
-                // Only committed starts are remembered.
-                for key in starts_of(&uniques) {
+                // Only committed starts are remembered (a repeat's start is stored already).
+                for key in starts_of(&batches) {
                     recent.insert(key);
-                }
-                for (o, s) in outcomes.iter_mut().zip(stored) {
-                    o.stored = s;
-                    o.duplicates -= s;
                 }
                 Ok(outcomes)
             }
@@ -115,23 +112,23 @@ impl DuckDbStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Appends each batch's unique rows inside the open transaction and keeps the rollup in
-    /// step; returns how many of each batch were new, and the rollup's new watermark (to
-    /// publish once committed). `known` tells the ResponseStarted events stored recently.
+    /// Appends the batches inside the open transaction and keeps the rollup in step; returns
+    /// each batch's outcome, and the rollup's new watermark (to publish once committed).
+    /// `known` tells the ResponseStarted events stored recently.
     fn write_in_transaction(
         &self,
         conn: &Connection,
-        uniques: &[Vec<&Record>],
+        batches: &[Vec<&Record>],
         known: &dyn Fn(&str, &str) -> bool,
         through: i64,
-    ) -> duckdb::Result<(Vec<u64>, i64)> {
+    ) -> duckdb::Result<(Vec<AppendOutcome>, i64)> {
         let newest = self.newest.load(Relaxed);
-        let (stored, added) = Self::append_in_transaction(conn, uniques, known, through, newest)?;
+        let (outcomes, added) = Self::append_in_transaction(conn, batches, known, through, newest)?;
         // Raised before the commit: if it fails, the mark is only too high, which costs a query.
-        let max = uniques.iter().flatten().map(|r| r.ts_micros).max();
+        let max = batches.iter().flatten().map(|r| r.ts_micros).max();
         self.newest.fetch_max(max.unwrap_or(i64::MIN), Relaxed);
-        let through = self.maintain_rollup(conn, uniques, added, through)?;
-        Ok((stored, through))
+        let through = self.maintain_rollup(conn, batches, added, through)?;
+        Ok((outcomes, through))
     }
 
     /// Appends rows as columns (Arrow arrays, one DuckDB chunk per 2,048 rows) rather than
@@ -171,65 +168,102 @@ impl DuckDbStore {
         })
     }
 
-    /// Appends each batch's unique rows and counts them in the rollup; returns how many of
-    /// each were new, and the rollup rows written.
+    /// Appends what [`plan_append`] keeps of `batches` and counts it in the rollup; returns
+    /// each batch's outcome, and the rollup rows written.
+    ///
+    /// When the batches' time span holds no stored event (newer than everything stored, the
+    /// usual case, is known without asking), nothing stored can share an identity with them.
+    /// Otherwise their identities go to a temporary table and one join finds the stored events
+    /// that claim them, by content hash; a stored event's text is read only when the hashes
+    /// differ.
     pub(crate) fn append_in_transaction(
         conn: &Connection,
         batches: &[Vec<&Record>],
         known: &dyn Fn(&str, &str) -> bool,
         through: i64,
         newest: i64,
-    ) -> duckdb::Result<(Vec<u64>, u64)> {
-        let rows: Vec<&Record> = batches.iter().flatten().copied().collect();
+    ) -> duckdb::Result<(Vec<AppendOutcome>, u64)> {
+        let plan = plan_append(
+            batches,
+            |rows| Self::stored_claims(conn, rows, newest),
+            |identity, hash| Self::stored_text(conn, identity, hash),
+        )?;
+        let rows: Vec<&Record> = plan.rows.iter().flatten().copied().collect();
+        if rows.is_empty() {
+            return Ok((plan.outcomes, 0));
+        }
         let counted = Self::counted_flags(conn, &rows, known)?;
+        let mut appender = conn.appender("events")?;
+        Self::append_rows(&mut appender, &rows, &counted)?;
+        drop(appender);
+        let added = rollup::add(conn, &rows, &counted, through)?;
+        Ok((plan.outcomes, added))
+    }
+
+    /// The stored events that share an identity with any of `rows`: their identity and
+    /// content hash.
+    fn stored_claims(
+        conn: &Connection,
+        rows: &[&Record],
+        newest: i64,
+    ) -> duckdb::Result<Vec<(StoredIdentity, i64)>> {
         let min = rows.iter().map(|r| r.ts_micros).min().unwrap_or(0);
         let max = rows.iter().map(|r| r.ts_micros).max().unwrap_or(0);
-        // Newer than everything stored (the usual case, known without asking), or nothing stored
-        // in the batch's span: no row can be a repeat.
         let overlapping = min <= newest
             && conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE ts >= ? AND ts <= ?)")?
                 .query_row([min, max], |row| row.get::<_, bool>(0))?;
         if !overlapping {
-            let mut appender = conn.appender("events")?;
-            Self::append_rows(&mut appender, &rows, &counted)?;
-            let added = rollup::add(conn, &rows, &counted, through)?;
-            return Ok((batches.iter().map(|b| b.len() as u64).collect(), added));
+            return Ok(Vec::new());
         }
-        let mut added = 0;
         conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0; DELETE FROM staging;",
+            "CREATE TEMP TABLE IF NOT EXISTS probe (cluster VARCHAR, audit_id VARCHAR, stage VARCHAR, ts BIGINT); DELETE FROM probe;",
         )?;
-        // Batch by batch, so each one's count is its own.
-        let mut stored = Vec::with_capacity(batches.len());
-        let mut at = 0;
-        for batch in batches {
-            let flags = &counted[at..at + batch.len()];
-            at += batch.len();
-            if batch.is_empty() {
-                stored.push(0);
-                continue;
+        {
+            let mut appender = conn.appender_to_catalog_and_db("probe", "temp", "main")?;
+            for chunk in rows.chunks(CHUNK_ROWS) {
+                appender.append_record_batch(identity_columns(chunk)?)?;
             }
-            let lo = batch.iter().map(|r| r.ts_micros).min().unwrap_or(0);
-            let hi = batch.iter().map(|r| r.ts_micros).max().unwrap_or(0);
-            {
-                let mut appender = conn.appender_to_catalog_and_db("staging", "temp", "main")?;
-                Self::append_rows(&mut appender, batch, flags)?;
-            }
-            if lo < through {
-                added += conn.execute(rollup::ADD_NEW_FROM_STAGING, [through, lo, hi])? as u64;
-            }
-            let inserted = conn.execute(
-                "INSERT INTO events SELECT s.* FROM staging s WHERE NOT EXISTS (
-                    SELECT 1 FROM events e
-                    WHERE e.ts >= ? AND e.ts <= ?
-                      AND e.ts = s.ts AND e.cluster = s.cluster AND e.audit_id = s.audit_id AND e.stage = s.stage)",
-                [lo, hi],
-            )?;
-            conn.execute_batch("DELETE FROM staging;")?;
-            stored.push(inserted as u64);
+            appender.flush()?;
         }
-        Ok((stored, added))
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT e.cluster, e.audit_id, e.stage, e.ts, coalesce(e.content_hash, 0)
+             FROM events e JOIN probe p
+               ON e.ts = p.ts AND e.cluster = p.cluster AND e.audit_id = p.audit_id AND e.stage = p.stage
+             WHERE e.ts >= ? AND e.ts <= ?",
+        )?;
+        let found = stmt
+            .query_map([min, max], |row| {
+                Ok((
+                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?),
+                    row.get(4)?,
+                ))
+            })?
+            .collect::<duckdb::Result<Vec<_>>>()?;
+        conn.execute_batch("DELETE FROM probe;")?;
+        Ok(found)
+    }
+
+    /// The text of the stored event with this identity and content hash.
+    fn stored_text(
+        conn: &Connection,
+        (cluster, audit_id, stage, ts): &StoredIdentity,
+        hash: i64,
+    ) -> duckdb::Result<Option<String>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT raw FROM events WHERE ts = ? AND cluster = ? AND audit_id = ? AND stage = ? AND coalesce(content_hash, 0) = ? LIMIT 1",
+        )?;
+        let mut rows = stmt.query(params_from_iter([
+            Value::BigInt(*ts),
+            Value::Text(cluster.clone()),
+            Value::Text(audit_id.clone()),
+            Value::Text(stage.clone()),
+            Value::BigInt(hash),
+        ]))?;
+        match rows.next()? {
+            Some(row) => row.get(0).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Moves the rollup's watermark up to the hour of the newest event appended, and merges
@@ -350,14 +384,6 @@ const CHUNK_ROWS: usize = 2048;
 /// The `events` table's columns for `rows`, in table order. Text columns have 64-bit offsets:
 /// 2,048 events of a few MB each (bodies at RequestResponse level) pass 2 GiB.
 fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
-    fn text<'r>(rows: &[&'r Record], value: impl Fn(&'r Record) -> &'r str) -> ArrayRef {
-        let bytes = rows.iter().map(|r| value(r).len()).sum();
-        let mut column = LargeStringBuilder::with_capacity(rows.len(), bytes);
-        for r in rows {
-            column.append_value(value(r));
-        }
-        Arc::new(column.finish())
-    }
     let mut groups = LargeStringBuilder::with_capacity(rows.len(), 0);
     let mut buf = String::new();
     for r in rows {
@@ -367,37 +393,53 @@ fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
     let int64 = |value: fn(&Record) -> i64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| value(r))))
     };
-    let columns: [ArrayRef; 25] = [
-        text(rows, |r| &r.cluster),
-        text(rows, |r| &r.audit_id),
-        text(rows, |r| r.stage.map(Stage::as_str).unwrap_or("")),
-        text(rows, |r| r.level.map(Level::as_str).unwrap_or("")),
+    let columns: [ArrayRef; 26] = [
+        text_column(rows, |r| &r.cluster),
+        text_column(rows, |r| &r.audit_id),
+        text_column(rows, |r| r.stage.map(Stage::as_str).unwrap_or("")),
+        text_column(rows, |r| r.level.map(Level::as_str).unwrap_or("")),
         int64(|r| r.ts_micros),
         Arc::new(Int64Array::from_iter(
             rows.iter().map(|r| r.request_ts_micros),
         )),
         int64(|r| r.received_micros),
-        text(rows, |r| &r.verb),
-        text(rows, |r| &r.user),
+        text_column(rows, |r| &r.verb),
+        text_column(rows, |r| &r.user),
         Arc::new(groups.finish()),
-        text(rows, |r| &r.impersonated_user),
-        text(rows, |r| &r.source_ip),
-        text(rows, |r| &r.user_agent),
-        text(rows, |r| &r.api_group),
-        text(rows, |r| &r.api_version),
-        text(rows, |r| &r.resource),
-        text(rows, |r| &r.subresource),
-        text(rows, |r| &r.namespace),
-        text(rows, |r| &r.name),
+        text_column(rows, |r| &r.impersonated_user),
+        text_column(rows, |r| &r.source_ip),
+        text_column(rows, |r| &r.user_agent),
+        text_column(rows, |r| &r.api_group),
+        text_column(rows, |r| &r.api_version),
+        text_column(rows, |r| &r.resource),
+        text_column(rows, |r| &r.subresource),
+        text_column(rows, |r| &r.namespace),
+        text_column(rows, |r| &r.name),
         Arc::new(Int32Array::from_iter_values(
             rows.iter().map(|r| r.code.unwrap_or(0)),
         )),
-        text(rows, |r| &r.decision),
-        text(rows, |r| &r.reason),
-        text(rows, |r| &r.request_uri),
-        text(rows, |r| &r.raw),
+        text_column(rows, |r| &r.decision),
+        text_column(rows, |r| &r.reason),
+        text_column(rows, |r| &r.request_uri),
+        text_column(rows, |r| &r.raw),
         Arc::new(BooleanArray::from(counted.to_vec())),
+        int64(|r| r.content_hash),
     ];
+    record_batch(columns)
+}
+
+/// One text column of `rows`, with 64-bit offsets.
+fn text_column<'r>(rows: &[&'r Record], value: impl Fn(&'r Record) -> &'r str) -> ArrayRef {
+    let bytes = rows.iter().map(|r| value(r).len()).sum();
+    let mut column = LargeStringBuilder::with_capacity(rows.len(), bytes);
+    for r in rows {
+        column.append_value(value(r));
+    }
+    Arc::new(column.finish())
+}
+
+/// Columns in table order as one Arrow batch (the appender matches them by position).
+fn record_batch<const N: usize>(columns: [ArrayRef; N]) -> duckdb::Result<RecordBatch> {
     RecordBatch::try_from_iter(
         columns
             .into_iter()
@@ -405,6 +447,20 @@ fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
             .map(|(i, column)| (format!("c{i}"), column)),
     )
     .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// The identity columns of the `probe` table for `rows`.
+fn identity_columns(rows: &[&Record]) -> duckdb::Result<RecordBatch> {
+    let text = |value: fn(&Record) -> &str| text_column(rows, value);
+    let columns: [ArrayRef; 4] = [
+        text(|r| &r.cluster),
+        text(|r| &r.audit_id),
+        text(|r| r.stage.map(Stage::as_str).unwrap_or("")),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.ts_micros),
+        )),
+    ];
+    record_batch(columns)
 }
 
 /// Groups as stored: `"\u{1f}dev\u{1f}ops\u{1f}"`, or `""` for none.

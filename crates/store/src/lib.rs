@@ -20,7 +20,11 @@ pub use query::{
     Aggregation, AggregationResult, CodeFilter, Cursor, Decision, Field, Filter, GroupCount,
     HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
 };
-pub use record::{Record, counted_flags, identity_of, is_long_running, stands_for_request};
+pub use record::{
+    Record, content_hash, counted_flags, identity_of, is_long_running, same_content,
+    stands_for_request,
+};
 pub use store::{
-    AppendOutcome, BulkAppend, RecoveryReport, Retention, RetentionOutcome, Store, first_of_each,
+    AppendOutcome, AppendPlan, BulkAppend, RecoveryReport, Retention, RetentionOutcome, Store,
+    StoredIdentity, plan_append, stored_identity,
 };

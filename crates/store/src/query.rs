@@ -382,7 +382,8 @@ impl AggregationResult {
     }
 }
 
-/// Where a page ended: the sort key of its last event (time, cluster, auditID, stage).
+/// Where a page ended: the sort key of its last event (time, cluster, auditID, stage, content
+/// hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// Event time.
@@ -393,6 +394,8 @@ pub struct Cursor {
     pub audit_id: String,
     /// Stage as stored (`""` for none).
     pub stage: String,
+    /// [`Record::content_hash`]: orders distinct events that claim one identity.
+    pub content_hash: i64,
 }
 
 impl Cursor {
@@ -403,6 +406,7 @@ impl Cursor {
             cluster: record.cluster.clone(),
             audit_id: record.audit_id.clone(),
             stage: record.stage.map(Stage::as_str).unwrap_or("").to_string(),
+            content_hash: record.content_hash,
         }
     }
 }
@@ -427,11 +431,12 @@ impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}.{}.{}.{}",
+            "{}.{}.{}.{}.{}",
             self.ts_micros,
             hex(&self.cluster),
             hex(&self.audit_id),
-            hex(&self.stage)
+            hex(&self.stage),
+            self.content_hash
         )
     }
 }
@@ -447,11 +452,20 @@ impl FromStr for Cursor {
         if !stage.is_empty() && stage.parse::<Stage>().is_err() {
             return Err(bad());
         }
+        // Cursors of earlier releases end at the stage: after every event of that identity.
+        let content_hash = match parts.next() {
+            Some(h) => h.parse().map_err(|_| bad())?,
+            None => i64::MIN,
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
         Ok(Cursor {
             ts_micros: ts,
             cluster,
             audit_id,
             stage,
+            content_hash,
         })
     }
 }
@@ -509,8 +523,20 @@ mod tests {
             cluster: "a.b".into(),
             audit_id: "x/y?z".into(),
             stage: "Panic".into(),
+            content_hash: -7,
         };
-        assert_eq!(c.to_string().parse::<Cursor>(), Ok(c));
+        assert_eq!(c.to_string().parse::<Cursor>(), Ok(c.clone()));
+        let earlier = "-5.612e62.782f793f7a.50616e6963".parse::<Cursor>();
+        assert_eq!(
+            earlier,
+            Ok(Cursor {
+                content_hash: i64::MIN,
+                ..c
+            }),
+            "a cursor without a hash goes on after its identity"
+        );
+        assert!("1.61.62.50616e6963.x".parse::<Cursor>().is_err());
+        assert!("1.61.62.50616e6963.1.2".parse::<Cursor>().is_err());
         assert!("1.zz.00.00".parse::<Cursor>().is_err());
         assert!(
             "1.61.62.6e6f7065".parse::<Cursor>().is_err(),

@@ -59,12 +59,19 @@ pub struct Record {
     pub request_uri: String,
     /// The event's original JSON, exactly as received.
     pub raw: String,
+    /// [`content_hash`] of `raw`: tells apart distinct events that claim the same identity
+    /// (0 for events stored before the store kept it).
+    pub content_hash: i64,
 }
 
-/// The identity of an event as the store keys it: (cluster, auditID, stage) and the event
-/// time. A replayed event carries the same stageTimestamp; two different events that claim the
-/// same auditID and stage at different times (hand-written fixtures with placeholder IDs) are
-/// both kept, since neither replays the other.
+/// The identity an event claims: (cluster, auditID, stage) and the event time. A replayed
+/// event carries the same stageTimestamp; two different events that claim the same auditID and
+/// stage at different times (hand-written fixtures with placeholder IDs) never meet.
+///
+/// Two events with the same identity are one event sent twice when their content is the same
+/// ([`same_content`]); otherwise they *conflict* (a client can set the `Audit-ID` header
+/// itself, fixtures reuse placeholder IDs) and both are stored, told apart by
+/// [`Record::content_hash`].
 pub fn identity_of(record: &Record) -> (&str, &str, Option<Stage>, i64) {
     (
         &record.cluster,
@@ -72,6 +79,49 @@ pub fn identity_of(record: &Record) -> (&str, &str, Option<Stage>, i64) {
         record.stage,
         record.ts_micros,
     )
+}
+
+/// The hash of an event's JSON text that the store keeps beside it: XXH3-64, stable across
+/// releases and platforms, never 0 (0 marks events stored before the hash was kept).
+pub fn content_hash(raw: &str) -> i64 {
+    let h = xxhash_rust::xxh3::xxh3_64(raw.as_bytes()) as i64;
+    if h == 0 { 1 } else { h }
+}
+
+/// Whether two texts of events with one identity are the same event: byte for byte; the same
+/// JSON with object keys in another order (a retry that some proxy re-serialized); or the same
+/// event in two `audit.k8s.io` versions, compared as kube-apiserver converts them (a v1beta1
+/// event as one log wrote it, and as the webhook ingest stores it, re-encoded as v1). Texts that
+/// do not parse are compared as bytes only. Fields outside the event's schema count: two
+/// events that differ only there are different events.
+pub fn same_content(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    // Equality of serde_json's objects ignores key order, also with `preserve_order`.
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(x), Ok(y)) if x == y => return true,
+        (Ok(_), Ok(_)) => {}
+        _ => return false,
+    }
+    let as_v1 = |text: &str| {
+        let mut v = kubetrail_model::decode_event(text.as_bytes())
+            .ok()?
+            .to_v1_value()
+            .ok()?;
+        // v1beta1's `timestamp` and `metadata` (its creationTimestamp) repeat
+        // requestReceivedTimestamp at second precision; the apiserver's conversion to v1 drops
+        // them, so an event written in both versions differs there and nowhere else.
+        if let Some(m) = v.as_object_mut() {
+            m.remove("timestamp");
+            m.remove("metadata");
+        }
+        Some(v)
+    };
+    matches!((as_v1(a), as_v1(b)), (Some(x), Some(y)) if x == y)
 }
 
 impl Record {
@@ -172,6 +222,7 @@ impl Record {
             decision: annotation(&mut event, "authorization.k8s.io/decision"),
             reason: annotation(&mut event, "authorization.k8s.io/reason"),
             request_uri: event.request_uri.take().unwrap_or_default(),
+            content_hash: content_hash(&raw),
             raw,
         }
     }
@@ -317,5 +368,46 @@ mod tests {
         let other = r#"{"verb":"get","requestURI":"/livez"}"#;
         let c = Record::from_event(decode_event(other.as_bytes()).unwrap(), other, "c", 1);
         assert_ne!(a.audit_id, c.audit_id);
+    }
+
+    #[test]
+    fn content_is_the_same_modulo_key_order_only() {
+        let a = r#"{"auditID":"x","verb":"get","user":{"username":"u","groups":["a","b"]}}"#;
+        let reordered =
+            r#"{"user":{"groups":["a","b"],"username":"u"},"verb":"get","auditID":"x"}"#;
+        let other_groups =
+            r#"{"auditID":"x","verb":"get","user":{"username":"u","groups":["b","a"]}}"#;
+        assert!(same_content(a, a));
+        assert!(same_content(a, reordered));
+        assert!(!same_content(a, other_groups), "array order is content");
+        assert!(!same_content(a, r#"{"auditID":"x","verb":"list"}"#));
+        assert!(
+            !same_content("{not json", "{not json "),
+            "unparsed: bytes only"
+        );
+        let v1beta1 = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1beta1","auditID":"x","stage":"ResponseComplete","verb":"get"}"#;
+        let v1 = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"x","stage":"ResponseComplete","verb":"get"}"#;
+        assert!(same_content(v1beta1, v1), "one event in two versions");
+        let received = r#""requestReceivedTimestamp":"2024-05-01T10:20:30.123456Z","stageTimestamp":"2024-05-01T10:20:30.223456Z","verb""#;
+        let stamped = v1beta1.replace(
+            r#""verb""#,
+            &format!(
+                r#""timestamp":"2024-05-01T10:20:30Z","metadata":{{"creationTimestamp":"2024-05-01T10:20:30Z"}},{received}"#
+            ),
+        );
+        assert!(
+            same_content(&stamped, &v1.replace(r#""verb""#, received)),
+            "v1beta1's own fields are not content"
+        );
+        assert!(!same_content(
+            v1,
+            &v1.replace(r#""verb""#, r#""p_log_type":"Kubernetes.Audit","verb""#)
+        ));
+        assert!(!same_content(v1beta1, &v1.replace("get", "list")));
+        assert_ne!(content_hash(a), content_hash(reordered));
+        assert_ne!(content_hash(a), 0);
+        // XXH3-64 of the empty input, as its reference implementation gives it: stored hashes
+        // must not change between releases.
+        assert_eq!(content_hash("") as u64, 0x2d06_8005_38d3_94c2);
     }
 }

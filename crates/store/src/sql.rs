@@ -12,8 +12,8 @@ use crate::query::{
 /// Separator around each group in the `groups` column: `"\u{1f}dev\u{1f}ops\u{1f}"`.
 pub const GROUP_SEP: char = '\u{1f}';
 
-/// The columns of a [`Record`](crate::Record), in table order. The table has one more,
-/// `counted` (see [`crate::record::stands_for_request`]), filled by the store.
+/// The columns of a [`Record`](crate::Record). The table has one more, `counted` (see
+/// [`crate::record::stands_for_request`]), filled by the store, and keeps `content_hash` last.
 pub const COLUMNS: &[&str] = &[
     "cluster",
     "audit_id",
@@ -39,7 +39,13 @@ pub const COLUMNS: &[&str] = &[
     "reason",
     "request_uri",
     "raw",
+    "content_hash",
 ];
+
+/// The order of pages, newest first, and of the cursor: (time, cluster, auditID, stage,
+/// content hash), descending.
+pub const PAGE_ORDER: &str =
+    "ORDER BY ts DESC, cluster DESC, audit_id DESC, stage DESC, content_hash DESC";
 
 /// A value to bind to a `?` placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +201,7 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
     }
     if let Some(c) = cursor {
         conds.push(
-            "(ts < ? OR (ts = ? AND (cluster < ? OR (cluster = ? AND (audit_id < ? OR (audit_id = ? AND stage < ?))))))"
+            "(ts < ? OR (ts = ? AND (cluster < ? OR (cluster = ? AND (audit_id < ? OR (audit_id = ? AND (stage < ? OR (stage = ? AND content_hash < ?))))))))"
                 .into(),
         );
         params.extend([
@@ -206,6 +212,8 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
             Param::Text(c.audit_id.clone()),
             Param::Text(c.audit_id.clone()),
             Param::Text(c.stage.clone()),
+            Param::Text(c.stage.clone()),
+            Param::Int(c.content_hash),
         ]);
     }
     let text = if conds.is_empty() {
@@ -454,7 +462,7 @@ pub fn select_page(
     let w = where_clause(d, f, cursor);
     Sql {
         text: format!(
-            "SELECT {} FROM {table}{} ORDER BY ts DESC, cluster DESC, audit_id DESC, stage DESC LIMIT {limit}",
+            "SELECT {} FROM {table}{} {PAGE_ORDER} LIMIT {limit}",
             COLUMNS.join(", "),
             w.text
         ),

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kubetrail_model::Stage;
+
+use crate::record::same_content;
 use crate::{Aggregation, AggregationResult, Cursor, Filter, Page, Record, Result, identity_of};
 
 /// What an append did.
@@ -10,30 +13,123 @@ use crate::{Aggregation, AggregationResult, Cursor, Filter, Page, Record, Result
 pub struct AppendOutcome {
     /// Records newly stored.
     pub stored: u64,
-    /// Records already present (same identity), or repeated within the batch.
+    /// Records already present (same identity and content), or repeated within the batch.
     pub duplicates: u64,
+    /// Of the stored records, those that claim the identity of a different event stored
+    /// before them ([`identity_of`]): both are kept, and this counts the conflict.
+    pub conflicts: u64,
 }
 
-/// The batches of an `append_all` with every identity kept once, in its first batch
-/// (a record repeated within or across batches is a duplicate of the first), and each batch's
-/// outcome before anything is stored: all its records counted as duplicates, for the backend to
-/// move the stored ones over.
-pub fn first_of_each<'r>(batches: &[&'r [Record]]) -> (Vec<Vec<&'r Record>>, Vec<AppendOutcome>) {
-    // Every event of every batch is hashed here once: foldhash rather than SipHash, whose
-    // resistance to chosen keys a set that lives for one call does not need.
+/// An identity as a backend reads it back: (cluster, auditID, stage as stored, time).
+pub type StoredIdentity = (String, String, String, i64);
+
+/// The identity of `record` as [`StoredIdentity`].
+pub fn stored_identity(record: &Record) -> StoredIdentity {
+    (
+        record.cluster.clone(),
+        record.audit_id.clone(),
+        record.stage.map(Stage::as_str).unwrap_or("").to_string(),
+        record.ts_micros,
+    )
+}
+
+/// What to store of an append's batches, from [`plan_append`].
+#[derive(Debug, Default)]
+pub struct AppendPlan<'r> {
+    /// Each batch's records to store, in order.
+    pub rows: Vec<Vec<&'r Record>>,
+    /// Each batch's outcome once those are stored.
+    pub outcomes: Vec<AppendOutcome>,
+}
+
+/// Who already claims an identity.
+enum Claim<'r> {
+    /// A stored event, by its content hash (0: stored without one).
+    Stored(i64),
+    /// A record stored earlier in this append, or one found to be the same as a claim.
+    Earlier(&'r Record),
+}
+
+/// Decides which records of an append's batches to store, as every backend must: as if the
+/// batches were appended one after another, a record is a duplicate when an event with its
+/// identity and the same content ([`same_content`]) is stored or comes earlier; a record whose
+/// identity is claimed only by different events is stored too, and counted as a conflict.
+///
+/// `stored` gets the append's distinct records and answers the content hashes of the stored
+/// events that share an identity with any of them. A stored event with the record's hash is
+/// the same event; `text_of` is asked for a stored event's text only when the hashes differ
+/// (a conflict, a retry re-serialized with its keys in another order, or an event stored
+/// without a hash), which a retried batch never needs.
+pub fn plan_append<'r, E>(
+    batches: &[Vec<&'r Record>],
+    stored: impl FnOnce(&[&'r Record]) -> Result<Vec<(StoredIdentity, i64)>, E>,
+    mut text_of: impl FnMut(&StoredIdentity, i64) -> Result<Option<String>, E>,
+) -> Result<AppendPlan<'r>, E> {
+    // Exact repeats within the append (same identity and hash) are dropped before asking the
+    // store. foldhash: the set lives for one call and needs no resistance to chosen keys.
     let mut seen = foldhash::HashSet::default();
-    let uniques = batches
+    let distinct: Vec<&'r Record> = batches
         .iter()
-        .map(|b| b.iter().filter(|r| seen.insert(identity_of(r))).collect())
+        .flatten()
+        .copied()
+        .filter(|r| seen.insert((identity_of(r), r.content_hash)))
         .collect();
-    let outcomes = batches
-        .iter()
-        .map(|b| AppendOutcome {
-            stored: 0,
-            duplicates: b.len() as u64,
-        })
-        .collect();
-    (uniques, outcomes)
+    drop(seen);
+    let mut claims: foldhash::HashMap<StoredIdentity, Vec<Claim<'r>>> =
+        foldhash::HashMap::default();
+    if !distinct.is_empty() {
+        for (identity, hash) in stored(&distinct)? {
+            claims
+                .entry(identity)
+                .or_default()
+                .push(Claim::Stored(hash));
+        }
+    }
+    let mut plan = AppendPlan {
+        rows: Vec::with_capacity(batches.len()),
+        outcomes: Vec::with_capacity(batches.len()),
+    };
+    for batch in batches {
+        let mut rows = Vec::new();
+        let mut outcome = AppendOutcome::default();
+        for &r in batch {
+            let key = stored_identity(r);
+            let Some(held) = claims.get_mut(&key) else {
+                claims.insert(key, vec![Claim::Earlier(r)]);
+                rows.push(r);
+                outcome.stored += 1;
+                continue;
+            };
+            let mut same = held.iter().any(|c| match c {
+                Claim::Stored(h) => *h == r.content_hash,
+                Claim::Earlier(e) => e.content_hash == r.content_hash && e.raw == r.raw,
+            });
+            if !same {
+                for c in held.iter() {
+                    let text = match c {
+                        Claim::Earlier(e) => Some(std::borrow::Cow::Borrowed(e.raw.as_str())),
+                        Claim::Stored(h) => text_of(&key, *h)?.map(std::borrow::Cow::Owned),
+                    };
+                    if text.is_some_and(|t| same_content(&t, &r.raw)) {
+                        same = true;
+                        break;
+                    }
+                }
+            }
+            if same {
+                outcome.duplicates += 1;
+            } else {
+                outcome.stored += 1;
+                outcome.conflicts += 1;
+                rows.push(r);
+            }
+            // Either way its text now speaks for the identity: later copies are found by hash.
+            held.push(Claim::Earlier(r));
+        }
+        plan.rows.push(rows);
+        plan.outcomes.push(outcome);
+    }
+    Ok(plan)
 }
 
 /// What to keep.
@@ -71,9 +167,11 @@ pub struct RecoveryReport {
 
 /// An audit event store. Implementations are safe to share between threads.
 pub trait Store: Send + Sync {
-    /// Stores a batch. Idempotent: a record is unique by (cluster, auditID, stage) and its time
-    /// ([`identity_of`](crate::identity_of)), and storing it again changes nothing. When this
-    /// returns `Ok`, the batch is durable.
+    /// Stores a batch. Idempotent: storing an event again changes nothing — a record is the
+    /// same event as a stored one when it has its identity ([`identity_of`]) and content
+    /// ([`same_content`](crate::same_content)); a different event that claims a stored
+    /// identity is stored as well, as a conflict ([`plan_append`]). When this returns `Ok`,
+    /// the batch is durable.
     fn append(&self, batch: &[Record]) -> Result<AppendOutcome>;
 
     /// Stores several batches at once (one commit where the backend can), with each batch's
@@ -148,5 +246,152 @@ impl<S: Store + ?Sized> BulkAppend for EachBatch<'_, S> {
 
     fn finish(self: Box<Self>) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(audit_id: &str, raw: &str) -> Record {
+        let e = kubetrail_model::decode_event(raw.as_bytes()).unwrap_or_default();
+        let mut r = Record::from_event(e, raw, "c", 1);
+        r.audit_id = audit_id.into();
+        r.ts_micros = 10;
+        r
+    }
+
+    type Found = Vec<(StoredIdentity, i64)>;
+
+    fn plan<'r>(batches: &[&'r [Record]], stored: &[(&Record, &str)]) -> (AppendPlan<'r>, usize) {
+        let found: Found = stored
+            .iter()
+            .map(|(r, _)| (stored_identity(r), r.content_hash))
+            .collect();
+        let mut asked = 0;
+        let batches: Vec<Vec<&Record>> = batches.iter().map(|b| b.iter().collect()).collect();
+        let plan = plan_append::<()>(
+            &batches,
+            |_| Ok(found),
+            |identity, hash| {
+                asked += 1;
+                Ok(stored
+                    .iter()
+                    .find(|(r, _)| stored_identity(r) == *identity && r.content_hash == hash)
+                    .map(|(_, t)| t.to_string()))
+            },
+        )
+        .unwrap();
+        (plan, asked)
+    }
+
+    const A: &str =
+        r#"{"auditID":"x","stage":"ResponseComplete","verb":"get","user":{"username":"alice"}}"#;
+    const A_REORDERED: &str =
+        r#"{"user":{"username":"alice"},"verb":"get","stage":"ResponseComplete","auditID":"x"}"#;
+    const B: &str = r#"{"auditID":"x","stage":"ResponseComplete","verb":"delete","user":{"username":"mallory"}}"#;
+
+    #[test]
+    fn a_retry_is_a_duplicate_without_reading_stored_text() {
+        let a = record("x", A);
+        let batch = [a.clone(), a.clone()];
+        let (p, asked) = plan(&[&batch], &[(&a, A)]);
+        assert_eq!(p.rows[0].len(), 0);
+        assert_eq!(
+            p.outcomes[0],
+            AppendOutcome {
+                stored: 0,
+                duplicates: 2,
+                conflicts: 0
+            }
+        );
+        assert_eq!(asked, 0, "equal hashes decide");
+    }
+
+    #[test]
+    fn a_different_event_with_a_stored_identity_is_kept_as_a_conflict() {
+        let (a, b) = (record("x", A), record("x", B));
+        let batch = [b.clone(), b.clone()];
+        let (p, asked) = plan(&[&batch], &[(&a, A)]);
+        assert_eq!(p.rows[0].len(), 1);
+        assert_eq!(p.rows[0][0].raw, B);
+        assert_eq!(
+            p.outcomes[0],
+            AppendOutcome {
+                stored: 1,
+                duplicates: 1,
+                conflicts: 1
+            }
+        );
+        assert_eq!(asked, 1, "the stored text is read to compare");
+    }
+
+    #[test]
+    fn key_order_alone_is_a_duplicate() {
+        let (a, again) = (record("x", A), record("x", A_REORDERED));
+        let (p, _) = plan(&[std::slice::from_ref(&again)], &[(&a, A)]);
+        assert_eq!(
+            p.outcomes[0],
+            AppendOutcome {
+                stored: 0,
+                duplicates: 1,
+                conflicts: 0
+            }
+        );
+        // And within one append.
+        let both = [a.clone(), again];
+        let (p, _) = plan(&[&both], &[]);
+        assert_eq!(
+            p.outcomes[0],
+            AppendOutcome {
+                stored: 1,
+                duplicates: 1,
+                conflicts: 0
+            }
+        );
+    }
+
+    #[test]
+    fn events_stored_without_a_hash_are_compared_by_text() {
+        let a = record("x", A);
+        let mut old = a.clone();
+        old.content_hash = 0;
+        let (p, asked) = plan(&[std::slice::from_ref(&a)], &[(&old, A)]);
+        assert_eq!(p.outcomes[0].duplicates, 1);
+        assert_eq!(asked, 1);
+    }
+
+    #[test]
+    fn batches_are_taken_in_order() {
+        let (a, b) = (record("x", A), record("x", B));
+        let first = [a.clone()];
+        let second = [b.clone(), a.clone()];
+        let (p, _) = plan(&[&first, &second], &[]);
+        assert_eq!(
+            p.outcomes[0],
+            AppendOutcome {
+                stored: 1,
+                duplicates: 0,
+                conflicts: 0
+            }
+        );
+        assert_eq!(
+            p.outcomes[1],
+            AppendOutcome {
+                stored: 1,
+                duplicates: 1,
+                conflicts: 1
+            }
+        );
+        let other_time = Record {
+            ts_micros: 11,
+            ..b.clone()
+        };
+        let apart = [a, other_time];
+        let (p, _) = plan(&[&apart], &[]);
+        assert_eq!(
+            p.outcomes[0].conflicts, 0,
+            "another time is another identity"
+        );
     }
 }

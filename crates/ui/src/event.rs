@@ -168,9 +168,9 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let pairs = kubetrail_api::params::parse_query(query);
     let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     for (k, _) in &pairs {
-        if !["cluster", "auditID", "stage", "ts"].contains(&k.as_str()) {
+        if !["cluster", "auditID", "stage", "ts", "hash"].contains(&k.as_str()) {
             return Err(UiError::BadRequest(format!(
-                "unknown parameter {k:?}: expected cluster, auditID, stage, ts"
+                "unknown parameter {k:?}: expected cluster, auditID, stage, ts, hash"
             )));
         }
     }
@@ -183,6 +183,13 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         .map(|t| {
             t.parse()
                 .map_err(|_| UiError::BadRequest(format!("parameter ts: invalid time {t:?}")))
+        })
+        .transpose()?;
+    let hash: Option<i64> = get("hash")
+        .map(|h| {
+            h.parse().map_err(|_| {
+                UiError::BadRequest(format!("parameter hash: invalid content hash {h:?}"))
+            })
         })
         .transpose()?;
     let mut filter = Filter {
@@ -208,7 +215,11 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let chosen = stages
         .iter()
         .rev()
-        .find(|r| stage.is_none() || r.stage.map(Stage::as_str) == stage.as_deref())
+        .find(|r| {
+            (stage.is_none() || r.stage.map(Stage::as_str) == stage.as_deref())
+                && ts.is_none_or(|t| r.ts_micros == t || hash.is_none())
+                && hash.is_none_or(|h| r.content_hash == h)
+        })
         .ok_or_else(|| UiError::NotFound(format!("no event with auditID {audit_id:?}")))?;
     let stored = Stored::parse(&chosen.raw);
     let value = stored.value.as_ref().unwrap_or(&Value::Null);
@@ -291,14 +302,37 @@ fn event_body(
     };
     let groups = strings(value.pointer("/user/groups"));
     let sources = strings(value.get("sourceIPs"));
+    // Distinct events that claim this one's identity: all are stored; the reader must know.
+    let rivals: Vec<&Record> = stages
+        .iter()
+        .filter(|s| {
+            s.cluster == r.cluster
+                && s.stage == r.stage
+                && s.ts_micros == r.ts_micros
+                && s.content_hash != r.content_hash
+        })
+        .collect();
     html! {
+        @if !rivals.is_empty() {
+            p.conflict #event-conflict role="alert" {
+                strong { "Conflict: " }
+                (rivals.len())
+                @if rivals.len() == 1 { " other event claims" } @else { " other events claim" }
+                " this auditID, stage and time with different content. Both were stored; a \
+                  sender reused the auditID, or a client set its own Audit-ID header. "
+                @for (i, other) in rivals.iter().enumerate() {
+                    a href=(event_href(other)) { "other event " (i + 1) }
+                    " "
+                }
+            }
+        }
         h1 { (r.verb) " " (if resource.is_empty() { r.request_uri.as_str() } else { resource.as_str() })
             @if !r.name.is_empty() { " " (r.name) } }
         @if stages.len() > 1 {
             nav.stages aria-label="stages of this request" {
                 "Stages: "
                 @for s in stages {
-                    a href=(event_href(s)) aria-current=[(s.stage == r.stage && s.ts_micros == r.ts_micros).then_some("page")] {
+                    a href=(event_href(s)) aria-current=[(s.stage == r.stage && s.ts_micros == r.ts_micros && s.content_hash == r.content_hash).then_some("page")] {
                         (s.stage.map(Stage::as_str).unwrap_or("(none)"))
                     }
                     " "
@@ -448,6 +482,26 @@ mod tests {
         let html = event_body(&r, &[], &[], &stored).into_string();
         assert!(html.contains("recursion limit exceeded"), "{html}");
         assert!(html.contains(&deeper), "{html}");
+    }
+
+    #[test]
+    fn events_that_claim_one_identity_are_marked_and_linked() {
+        let a = record(
+            r#"{"auditID":"abc-123","stage":"ResponseComplete","verb":"get","stageTimestamp":"2023-11-14T22:13:20Z"}"#,
+        );
+        let b = record(
+            r#"{"auditID":"abc-123","stage":"ResponseComplete","verb":"delete","stageTimestamp":"2023-11-14T22:13:20Z"}"#,
+        );
+        let both = [a.clone(), b.clone()];
+        let html = event_body(&a, &both, &[], &Stored::parse(&a.raw)).into_string();
+        assert!(html.contains("event-conflict"), "{html}");
+        assert!(html.contains("1 other event claims"), "{html}");
+        assert!(
+            html.contains(&format!("hash={}", b.content_hash)),
+            "links to the other: {html}"
+        );
+        let alone = event_body(&a, std::slice::from_ref(&a), &[], &Stored::parse(&a.raw));
+        assert!(!alone.into_string().contains("event-conflict"));
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub fn event_href(r: &Record) -> String {
             ("auditID", r.audit_id.clone()),
             ("stage", stage.to_string()),
             ("ts", r.ts_micros.to_string()),
-        ],
+            ("hash", r.content_hash.to_string()),
+        ]
+        .into_iter()
+        .filter(|(k, v)| *k != "hash" || v != "0"),
     )
 }
 

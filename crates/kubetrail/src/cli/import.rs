@@ -50,6 +50,8 @@ pub struct Summary {
     events: u64,
     stored: u64,
     duplicates: u64,
+    /// Stored events that claim the identity (auditID, stage, time) of a different event.
+    conflicts: u64,
     malformed: u64,
     malformed_reasons: Vec<String>,
     /// Files that could not be read to their end (a `.gz` cut short): where, and why.
@@ -181,6 +183,7 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
                     .with_context(|| format!("storing a batch of {} events", batch.len()))?;
                 summary.stored += outcome.stored;
                 summary.duplicates += outcome.duplicates;
+                summary.conflicts += outcome.conflicts;
             }
             Message::Damaged(reason) => summary.damaged_files.push(reason),
             Message::Malformed(reason) => {
@@ -226,6 +229,12 @@ fn print_summary(s: &Summary, store: &str) {
     println!("  events read:  {}", s.events);
     println!("  stored:       {}", s.stored);
     println!("  duplicates:   {}", s.duplicates);
+    if s.conflicts > 0 {
+        println!(
+            "  conflicting:  {} (stored, but their auditID, stage and time were already taken by different events)",
+            s.conflicts
+        );
+    }
     println!("  malformed:    {}", s.malformed);
     for reason in &s.malformed_reasons {
         println!("    {}", super::table::escape(reason));

@@ -129,6 +129,12 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), Str
                 check(doc, s, v, &format!("{at}.{k}"))?;
             }
         }
+        // Our own answers are closed: a field the code adds must be documented too.
+        if schema.get("additionalProperties") == Some(&Value::Bool(false))
+            && let Some(k) = obj.keys().find(|k| !props.contains_key(*k))
+        {
+            return Err(format!("{at}: field {k:?} is not documented"));
+        }
     }
     if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
         for (i, v) in arr.iter().enumerate() {

@@ -93,9 +93,11 @@ async fn a_damaged_store_is_not_ready_and_acknowledges_no_write() {
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
 
-    // And it stays so.
+    // And it stays so, and says so to monitoring.
     let (status, _) = readyz(&h).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let metrics = h.get_text(paths::METRICS, Some(READ)).await;
+    assert!(metrics.contains("kubetrail_store_damaged 1"), "{metrics}");
 }
 
 /// A store whose commits fail as DuckDB's do once it has invalidated the database (a failed
@@ -132,6 +134,15 @@ impl Store for Invalidated {
     }
     fn schema_version(&self) -> kubetrail_store::Result<u32> {
         self.inner.schema_version()
+    }
+    /// It also opened with a torn log set aside.
+    fn recovery_report(&self) -> Option<kubetrail_store::RecoveryReport> {
+        Some(kubetrail_store::RecoveryReport {
+            damaged: "/data/kubetrail.duckdb.wal".into(),
+            backup: "/data/kubetrail.duckdb.wal.1.bak".into(),
+            bytes: 4096,
+            reason: "torn".into(),
+        })
     }
 }
 
@@ -171,6 +182,11 @@ async fn a_commit_error_is_never_acknowledged_and_damage_fails_readiness() {
     let metrics = h.get_text(paths::METRICS, Some(READ)).await;
     assert!(
         metrics.contains("kubetrail_batch_commit_failures_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kubetrail_store_damaged 1"), "{metrics}");
+    assert!(
+        metrics.contains("kubetrail_store_recovered_wal_bytes 4096"),
         "{metrics}"
     );
 }

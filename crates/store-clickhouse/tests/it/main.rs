@@ -26,3 +26,85 @@ fn clickhouse_passes_the_conformance_suite() {
         )
     });
 }
+
+/// A database written by schema 1 (no `content_hash`, the identity alone as the sorting key)
+/// is migrated in place: its events stay, a replay of one is still a duplicate (compared by
+/// text, since it has no hash), and a different event under its identity is kept.
+#[test]
+fn a_schema_1_table_is_migrated_and_keeps_its_events() {
+    use kubetrail_model::Stage;
+    use kubetrail_store::conformance::{T0, record};
+    use kubetrail_store::{Filter, Store};
+    use kubetrail_store_clickhouse::ClickHouse;
+
+    let Some(server) = TestServer::start() else {
+        return;
+    };
+    let connection = Connection {
+        url: server.url.clone(),
+        database: "schema1".into(),
+        user: None,
+        password: None,
+    };
+    let ch = ClickHouse::new(connection.clone()).unwrap();
+    ch.execute("CREATE DATABASE schema1").unwrap();
+    ch.execute(
+        "CREATE TABLE schema1.events (
+            cluster String, audit_id String, stage String, level String,
+            ts Int64, request_ts Nullable(Int64), received Int64,
+            verb String, username String, groups String, impersonated_user String,
+            source_ip String, user_agent String, api_group String, api_version String,
+            resource String, subresource String, namespace String, name String,
+            code Int32, decision String, reason String, request_uri String,
+            raw String, counted UInt8,
+            day Date MATERIALIZED toDate(toDateTime(intDiv(ts, 1000000)))
+        ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (cluster, ts, audit_id, stage)",
+    )
+    .unwrap();
+    ch.execute("CREATE TABLE schema1.kubetrail_meta (key String, value String) ENGINE = TinyLog")
+        .unwrap();
+    ch.execute("INSERT INTO schema1.kubetrail_meta (key, value) VALUES ('schema_version', '1')")
+        .unwrap();
+    let old = record("c", "abc-123", Some(Stage::ResponseComplete), T0);
+    let row = serde_json::json!({
+        "cluster": old.cluster, "audit_id": old.audit_id, "stage": "ResponseComplete",
+        "level": "Metadata", "ts": old.ts_micros, "request_ts": old.request_ts_micros,
+        "received": old.received_micros, "verb": old.verb, "username": old.user,
+        "groups": "", "impersonated_user": "", "source_ip": old.source_ip,
+        "user_agent": old.user_agent, "api_group": "", "api_version": old.api_version,
+        "resource": old.resource, "subresource": "", "namespace": old.namespace,
+        "name": old.name, "code": 200, "decision": old.decision, "reason": old.reason,
+        "request_uri": old.request_uri, "raw": old.raw, "counted": 1,
+    });
+    ch.insert(
+        "INSERT INTO schema1.events FORMAT JSONEachRow",
+        format!("{row}\n"),
+    )
+    .unwrap();
+
+    let store = ClickHouseStore::open(connection).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.count().unwrap(), 1);
+    let page = store.query(&Filter::default(), None, 10).unwrap();
+    assert_eq!(page.records[0].raw, old.raw);
+    assert_eq!(page.records[0].content_hash, 0, "stored before the hash");
+    let o = store.append(std::slice::from_ref(&old)).unwrap();
+    assert_eq!((o.stored, o.duplicates), (0, 1), "a replay of an old event");
+    let other = kubetrail_store::Record {
+        raw: r#"{"auditID":"abc-123","verb":"delete"}"#.into(),
+        content_hash: kubetrail_store::content_hash(r#"{"auditID":"abc-123","verb":"delete"}"#),
+        ..old.clone()
+    };
+    let o = store.append(std::slice::from_ref(&other)).unwrap();
+    assert_eq!((o.stored, o.conflicts), (1, 1));
+    assert_eq!(store.count().unwrap(), 2);
+    // A second open finds the schema migrated and changes nothing.
+    let again = ClickHouseStore::open(Connection {
+        url: server.url.clone(),
+        database: "schema1".into(),
+        user: None,
+        password: None,
+    })
+    .unwrap();
+    assert_eq!(again.count().unwrap(), 2);
+}

@@ -51,6 +51,20 @@ pub fn record(cluster: &str, audit_id: &str, stage: Option<Stage>, ts_micros: i6
         reason: "RBAC: allowed".into(),
         request_uri: "/api/v1/namespaces/default/pods/web-1".into(),
         raw: format!("{{\"auditID\":\"{audit_id}\",\"note\":\"raw kept \\u00e9 exactly\"}}"),
+        content_hash: 0,
+    }
+    .with_hash()
+}
+
+trait WithHash {
+    fn with_hash(self) -> Self;
+}
+
+impl WithHash for Record {
+    /// The record with the content hash of its (changed) text.
+    fn with_hash(mut self) -> Record {
+        self.content_hash = crate::content_hash(&self.raw);
+        self
     }
 }
 
@@ -60,6 +74,7 @@ pub fn run_all(open: &dyn Fn() -> Box<dyn Store>) {
     append_all_counts_each_batch(open().as_ref());
     bulk_load_counts_as_appends_do(open().as_ref());
     identity_is_cluster_audit_id_and_stage(open().as_ref());
+    conflicting_events_are_all_kept(open().as_ref());
     pages_are_newest_first_and_complete(open().as_ref());
     filters_select_exactly(open().as_ref());
     aggregations_count(open().as_ref());
@@ -206,6 +221,80 @@ pub fn identity_is_cluster_audit_id_and_stage(store: &dyn Store) {
     // Everything comes back as it went in.
     let original = &batch[3];
     assert_eq!(stored, original);
+}
+
+/// Distinct events that claim one identity (a reused auditID, a client-set `Audit-ID`) are all
+/// stored and counted as conflicts; a copy of either, also with its keys in another order, is
+/// a duplicate; pages visit each once.
+pub fn conflicting_events_are_all_kept(store: &dyn Store) {
+    let at = |raw: &str| {
+        Record {
+            raw: raw.into(),
+            ..record("c", "abc-123", Some(Stage::ResponseComplete), T0)
+        }
+        .with_hash()
+    };
+    let a = at(r#"{"auditID":"abc-123","verb":"get","user":{"username":"alice"}}"#);
+    let b = at(r#"{"auditID":"abc-123","verb":"delete","user":{"username":"mallory"}}"#);
+    let a_reordered = at(r#"{"user":{"username":"alice"},"verb":"get","auditID":"abc-123"}"#);
+    let o = store.append(std::slice::from_ref(&a)).expect("append");
+    assert_eq!((o.stored, o.duplicates, o.conflicts), (1, 0, 0));
+    let o = store.append(&[b.clone(), b.clone()]).expect("append");
+    assert_eq!(
+        (o.stored, o.duplicates, o.conflicts),
+        (1, 1, 1),
+        "b kept once"
+    );
+    let o = store.append(&[a_reordered]).expect("append");
+    assert_eq!((o.stored, o.duplicates), (0, 1), "key order is not content");
+    let o = store.append(&[b.clone(), a.clone()]).expect("append");
+    assert_eq!((o.stored, o.duplicates), (0, 2));
+    // A third, in a batch that also brings its own repeat and a new event.
+    let c = at(r#"{"auditID":"abc-123","verb":"list"}"#);
+    let other = record("c", "other", Some(Stage::ResponseComplete), T0);
+    let outcomes = store
+        .append_all(&[std::slice::from_ref(&c), &[c.clone(), other]])
+        .expect("append_all");
+    let got: Vec<_> = outcomes
+        .iter()
+        .map(|o| (o.stored, o.duplicates, o.conflicts))
+        .collect();
+    assert_eq!(got, [(1, 0, 1), (1, 1, 0)]);
+    assert_eq!(store.count().expect("count"), 4);
+    // Page by page, one event a page: each of the three exactly once.
+    let filter = Filter {
+        audit_ids: vec!["abc-123".into()],
+        ..Filter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.query(&filter, cursor.as_ref(), 1).expect("query");
+        seen.extend(page.records.iter().map(|r| (r.raw.clone(), r.content_hash)));
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut texts: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
+    texts.sort_unstable();
+    let mut expected = vec![a.raw.as_str(), b.raw.as_str(), c.raw.as_str()];
+    expected.sort_unstable();
+    assert_eq!(texts, expected);
+    assert!(
+        seen.iter().all(|(t, h)| *h == crate::content_hash(t)),
+        "each comes back with its hash"
+    );
+    let n = store
+        .aggregate(
+            &filter,
+            &Aggregation::CountBy {
+                fields: vec![crate::query::Field::Verb],
+                limit: None,
+            },
+        )
+        .expect("aggregate");
+    assert_eq!(n.total(), 3, "each is counted");
 }
 
 /// Pages are newest first, and following the cursor visits every event exactly once.
