@@ -14,14 +14,30 @@ use crate::{kubetrail, stdout, testdata};
 const ADMIN: &str = "admin-token-for-clickhouse-tests";
 
 struct Serve {
-    child: Child,
+    child: std::sync::Mutex<Child>,
     url: String,
+    /// Where its stderr goes: shown when it stops answering.
+    log: std::path::PathBuf,
+}
+
+impl Serve {
+    /// Whether it still runs, and what it logged: for a failure's message.
+    fn state(&self) -> String {
+        let status = match self.child.lock().unwrap().try_wait() {
+            Ok(Some(status)) => format!("serve exited: {status}"),
+            Ok(None) => "serve still runs".to_string(),
+            Err(e) => format!("serve's state is unknown: {e}"),
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("{status}; its log:\n{log}")
+    }
 }
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -37,6 +53,7 @@ fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str) -> Serve {
         format!("- {{name: test, token: {ADMIN}, role: admin}}\n"),
     )
     .unwrap();
+    let log = dir.join(format!("{name}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--tokens-file")
@@ -46,7 +63,7 @@ fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str) -> Serve {
         .args(["--store", "clickhouse", "--clickhouse-url", clickhouse])
         .args(["--clickhouse-database", database])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let until = Instant::now() + Duration::from_secs(30);
@@ -55,22 +72,23 @@ fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str) -> Serve {
         std::thread::sleep(Duration::from_millis(20));
     }
     Serve {
-        child,
+        child: std::sync::Mutex::new(child),
         url: format!("http://127.0.0.1:{port}"),
+        log,
     }
 }
 
-fn post(url: &str, body: &[u8]) -> (u16, String) {
+fn post(server: &Serve, body: &[u8]) -> (u16, String) {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .new_agent();
     let mut r = agent
-        .post(&format!("{url}/api/v1/audit/webhook?cluster=ch"))
+        .post(&format!("{}/api/v1/audit/webhook?cluster=ch", server.url))
         .header("authorization", &format!("Bearer {ADMIN}"))
         .header("content-type", "application/json")
         .send(body)
-        .unwrap();
+        .unwrap_or_else(|e| panic!("posting a batch: {e}; {}", server.state()));
     let status = r.status().as_u16();
     (status, r.body_mut().read_to_string().unwrap())
 }
@@ -284,11 +302,11 @@ fn two_servers_and_retried_batches_store_each_event_once() {
     let bodies = batches(4000, 400);
     // Every batch to both servers at once, then once more to each (the apiserver's retries).
     std::thread::scope(|s| {
-        for url in [&a.url, &b.url, &a.url, &b.url] {
+        for server in [&a, &b, &a, &b] {
             let bodies = &bodies;
             s.spawn(move || {
                 for body in bodies {
-                    let (status, reply) = post(url, body);
+                    let (status, reply) = post(server, body);
                     assert_eq!(status, 200, "{reply}");
                 }
             });
@@ -334,22 +352,22 @@ fn clickhouse_down_mid_ingest_answers_503_and_the_retry_lands() {
     let tmp = tempfile::tempdir().unwrap();
     let server = serve(tmp.path(), "serve", &ch.url, "restart");
     let bodies = batches(1200, 400);
-    assert_eq!(post(&server.url, &bodies[0]).0, 200);
+    assert_eq!(post(&server, &bodies[0]).0, 200);
     ch.stop();
-    let (status, reply) = post(&server.url, &bodies[1]);
+    let (status, reply) = post(&server, &bodies[1]);
     assert_eq!(status, 503, "{reply}");
     ch.restart();
     // The sender retries with backoff, as the apiserver does.
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, _) = post(&server.url, &bodies[1]);
+        let (status, _) = post(&server, &bodies[1]);
         if status == 200 {
             break;
         }
         assert!(Instant::now() < until, "ClickHouse never came back");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(post(&server.url, &bodies[2]).0, 200);
+    assert_eq!(post(&server, &bodies[2]).0, 200);
     let seen = identities(&server.url);
     assert_eq!(seen.len(), 1200);
 }
