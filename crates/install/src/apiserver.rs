@@ -230,8 +230,25 @@ fn flag_item(prefix: &str, flag: &str, value: &str, quoted_like: Option<&str>) -
     }
 }
 
-/// Applies `settings` to the manifest `text`.
+/// Applies `settings` to the manifest `text`. The edit is a fixed point: applied again, it
+/// changes nothing.
 pub fn apply(text: &str, settings: &AuditSettings, force: bool) -> Result<Edit, ManifestError> {
+    let edit = apply_once(text, settings, force)?;
+    // A layout the line editor did not foresee (found by the apiserver_manifest fuzz target: a
+    // mangled `volumes:` key left the Pod's volumes parsed as a second container) can put the
+    // mounts where the next run does not find them, and every run would add them again. Such
+    // an edit is refused, never written over a static-pod manifest.
+    match apply_once(&edit.text, settings, force) {
+        Ok(again) if again.text == edit.text => Ok(edit),
+        _ => Err(shape(
+            "the edited manifest would not hold the audit settings where kubetrail looks for \
+             them (applied again, it would change); edit this layout by hand",
+        )),
+    }
+}
+
+/// One pass of [`apply`].
+fn apply_once(text: &str, settings: &AuditSettings, force: bool) -> Result<Edit, ManifestError> {
     let root = yaml::parse(text)
         .map_err(|e| ManifestError::Syntax(e.to_string()))?
         .ok_or_else(|| shape("the manifest is empty"))?;

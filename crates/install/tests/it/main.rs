@@ -175,6 +175,10 @@ fn what_is_not_an_apiserver_manifest_is_refused_with_the_reason() {
             assert_eq!(again.text, edit.text);
         }
     }
+    // Found by fuzzing: a mangled `volumes:` key made the edit put the mounts where the next
+    // run did not find them, so each run added them again; such an edit is refused.
+    let e = err("fuzz-edit-not-idempotent.yaml");
+    assert!(e.contains("edit this layout by hand"), "{e}");
     let e = apply("kind: Deployment\n", &log_settings(), false)
         .unwrap_err()
         .to_string();
