@@ -240,10 +240,13 @@ pub fn apply(text: &str, settings: &AuditSettings, force: bool) -> Result<Edit, 
     // an edit is refused, never written over a static-pod manifest.
     match apply_once(&edit.text, settings, force) {
         Ok(again) if again.text == edit.text => Ok(edit),
-        _ => Err(shape(
+        Ok(_) => Err(shape(
             "the edited manifest would not hold the audit settings where kubetrail looks for \
              them (applied again, it would change); edit this layout by hand",
         )),
+        Err(e) => Err(shape(format!(
+            "the edited manifest would be refused when applied again ({e}); edit this layout by hand"
+        ))),
     }
 }
 

@@ -162,21 +162,31 @@ impl ClickHouseStore {
             // Rows stored before have 0 and are compared by their text when claimed. The
             // sorting key may only grow by a column added in the same statement (without a
             // default expression, which ClickHouse forbids there).
-            // Another server sharing the database may have migrated meanwhile (18.16 has no
-            // `ADD COLUMN IF NOT EXISTS`).
-            let has = self.ch.scalar(&format!(
-                "SELECT count() FROM system.columns WHERE database = {} AND table = 'events' AND name = 'content_hash'",
-                sql::literal(self.ch.database())
-            ))?;
-            if has == 0 {
-                self.ch.execute(&format!(
+            // Another server sharing the database may migrate at the same time (18.16 has no
+            // `ADD COLUMN IF NOT EXISTS`): an ALTER that fails because the column is there now
+            // is that server's migration.
+            if !self.has_content_hash()? {
+                let altered = self.ch.execute(&format!(
                     "ALTER TABLE {} ADD COLUMN content_hash Int64, MODIFY ORDER BY (cluster, ts, audit_id, stage, content_hash)",
                     self.table
-                ))?;
+                ));
+                if let Err(e) = altered
+                    && !self.has_content_hash()?
+                {
+                    return Err(e);
+                }
             }
             self.set_schema_version(2)?;
         }
         Ok(())
+    }
+
+    fn has_content_hash(&self) -> Result<bool> {
+        let n = self.ch.scalar(&format!(
+            "SELECT count() FROM system.columns WHERE database = {} AND table = 'events' AND name = 'content_hash'",
+            sql::literal(self.ch.database())
+        ))?;
+        Ok(n > 0)
     }
 
     fn set_schema_version(&self, version: u32) -> Result<()> {

@@ -92,8 +92,9 @@ pub fn content_hash(raw: &str) -> i64 {
 /// JSON with object keys in another order (a retry that some proxy re-serialized); or the same
 /// event in two `audit.k8s.io` versions, compared as kube-apiserver converts them (a v1beta1
 /// event as one log wrote it, and as the webhook ingest stores it, re-encoded as v1). Texts that
-/// do not parse are compared as bytes only. Fields outside the event's schema count: two
-/// events that differ only there are different events.
+/// do not parse are compared as bytes only. Fields outside the event's schema count, but for
+/// v1beta1's own `timestamp` and `metadata`: two events that differ only in others are
+/// different events.
 pub fn same_content(a: &str, b: &str) -> bool {
     if a == b {
         return true;
@@ -107,21 +108,26 @@ pub fn same_content(a: &str, b: &str) -> bool {
         (Ok(_), Ok(_)) => {}
         _ => return false,
     }
-    let as_v1 = |text: &str| {
-        let mut v = kubetrail_model::decode_event(text.as_bytes())
-            .ok()?
-            .to_v1_value()
-            .ok()?;
-        // v1beta1's `timestamp` and `metadata` (its creationTimestamp) repeat
-        // requestReceivedTimestamp at second precision; the apiserver's conversion to v1 drops
-        // them, so an event written in both versions differs there and nowhere else.
+    let (Ok(x), Ok(y)) = (
+        kubetrail_model::decode_event(a.as_bytes()),
+        kubetrail_model::decode_event(b.as_bytes()),
+    ) else {
+        return false;
+    };
+    // v1beta1's `timestamp` and `metadata` (its creationTimestamp) repeat
+    // requestReceivedTimestamp at second precision, and the apiserver's conversion to v1 drops
+    // them. They are not content: a v1beta1 event keeps them as unknown fields when it is
+    // stored re-encoded as v1 (webhook ingest), or renamed to v1 by hand, so which version a
+    // stored text was first read in is no longer known.
+    let as_v1 = |e: &kubetrail_model::Event| {
+        let mut v = e.to_v1_value().ok()?;
         if let Some(m) = v.as_object_mut() {
             m.remove("timestamp");
             m.remove("metadata");
         }
         Some(v)
     };
-    matches!((as_v1(a), as_v1(b)), (Some(x), Some(y)) if x == y)
+    matches!((as_v1(&x), as_v1(&y)), (Some(x), Some(y)) if x == y)
 }
 
 impl Record {
@@ -403,6 +409,12 @@ mod tests {
             v1,
             &v1.replace(r#""verb""#, r#""p_log_type":"Kubernetes.Audit","verb""#)
         ));
+        let v1_stamped = stamped.replace("audit.k8s.io/v1beta1", "audit.k8s.io/v1");
+        assert!(
+            same_content(&stamped, &v1_stamped),
+            "a v1beta1 event renamed to v1, keeping v1beta1's fields"
+        );
+
         assert!(!same_content(v1beta1, &v1.replace("get", "list")));
         assert_ne!(content_hash(a), content_hash(reordered));
         assert_ne!(content_hash(a), 0);

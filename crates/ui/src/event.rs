@@ -217,7 +217,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         .rev()
         .find(|r| {
             (stage.is_none() || r.stage.map(Stage::as_str) == stage.as_deref())
-                && ts.is_none_or(|t| r.ts_micros == t || hash.is_none())
+                && ts.is_none_or(|t| r.ts_micros == t)
                 && hash.is_none_or(|h| r.content_hash == h)
         })
         .ok_or_else(|| UiError::NotFound(format!("no event with auditID {audit_id:?}")))?;

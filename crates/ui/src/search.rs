@@ -43,9 +43,7 @@ pub fn event_href(r: &Record) -> String {
             ("stage", stage.to_string()),
             ("ts", r.ts_micros.to_string()),
             ("hash", r.content_hash.to_string()),
-        ]
-        .into_iter()
-        .filter(|(k, v)| *k != "hash" || v != "0"),
+        ],
     )
 }
 
