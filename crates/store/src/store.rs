@@ -75,15 +75,28 @@ pub fn plan_append<'r, E>(
         .filter(|r| seen.insert((identity_of(r), r.content_hash)))
         .collect();
     drop(seen);
-    let mut claims: foldhash::HashMap<StoredIdentity, Vec<Claim<'r>>> =
-        foldhash::HashMap::default();
-    if !distinct.is_empty() {
-        for (identity, hash) in stored(&distinct)? {
-            claims
-                .entry(identity)
-                .or_default()
-                .push(Claim::Stored(hash));
-        }
+    let found = if distinct.is_empty() {
+        Vec::new()
+    } else {
+        stored(&distinct)?
+    };
+    // Keyed by borrowed identities: nothing is copied per record on the usual path, where no
+    // identity is claimed twice.
+    type Key<'k> = (&'k str, &'k str, &'k str, i64);
+    let key_of = |r: &'r Record| -> Key<'r> {
+        (
+            &r.cluster,
+            &r.audit_id,
+            r.stage.map(Stage::as_str).unwrap_or(""),
+            r.ts_micros,
+        )
+    };
+    let mut claims: foldhash::HashMap<Key<'_>, Vec<Claim<'r>>> = foldhash::HashMap::default();
+    for ((cluster, audit_id, stage, ts), hash) in &found {
+        claims
+            .entry((cluster, audit_id, stage, *ts))
+            .or_default()
+            .push(Claim::Stored(*hash));
     }
     let mut plan = AppendPlan {
         rows: Vec::with_capacity(batches.len()),
@@ -93,7 +106,7 @@ pub fn plan_append<'r, E>(
         let mut rows = Vec::new();
         let mut outcome = AppendOutcome::default();
         for &r in batch {
-            let key = stored_identity(r);
+            let key = key_of(r);
             let Some(held) = claims.get_mut(&key) else {
                 claims.insert(key, vec![Claim::Earlier(r)]);
                 rows.push(r);
@@ -108,7 +121,9 @@ pub fn plan_append<'r, E>(
                 for c in held.iter() {
                     let text = match c {
                         Claim::Earlier(e) => Some(std::borrow::Cow::Borrowed(e.raw.as_str())),
-                        Claim::Stored(h) => text_of(&key, *h)?.map(std::borrow::Cow::Owned),
+                        Claim::Stored(h) => {
+                            text_of(&stored_identity(r), *h)?.map(std::borrow::Cow::Owned)
+                        }
                     };
                     if text.is_some_and(|t| same_content(&t, &r.raw)) {
                         same = true;
