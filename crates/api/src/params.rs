@@ -51,13 +51,17 @@ pub const MAX_VALUES_PER_PARAMETER: usize = 100;
 /// Most filter values one query takes, over every filter parameter.
 pub const MAX_FILTER_VALUES: usize = 200;
 
-/// What a window with `from` not before `to` becomes: the first microsecond of the year 1,
-/// where no audit event is. The answer is empty, as the window asks, and the filter stays one
-/// every store takes and that reads back from its own query (found by the query_params fuzz
-/// target: a window before the year 0 printed a time no parser reads).
+/// The first microsecond of the year 1: no audit event is before it, and every time from it on
+/// prints as RFC 3339 that reads back (found by the query_params fuzz target: a window before
+/// the year 0 printed a time no parser reads).
+const YEAR_ONE_MICROS: i64 = -62_135_596_800_000_000;
+
+/// What a window with `from` not before `to` becomes: the first microsecond of the year 1.
+/// The answer is empty, as the window asks, and the filter stays one every store takes and
+/// that reads back from its own query.
 const EMPTY_WINDOW: TimeRange = TimeRange {
-    from_micros: Some(-62_135_596_800_000_000),
-    to_micros: Some(-62_135_596_800_000_000 + 1),
+    from_micros: Some(YEAR_ONE_MICROS),
+    to_micros: Some(YEAR_ONE_MICROS + 1),
 };
 
 /// A query string split into pairs, in order.
@@ -221,8 +225,12 @@ pub fn filter_from_pairs(
         }
     }
     if let Some(d) = since {
-        // The last DURATION, within from and to when they are given too.
-        let start = now_micros.saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        // The last DURATION, within from and to when they are given too. A duration longer
+        // than the calendar (`since=4h2h232…h`, found by the query_params fuzz target) starts
+        // at the year 1: every event, and a start that prints as a time that reads back.
+        let start = now_micros
+            .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .max(YEAR_ONE_MICROS);
         range.from_micros = Some(range.from_micros.map_or(start, |f| f.max(start)));
     }
     if let (Some(from), Some(to)) = (range.from_micros, range.to_micros)
@@ -348,6 +356,25 @@ mod tests {
             }));
             assert_eq!(at(&q), t, "{q}");
         }
+    }
+
+    #[test]
+    fn a_since_longer_than_the_calendar_starts_at_the_year_one() {
+        // Many summed units, far beyond the year 1 but within u64 seconds.
+        let long = format!("{}h", u64::MAX / 3600 / 2);
+        for q in [
+            format!("since={long}"),
+            "since=4h2h2322222222222222h".to_string(),
+        ] {
+            let (f, _) = filter_from_pairs(&pairs(&q), &[], 1_714_558_830_000_000).unwrap();
+            assert_eq!(f.time.from_micros, Some(YEAR_ONE_MICROS), "{q}");
+            let back = encode_query(filter_to_pairs(&f));
+            let (again, _) = filter_from_pairs(&pairs(&back), &[], 0).unwrap();
+            assert_eq!(again, f, "{back}");
+        }
+        // A since within the calendar is unchanged.
+        let (f, _) = filter_from_pairs(&pairs("since=1d"), &[], 86_400_000_000).unwrap();
+        assert_eq!(f.time.from_micros, Some(0));
     }
 
     #[test]
