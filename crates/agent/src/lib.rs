@@ -77,13 +77,12 @@ pub enum AgentError {
     #[error(transparent)]
     Client(#[from] ClientError),
     /// The state directory.
-    #[error("state directory {path}: {source}")]
+    #[error("state directory {path}: {cause}")]
     StateDir {
         /// The directory.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (in the message, not chained: `{:#}` names it once).
+        cause: std::io::Error,
     },
 }
 
@@ -136,9 +135,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 impl Agent {
     /// Opens the checkpoint and the client.
     pub fn new(config: AgentConfig, metrics: Arc<AgentMetrics>) -> Result<Agent, AgentError> {
-        std::fs::create_dir_all(&config.state_dir).map_err(|source| AgentError::StateDir {
+        std::fs::create_dir_all(&config.state_dir).map_err(|cause| AgentError::StateDir {
             path: config.state_dir.clone(),
-            source,
+            cause,
         })?;
         let follower = Follower::open(
             &config.path,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -23,7 +24,9 @@ pub struct AgentMetrics {
     ship_seconds: Histogram,
     lag: Gauge,
     pending_files: Gauge,
-    dropped: Gauge,
+    dropped: Counter,
+    /// The follower's dropped total last seen, so the counter grows by what is new.
+    dropped_seen: AtomicU64,
 }
 
 impl Default for AgentMetrics {
@@ -45,7 +48,8 @@ impl AgentMetrics {
             ship_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             lag: Gauge::default(),
             pending_files: Gauge::default(),
-            dropped: Gauge::default(),
+            dropped: Counter::default(),
+            dropped_seen: AtomicU64::new(0),
         };
         registry.register(
             "shipped_events",
@@ -108,12 +112,9 @@ impl AgentMetrics {
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.lag.set(clamp(lag));
         self.pending_files.set(clamp(pending_files));
-        self.dropped.set(clamp(dropped));
-    }
-
-    /// Events acknowledged so far.
-    pub fn shipped_events(&self) -> u64 {
-        self.events.get()
+        // The follower's total only grows (it is kept in the checkpoint).
+        let seen = self.dropped_seen.swap(dropped, Ordering::Relaxed);
+        self.dropped.inc_by(dropped.saturating_sub(seen));
     }
 
     fn encode(&self) -> String {

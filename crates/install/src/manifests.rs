@@ -102,10 +102,12 @@ fn pod_security() -> Value {
 pub fn objects(o: &ManifestOptions) -> Vec<Value> {
     let ns = &o.namespace;
     let meta = |name: &str, component: &str| json!({"name": name, "namespace": ns, "labels": labels(component)});
-    let tokens_yaml = format!(
-        "- {{name: agents, token: {}, role: ingest, cluster: {}}}\n- {{name: apiserver-webhook, token: {}, role: ingest, cluster: {}}}\n- {{name: reader, token: {}, role: read}}\n",
-        o.tokens[0], o.cluster, o.tokens[1], o.cluster, o.tokens[2]
-    );
+    // Serialized, not spliced: no cluster name or token can write another key or entry.
+    let tokens_yaml = to_yaml(&json!([
+        {"name": "agents", "token": o.tokens[0], "role": "ingest", "cluster": o.cluster},
+        {"name": "apiserver-webhook", "token": o.tokens[1], "role": "ingest", "cluster": o.cluster},
+        {"name": "reader", "token": o.tokens[2], "role": "read"},
+    ]));
     let mut out = vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
             "app.kubernetes.io/name": "kubetrail",
@@ -234,9 +236,36 @@ pub fn render(o: &ManifestOptions) -> String {
     );
     for obj in objects(o) {
         text.push_str("---\n");
-        text.push_str(&serde_norway::to_string(&obj).unwrap_or_default());
+        text.push_str(&to_yaml(&obj));
     }
     text
+}
+
+/// A JSON value as YAML. Every JSON value has a YAML form (strings, numbers, lists and maps
+/// with string keys), so this cannot fail; if it ever did, rendering stops rather than write
+/// an empty object that `kubectl apply` would take.
+fn to_yaml(value: &Value) -> String {
+    serde_norway::to_string(value).expect("a JSON value serializes as YAML")
+}
+
+/// Checks a cluster name: a DNS-1123 label (lower-case letters, digits and `-`, starting and
+/// ending with a letter or digit, at most 63 characters), as Kubernetes names objects, so it
+/// is the same word in tokens, kubeconfigs, labels and URLs.
+pub fn cluster_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "invalid cluster name {name:?}: expected a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters), e.g. prod-eu"
+        ))
+    }
 }
 
 /// A random token (from the operating system's generator), 32 hex characters.
@@ -314,6 +343,57 @@ mod tests {
         }
         let text = render(&options(StoreKind::DuckDb));
         assert_eq!(text.matches("\n---\n").count(), 8);
+    }
+
+    /// The tokens file is serialized: whatever the cluster is called, the server reads back
+    /// the three tokens, their roles and their clusters, and nothing else.
+    #[test]
+    fn the_tokens_file_reads_back_whatever_the_cluster_name() {
+        for cluster in [
+            "prod",
+            "prod, role: admin",
+            "x}\n- {name: evil, token: t, role: admin",
+        ] {
+            let o = ManifestOptions {
+                cluster: cluster.into(),
+                ..options(StoreKind::DuckDb)
+            };
+            let secret = objects(&o)
+                .into_iter()
+                .find(|x| x["metadata"]["name"] == "kubetrail-tokens")
+                .unwrap();
+            let text = secret["stringData"]["tokens.yaml"].as_str().unwrap();
+            let entries: Vec<serde_json::Value> = serde_norway::from_str(text).unwrap();
+            assert_eq!(entries.len(), 3, "{text}");
+            let roles: Vec<&str> = entries
+                .iter()
+                .map(|e| e["role"].as_str().unwrap())
+                .collect();
+            assert_eq!(roles, ["ingest", "ingest", "read"], "{text}");
+            assert_eq!(entries[0]["cluster"], cluster);
+            assert_eq!(entries[0]["token"], "a".repeat(32));
+            assert!(entries[2].get("cluster").is_none());
+        }
+    }
+
+    #[test]
+    fn cluster_names_are_dns_labels() {
+        for ok in ["prod", "prod-eu-1", "a", &"x".repeat(63)] {
+            assert_eq!(cluster_name(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "",
+            "Prod",
+            "prod eu",
+            "prod, role: admin",
+            "-prod",
+            "prod-",
+            "a.b",
+            &"x".repeat(64),
+        ] {
+            let e = cluster_name(bad).unwrap_err();
+            assert!(e.contains("DNS-1123"), "{e}");
+        }
     }
 
     #[test]

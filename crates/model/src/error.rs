@@ -5,7 +5,7 @@
 pub enum Error {
     /// The input is not JSON, or not complete JSON (a truncated line).
     #[error("malformed JSON: {0}")]
-    Json(#[source] serde_json::Error),
+    Json(serde_json::Error),
     /// The input is JSON but not an object.
     #[error("expected a JSON object, found {found}")]
     NotAnObject {

@@ -1,6 +1,7 @@
 //! Explain: which rule decides a request, and why each earlier rule did not.
 
-use crate::checker::{Attributes, Decision, Mismatch, Policy, Rule};
+use crate::checker::{Decision, Policy};
+use crate::rule::{Attributes, Mismatch, Rule};
 
 /// One rule's verdict on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

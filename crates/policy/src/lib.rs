@@ -13,6 +13,7 @@ pub mod lint;
 mod load;
 mod matcher;
 pub mod requestinfo;
+mod rule;
 pub mod selector;
 pub mod simulate;
 pub mod traffic;
@@ -20,10 +21,9 @@ mod validate;
 mod version;
 pub mod yaml;
 
-pub use checker::{
-    Attributes, Decision, GroupResources, Mismatch, Policy, RequestAttributes, Rule, StageSet,
-};
+pub use checker::{Decision, Policy, RequestAttributes};
 pub use field::{ErrorType, FieldError};
 pub use load::{LoadOptions, Loaded, Warning, load_str};
+pub use rule::{Attributes, GroupResources, Mismatch, Rule, StageSet};
 pub use validate::{ValidationOptions, validate};
 pub use version::KubeVersion;

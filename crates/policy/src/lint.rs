@@ -6,9 +6,10 @@
 use kubetrail_model::{Level, Stage};
 use serde::Serialize;
 
-use crate::checker::{GroupResources, Policy, Rule, resource_matches};
+use crate::checker::Policy;
 use crate::field::FieldError;
 use crate::load::{LoadOptions, Loaded, Warning, load_str};
+use crate::rule::{GroupResources, Rule, resource_matches};
 
 /// The answer of `kubetrail policy lint`, in its JSON shape.
 #[derive(Debug, Clone, Serialize)]

@@ -8,8 +8,9 @@ use kubetrail_model::{ApiVersion, Level, Stage};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::checker::{GroupResources, Policy, Rule, StageSet};
+use crate::checker::Policy;
 use crate::field::FieldError;
+use crate::rule::{GroupResources, Rule, StageSet};
 use crate::validate::{ValidationOptions, validate};
 use crate::version::KubeVersion;
 use crate::yaml::{self, Node, NodeValue};

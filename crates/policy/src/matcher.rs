@@ -8,7 +8,7 @@
 
 use kubetrail_model::Level;
 
-use crate::checker::{Attributes, Rule, StageSet, path_matches, resource_matches};
+use crate::rule::{Attributes, Rule, StageSet, path_matches, resource_matches};
 
 /// Id of a string the policy does not mention.
 const UNKNOWN: u32 = 0;

@@ -6,7 +6,7 @@
 //! which concerns the server, not a cluster), so one Prometheus job per cluster can scrape
 //! with that cluster's read token; series that add up every cluster are left out for it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ struct ClusterFamilies {
     commit_failures: Family<SourceCluster, Counter>,
     agent_lag: Family<AgentLabels, Gauge>,
     agent_pending_files: Family<AgentLabels, Gauge>,
-    agent_dropped: Family<AgentLabels, Gauge>,
+    agent_dropped: Family<AgentLabels, Counter>,
     agent_gaps: Family<AgentLabels, Counter>,
 }
 
@@ -115,23 +115,25 @@ impl ClusterFamilies {
             "Batches the store could not commit (answered 5xx)",
             self.commit_failures.clone(),
         );
+        // What agents report, under a prefix of the server's own: `kubetrail_agent_*` belongs
+        // to the agent's `--metrics-listen` (one owner per name).
         registry.register(
-            "agent_lag_bytes",
+            "agent_status_lag_bytes",
             "Bytes an agent has read from its log but not yet had acknowledged",
             self.agent_lag.clone(),
         );
         registry.register(
-            "agent_pending_files",
+            "agent_status_pending_files",
             "Files an agent has not yet fully shipped",
             self.agent_pending_files.clone(),
         );
         registry.register(
-            "agent_dropped_bytes",
+            "agent_status_dropped_bytes",
             "Bytes of audit log an agent reports lost",
             self.agent_dropped.clone(),
         );
         registry.register(
-            "agent_gaps",
+            "agent_status_gaps",
             "Collection gaps reported by agents",
             self.agent_gaps.clone(),
         );
@@ -165,9 +167,13 @@ impl ClusterFamilies {
         for key in seen.agents.iter().filter(|k| k.cluster == cluster) {
             gauge(&self.agent_lag, &out.agent_lag, key);
             gauge(&self.agent_pending_files, &out.agent_pending_files, key);
-            gauge(&self.agent_dropped, &out.agent_dropped, key);
-            if let Some(c) = self.agent_gaps.get(key) {
-                out.agent_gaps.get_or_create(key).inc_by(c.get());
+            for (from, to) in [
+                (&self.agent_dropped, &out.agent_dropped),
+                (&self.agent_gaps, &out.agent_gaps),
+            ] {
+                if let Some(c) = from.get(key) {
+                    to.get_or_create(key).inc_by(c.get());
+                }
             }
         }
         out
@@ -179,6 +185,9 @@ impl ClusterFamilies {
 struct Seen {
     sources: BTreeSet<SourceCluster>,
     agents: BTreeSet<AgentLabels>,
+    /// Each agent's last reported `dropped_bytes` (a total it keeps in its checkpoint), so the
+    /// counter grows by what is new.
+    dropped: BTreeMap<AgentLabels, u64>,
 }
 
 /// The server's metrics.
@@ -332,12 +341,23 @@ impl Metrics {
             cluster: cluster.to_string(),
             node: node.to_string(),
         };
-        {
+        let new_dropped = {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             if !seen.agents.contains(&labels) {
                 seen.agents.insert(labels.clone());
             }
-        }
+            let last = seen
+                .dropped
+                .insert(labels.clone(), status.dropped_bytes)
+                .unwrap_or(0);
+            // A total below the last one is an agent that started over (a new checkpoint):
+            // all it reports is new.
+            if status.dropped_bytes >= last {
+                status.dropped_bytes - last
+            } else {
+                status.dropped_bytes
+            }
+        };
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let c = &self.clusters;
         c.agent_lag
@@ -346,9 +366,7 @@ impl Metrics {
         c.agent_pending_files
             .get_or_create(&labels)
             .set(clamp(status.pending_files));
-        c.agent_dropped
-            .get_or_create(&labels)
-            .set(clamp(status.dropped_bytes));
+        c.agent_dropped.get_or_create(&labels).inc_by(new_dropped);
         c.agent_gaps.get_or_create(&labels).inc_by(new_gaps);
     }
 

@@ -78,7 +78,13 @@ pub enum ServeError {
     },
     /// The listener failed.
     #[error("serving: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> Self {
+        ServeError::Io(e)
+    }
 }
 
 fn tls_error(path: &Path, reason: impl ToString) -> ServeError {

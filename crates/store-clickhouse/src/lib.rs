@@ -117,11 +117,6 @@ impl ClickHouseStore {
         Ok(store)
     }
 
-    /// The server's version, as it reports it.
-    pub fn server_version(&self) -> &str {
-        self.ch.version()
-    }
-
     fn meta(&self) -> String {
         format!("{}.kubetrail_meta", sql::ident(self.ch.database()))
     }
@@ -291,7 +286,7 @@ impl ClickHouseStore {
     }
 
     fn total(&self, filter: &Filter, extra: Option<&Filter>) -> Result<u64> {
-        let w = sql::conditions(filter, extra);
+        let w = sql::conditions(filter, extra)?;
         let q = format!("SELECT count() FROM {} FINAL{w}", self.table);
         Ok(self.ch.scalar(&q)? as u64)
     }
@@ -303,7 +298,7 @@ impl ClickHouseStore {
         fields: &[kubetrail_store::Field],
         limit: Option<usize>,
     ) -> Result<Vec<GroupCount>> {
-        let q = sql::count_by(&self.table, filter, extra, fields, limit);
+        let q = sql::count_by(&self.table, filter, extra, fields, limit)?;
         Ok(self
             .ch
             .rows(&q)?
@@ -429,7 +424,7 @@ impl Store for ClickHouseStore {
                         "SELECT {} FROM {} FINAL{}",
                         counts.join(", "),
                         self.table,
-                        sql::conditions(filter, None)
+                        sql::conditions(filter, None)?
                     ))?
                     .into_iter()
                     .next()

@@ -50,9 +50,15 @@ pub(crate) fn bind(sql: &Sql) -> Result<String> {
 }
 
 /// ` WHERE ...` for a filter and, when given, an extra filter whose time range is not used.
-pub(crate) fn conditions(filter: &Filter, extra: Option<&Filter>) -> String {
-    // The compiler's placeholders and values always match.
-    bind(&where_clause_and(Dialect::ClickHouse, filter, extra)).unwrap_or_default()
+/// Fails closed: conditions that do not bind are an error, never an empty `WHERE` that would
+/// answer with every event of every cluster (a bound reader's too).
+pub(crate) fn conditions(filter: &Filter, extra: Option<&Filter>) -> Result<String> {
+    bound_where(&where_clause_and(Dialect::ClickHouse, filter, extra))
+}
+
+/// `where_clause`'s output bound, or the binding error.
+fn bound_where(sql: &Sql) -> Result<String> {
+    bind(sql).map_err(|e| Error::Internal(format!("the filter's SQL did not bind: {e}")))
 }
 
 /// A filter's conditions (its time range aside) as one boolean expression, `1` for none.
@@ -73,7 +79,7 @@ pub(crate) fn count_by(
     extra: Option<&Filter>,
     fields: &[Field],
     limit: Option<usize>,
-) -> String {
+) -> Result<String> {
     let keys: Vec<String> = fields
         .iter()
         .enumerate()
@@ -81,13 +87,13 @@ pub(crate) fn count_by(
         .collect();
     let names: Vec<String> = (0..fields.len()).map(|i| format!("k{i}")).collect();
     let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-    format!(
+    Ok(format!(
         "SELECT {}, count() AS n FROM {table} FINAL{} GROUP BY {} ORDER BY n DESC, {}{limit}",
         keys.join(", "),
-        conditions(filter, extra),
+        conditions(filter, extra)?,
         names.join(", "),
         names.join(", ")
-    )
+    ))
 }
 
 /// Events per time bucket, optionally split by a field.
@@ -103,7 +109,7 @@ pub(crate) fn histogram(
         .unwrap_or_else(|| "''".into());
     Ok(format!(
         "SELECT ts - (ts % {b}) AS bucket, {key} AS k, count() AS n FROM {table} FINAL{} GROUP BY bucket, k ORDER BY bucket, n DESC, k",
-        conditions(filter, None)
+        conditions(filter, None)?
     ))
 }
 
@@ -128,5 +134,13 @@ mod tests {
             params: vec![Param::Int(1)],
         };
         assert!(bind(&short).is_err());
+        // Conditions that do not bind fail the query; they do not become "no conditions".
+        let e = bound_where(&Sql {
+            text: " WHERE cluster IN (?)".into(),
+            params: vec![],
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), kubetrail_store::ErrorKind::Internal);
+        assert!(e.to_string().contains("did not bind"), "{e}");
     }
 }

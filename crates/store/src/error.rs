@@ -60,6 +60,10 @@ pub enum Error {
         /// The I/O error.
         cause: Arc<std::io::Error>,
     },
+    /// A bug in kubetrail: SQL it compiled that does not hold together. Never answered as
+    /// anything else (an empty condition would answer more than was asked).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The database was written by a newer kubetrail.
     #[error(
         "the store's schema version {found} is newer than this kubetrail supports ({supported})"
@@ -94,7 +98,7 @@ impl Error {
             Error::Database { .. } | Error::Damaged { .. } | Error::Io { .. } => {
                 ErrorKind::Unavailable
             }
-            Error::SchemaTooNew { .. } => ErrorKind::Internal,
+            Error::SchemaTooNew { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
     }
 

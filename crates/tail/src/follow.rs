@@ -231,11 +231,6 @@ impl Follower {
         })
     }
 
-    /// The active file followed.
-    pub fn active(&self) -> &Path {
-        &self.active
-    }
-
     fn entry_index(&self, fingerprint: &str) -> Option<usize> {
         self.state
             .files

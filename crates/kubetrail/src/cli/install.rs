@@ -64,8 +64,8 @@ pub struct ApiserverArgs {
     /// kubetrail serve's base URL (webhook backend).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// Cluster name stamped on webhook events.
-    #[arg(long, default_value = "default")]
+    /// Cluster name stamped on webhook events (a DNS-1123 label).
+    #[arg(long, default_value = "default", value_parser = kubetrail_install::manifests::cluster_name)]
     cluster: String,
     #[command(flatten)]
     credential: WebhookCredentialArgs,
@@ -250,8 +250,8 @@ pub struct ManifestsArgs {
     /// The store the server uses.
     #[arg(long, value_enum, default_value = "duckdb")]
     store: Store,
-    /// Cluster name stamped on the agents' events.
-    #[arg(long, default_value = "default")]
+    /// Cluster name stamped on the agents' events (a DNS-1123 label).
+    #[arg(long, default_value = "default", value_parser = kubetrail_install::manifests::cluster_name)]
     cluster: String,
     /// Container image.
     #[arg(long, default_value = concat!("ghcr.io/kubetrail/kubetrail:", env!("CARGO_PKG_VERSION")))]

@@ -443,7 +443,7 @@ fn backups_pruned_while_the_agent_is_down_are_reported_as_gaps() {
     assert!(stored < lines.len() as u64, "some data really was pruned");
     let (_, metrics) = get(cluster.port, "/metrics");
     assert!(
-        metrics.contains("kubetrail_agent_gaps_total{cluster=\"e2e\",node=\"cp-1\"}"),
+        metrics.contains("kubetrail_agent_status_gaps_total{cluster=\"e2e\",node=\"cp-1\"}"),
         "{metrics}"
     );
 }

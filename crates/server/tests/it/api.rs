@@ -412,13 +412,39 @@ async fn agents_report_gaps_that_the_server_keeps() {
     assert_eq!(gaps[0]["node"], "cp-1");
     let text = h.get_text(paths::METRICS, Some(READ)).await;
     assert!(
-        text.contains("kubetrail_agent_lag_bytes{cluster=\"prod\",node=\"cp-1\"} 1234"),
+        text.contains("kubetrail_agent_status_lag_bytes{cluster=\"prod\",node=\"cp-1\"} 1234"),
         "{text}"
     );
     assert!(
-        text.contains("kubetrail_agent_gaps_total{cluster=\"prod\",node=\"cp-1\"} 1"),
+        text.contains("kubetrail_agent_status_gaps_total{cluster=\"prod\",node=\"cp-1\"} 1"),
         "{text}"
     );
+    // The agent's lost bytes are a total it reports again and again: the counter is that
+    // total, not the sum of the reports (the same status was posted twice).
+    let dropped = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(
+                    "kubetrail_agent_status_dropped_bytes_total{cluster=\"prod\",node=\"cp-1\"}",
+                )
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(dropped(&text).as_deref(), Some("90"), "{text}");
+    // No name is exported by both the server and the agent.
+    assert!(!text.contains("kubetrail_agent_lag_bytes"), "{text}");
+    let more = serde_json::json!({"node": "cp-1", "lagBytes": 0, "pendingFiles": 0, "shippedEvents": 12, "droppedBytes": 150});
+    let (code, _) = h
+        .post(
+            paths::AGENT_STATUS,
+            Some(PROD_INGEST),
+            &json,
+            serde_json::to_vec(&more).unwrap(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let text = h.get_text(paths::METRICS, Some(READ)).await;
+    assert_eq!(dropped(&text).as_deref(), Some("150"), "{text}");
     let (code, _) = h
         .post(
             paths::AGENT_STATUS,

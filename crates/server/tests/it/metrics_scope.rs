@@ -73,8 +73,8 @@ async fn a_bound_token_sees_only_its_clusters_series() {
     for series in [
         "kubetrail_events_received_total{source=\"webhook\",cluster=\"prod\"}",
         "kubetrail_events_stored_total{source=\"webhook\",cluster=\"prod\"}",
-        "kubetrail_agent_lag_bytes{cluster=\"prod\",node=\"cp-prod\"}",
-        "kubetrail_agent_gaps_total{cluster=\"prod\",node=\"cp-prod\"}",
+        "kubetrail_agent_status_lag_bytes{cluster=\"prod\",node=\"cp-prod\"}",
+        "kubetrail_agent_status_gaps_total{cluster=\"prod\",node=\"cp-prod\"}",
     ] {
         let value = |text: &str| {
             text.lines()
