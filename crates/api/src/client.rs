@@ -10,7 +10,7 @@ use kubetrail_store::{Cursor, Filter};
 use serde::de::DeserializeOwned;
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
-use crate::params::{encode_query, filter_to_pairs, resource_text};
+use crate::params::{encode_query, filter_to_pairs};
 use crate::paths;
 use crate::wire::{AgentStatus, AggregateReply, ErrorBody, EventsPage, IngestReply};
 
@@ -28,13 +28,12 @@ pub enum ClientError {
         reason: String,
     },
     /// The request did not complete (connection refused, TLS, timeout).
-    #[error("{url}: {source}")]
+    #[error("{url}: {cause}")]
     Transport {
         /// The URL (without query).
         url: String,
-        /// What failed.
-        #[source]
-        source: ureq::Error,
+        /// What failed (in the message, not chained: `{:#}` names it once).
+        cause: ureq::Error,
     },
     /// The answer was not what the API promises.
     #[error("{url}: unexpected answer: {reason}")]
@@ -175,9 +174,9 @@ impl Client {
         url: &str,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Vec<u8>, ClientError> {
-        let mut response = result.map_err(|source| ClientError::Transport {
+        let mut response = result.map_err(|cause| ClientError::Transport {
             url: url.to_string(),
-            source,
+            cause,
         })?;
         let status = response.status().as_u16();
         let body = response
@@ -185,9 +184,9 @@ impl Client {
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_vec()
-            .map_err(|source| ClientError::Transport {
+            .map_err(|cause| ClientError::Transport {
                 url: url.to_string(),
-                source,
+                cause,
             })?;
         if (200..300).contains(&status) {
             return Ok(body);
@@ -280,24 +279,6 @@ impl Client {
             pairs.push(("top", t.to_string()));
         }
         self.get(paths::AGGREGATE, pairs)
-    }
-
-    /// Every write to one object (or every `verbs` request, when given), oldest first.
-    pub fn history(
-        &self,
-        filter: &Filter,
-        resource: &kubetrail_store::ResourceSelector,
-        name: Option<&str>,
-    ) -> Result<EventsPage, ClientError> {
-        let mut pairs: Vec<(&str, String)> = filter_to_pairs(filter)
-            .into_iter()
-            .filter(|(k, _)| !matches!(*k, "resource" | "name" | "stages"))
-            .collect();
-        pairs.push(("resource", resource_text(resource)));
-        if let Some(n) = name {
-            pairs.push(("name", n.to_string()));
-        }
-        self.get(paths::HISTORY, pairs)
     }
 
     /// One of the reports (`overview`, `resources`, `users`, `failures`).

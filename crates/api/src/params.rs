@@ -82,7 +82,7 @@ pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> S
 
 /// The text form of a resource selector (what [`ResourceSelector`]'s `FromStr` reads).
 pub fn resource_text(r: &ResourceSelector) -> String {
-    let mut s = r.resource.clone().unwrap_or_default();
+    let mut s = r.resource.clone().unwrap_or_else(|| "*".into());
     match r.group.as_deref() {
         Some("") => s.push_str(".core"),
         Some(g) => {
@@ -267,6 +267,8 @@ mod tests {
                 "pods".parse().unwrap(),
                 ResourceSelector::core("pods", Some("")),
                 ResourceSelector::core("pods", Some("exec")),
+                ResourceSelector::group("rbac.authorization.k8s.io"),
+                ResourceSelector::default(),
             ],
             namespaces: vec!["kube-system".into()],
             names: vec!["a&b=c".into()],

@@ -32,5 +32,5 @@ pub const MAX_PAGE_SIZE: usize = 5000;
 /// Header carrying an agent batch's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// The reports `GET /api/v1/audit/reports/{name}` serves.
-pub const REPORT_NAMES: [&str; 4] = ["overview", "resources", "users", "failures"];
+/// The most writes one `GET` of [`HISTORY`] returns (`limit`).
+pub const MAX_HISTORY: usize = 100_000;

@@ -1,9 +1,12 @@
-//! Which source addresses are internal: requests from anywhere else are shown as coming from
-//! outside.
+//! Which source addresses are internal, and the requests from anywhere else: the overview's
+//! "from outside" section.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use kubetrail_store::{Aggregation, Field, Filter, GroupCount, Result, Store};
+
+use crate::{Section, TOP, base};
 
 /// Address ranges counted as internal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,46 @@ impl Networks {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Requests of `scope` from outside the internal networks: the total, and the largest
+/// (address, user) pairs. Addresses are counted first (one cheap grouping); users only for the
+/// largest external addresses.
+pub fn from_outside(store: &dyn Store, scope: &Filter, networks: &Networks) -> Result<Section> {
+    let count_by = |filter: &Filter, fields: Vec<Field>| {
+        store
+            .aggregate(
+                filter,
+                &Aggregation::CountBy {
+                    fields,
+                    limit: None,
+                },
+            )
+            .map(|a| a.groups().to_vec())
+    };
+    let base = base(scope);
+    let outside: Vec<GroupCount> = count_by(&base, vec![Field::SourceIp])?
+        .into_iter()
+        .filter(|g| networks.is_external(&g.keys[0]))
+        .collect();
+    let total = outside.iter().map(|g| g.count).sum();
+    if outside.is_empty() {
+        return Ok(Section {
+            total: 0,
+            top: Vec::new(),
+        });
+    }
+    let narrowed = Filter {
+        source_ips: outside
+            .iter()
+            .take(TOP)
+            .map(|g| g.keys[0].clone())
+            .collect(),
+        ..base
+    };
+    let mut top = count_by(&narrowed, vec![Field::SourceIp, Field::User])?;
+    top.truncate(TOP);
+    Ok(Section { total, top })
 }
 
 #[cfg(test)]

@@ -213,19 +213,14 @@ impl Principal {
         }
     }
 
-    /// Restricts a read filter to the bound cluster; asking for another is refused.
+    /// Restricts a read filter to what the principal may read ([`Filter::restrict_to`]);
+    /// asking for another cluster than the bound one is refused.
+    ///
+    /// [`Filter::restrict_to`]: kubetrail_store::Filter::restrict_to
     pub fn scope_read(&self, filter: &mut kubetrail_store::Filter) -> Result<(), ApiError> {
-        let Some(bound) = &self.cluster else {
-            return Ok(());
-        };
-        if let Some(other) = filter.clusters.iter().find(|c| *c != bound) {
-            return Err(ApiError::forbidden(format!(
-                "{} may only read cluster {bound:?}, not {other:?}",
-                self.name
-            )));
-        }
-        filter.clusters = vec![bound.clone()];
-        Ok(())
+        filter
+            .restrict_to(&kubetrail_store::ReadScope::of(self.cluster.as_deref()))
+            .map_err(|e| ApiError::forbidden(format!("{} {e}", self.name)))
     }
 }
 

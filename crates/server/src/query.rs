@@ -10,12 +10,10 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use kubetrail_api::params::{filter_from_pairs, parse_query};
-use kubetrail_api::paths::REPORT_NAMES;
 use kubetrail_api::wire::{AggregateReply, Bucket, EventItem, EventsPage};
+use kubetrail_report::ReportKind;
 use kubetrail_store::text::{format_micros, parse_duration};
-use kubetrail_store::{
-    Aggregation, AggregationResult, Cursor, Field, Filter, Record, StageSelection, Store,
-};
+use kubetrail_store::{Aggregation, AggregationResult, Cursor, Field, Filter, Record, Store};
 
 use crate::auth::Principal;
 use crate::{ApiError, AppState};
@@ -209,75 +207,44 @@ pub(crate) async fn aggregate(
 }
 
 /// `GET /api/v1/audit/history?resource=R&name=N[&namespace=NS]`: every write to one object,
-/// one event per request, oldest first (the newest `limit`, default 1000).
+/// one event per request, oldest first (the newest `limit`, default 1000)
+/// ([`kubetrail_report::history`]).
 pub(crate) async fn history(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<EventsPage>, ApiError> {
-    let (mut filter, rest) = parse_filter(&principal, query.as_deref(), &["limit"])?;
-    let limit = limit_of(&rest, 1000, 100_000)?;
-    if filter.resources.len() != 1 || filter.names.len() != 1 {
-        return Err(ApiError::bad_request(
-            "history needs one resource and one name: resource=deployments.apps&name=nginx",
-        ));
-    }
-    if filter.verbs.is_empty() {
-        filter.verbs = kubetrail_report::WRITE_VERBS
-            .iter()
-            .map(|v| v.to_string())
-            .collect();
-    }
-    filter.stages = StageSelection::Final;
-    let mut records = blocking(&state, "querying history", move |s| {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        while out.len() < limit {
-            let page = s.query(&filter, cursor.as_ref(), (limit - out.len()).min(MAX_LIMIT))?;
-            out.extend(page.records);
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        Ok(out)
+    let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit"])?;
+    let limit = limit_of(&rest, 1000, kubetrail_api::paths::MAX_HISTORY)?;
+    // A question without one object is the caller's mistake, before the store is asked.
+    kubetrail_report::history_filter(&filter).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let records = blocking(&state, "querying history", move |s| {
+        kubetrail_report::history(s, &filter, limit)
     })
     .await?;
-    records.reverse();
     Ok(Json(EventsPage {
         items: records.into_iter().map(item).collect(),
         next: None,
     }))
 }
 
-/// `GET /api/v1/audit/reports/{name}`.
+/// `GET /api/v1/audit/reports/{name}` ([`kubetrail_report::run`]).
 pub(crate) async fn report(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    if !REPORT_NAMES.contains(&name.as_str()) {
-        return Err(ApiError {
-            status: axum::http::StatusCode::NOT_FOUND,
-            reason: format!(
-                "no report {name:?}: expected one of {}",
-                REPORT_NAMES.join(", ")
-            ),
-        });
-    }
+) -> Result<Json<kubetrail_report::Report>, ApiError> {
+    let kind = name.parse::<ReportKind>().map_err(|e| ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        reason: e,
+    })?;
     let (filter, _) = parse_filter(&principal, query.as_deref(), &[])?;
-    let json = blocking(&state, "building the report", move |s| {
-        let value = match name.as_str() {
-            "overview" => serde_json::to_value(kubetrail_report::overview(s, &filter)?),
-            "resources" => serde_json::to_value(kubetrail_report::resources(s, &filter)?),
-            "users" => serde_json::to_value(kubetrail_report::users(s, &filter)?),
-            _ => serde_json::to_value(kubetrail_report::failures(s, &filter)?),
-        };
-        Ok(value.unwrap_or_default())
+    let report = blocking(&state, "building the report", move |s| {
+        kubetrail_report::run(kind, s, &filter)
     })
     .await?;
-    Ok(Json(json).into_response())
+    Ok(Json(report))
 }
 
 /// The OpenAPI document, kept beside the code (a test checks every route is in it).

@@ -9,13 +9,16 @@
 
 pub mod conformance;
 mod error;
+mod intersect;
 mod query;
 mod record;
+mod scope;
 pub mod sql;
 mod store;
 pub mod text;
 
 pub use error::{Cause, Error, ErrorKind, Result};
+pub use intersect::Unrepresentable;
 pub use query::{
     Aggregation, AggregationResult, CodeFilter, Cursor, Decision, Field, Filter, GroupCount,
     HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
@@ -24,6 +27,7 @@ pub use record::{
     Record, content_hash, counted_flags, identity_of, is_long_running, same_content,
     stands_for_request,
 };
+pub use scope::{OutOfScope, ReadScope};
 pub use store::{
     AppendOutcome, AppendPlan, BulkAppend, RecoveryReport, Retention, RetentionOutcome, Store,
     StoredIdentity, plan_append, stored_identity,

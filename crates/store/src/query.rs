@@ -57,7 +57,8 @@ impl FromStr for ResourceSelector {
     /// `resource[.group][/subresource]`: `pods`, `pods/exec`, `deployments.apps`,
     /// `deployments.apps/scale`. A bare resource matches it in any group, with or without a
     /// subresource; `.core` names the core group and a trailing `/` means no subresource
-    /// (`pods.core/` is exactly core pods, not `pods/status`).
+    /// (`pods.core/` is exactly core pods, not `pods/status`); `*` is every resource
+    /// (`*.rbac.authorization.k8s.io`: every resource of that group).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (main, sub) = match s.split_once('/') {
             Some((m, sub)) => (m, Some(sub.to_string())),
@@ -72,17 +73,17 @@ impl FromStr for ResourceSelector {
                 && p.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         };
-        if !valid(resource)
+        if !(valid(resource) || resource == "*")
             || group.as_deref().is_some_and(|g| !valid(g))
             || sub.as_deref().is_some_and(|s| !s.is_empty() && !valid(s))
         {
             return Err(format!(
-                "invalid resource {s:?}: expected RESOURCE[.GROUP][/SUBRESOURCE], e.g. pods, deployments.apps, pods/exec"
+                "invalid resource {s:?}: expected RESOURCE[.GROUP][/SUBRESOURCE], e.g. pods, deployments.apps, pods/exec, *.rbac.authorization.k8s.io"
             ));
         }
         Ok(ResourceSelector {
             group: group.map(|g| if g == "core" { String::new() } else { g }),
-            resource: Some(resource.to_string()),
+            resource: (resource != "*").then(|| resource.to_string()),
             subresource: sub,
         })
     }

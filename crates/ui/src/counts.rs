@@ -1,58 +1,67 @@
-//! Tables of counts, and the link from each count to exactly the events behind it: a key is
-//! written as the filter parameter that selects what was counted (a resource as its exact
-//! selector, "no user" as `(none)`), and a key no parameter can express (a non-resource
-//! request, a cluster-scoped one) is shown but not linked.
+//! Tables of counts, and the link from each count to exactly the events behind it: a row's
+//! keys become the filter that selects what it counted ([`report::group_filter`]), narrowed
+//! by what the table counts within (a drill-down, the page's scope), and a row no page link
+//! can express (a non-resource request, a cluster-scoped one, a user agent) is shown but not
+//! linked rather than linked to more than it counts.
 
-use kubetrail_report::Section;
-use kubetrail_store::GroupCount;
+use kubetrail_report::{self as report, Section};
+use kubetrail_store::{Field, Filter, GroupCount};
 use maud::{Markup, html};
 
 use crate::format;
-use crate::scope::{NO_USER, Scope};
-
-/// The value of filter parameter `param` that selects exactly `key`, if there is one.
-pub fn param_value(param: &str, key: &str) -> Option<String> {
-    match (param, key) {
-        ("user", "") => Some(NO_USER.to_string()),
-        (_, "") => None,
-        ("resource", k) => Some(format::exact_resource(k)),
-        (_, k) => Some(k.to_string()),
-    }
-}
+use crate::scope::Scope;
 
 /// A key as shown.
-fn shown<'k>(param: Option<&str>, key: &'k str) -> &'k str {
-    match (param, key) {
-        (Some("user"), k) => format::user(k),
-        (Some("namespace"), k) => format::namespace(k),
-        (Some("resource"), "") => "(non-resource)",
+fn shown(field: Field, key: &str) -> &str {
+    match (field, key) {
+        (Field::User, k) => format::user(k),
+        (Field::Namespace, k) => format::namespace(k),
+        (Field::Resource, "") => "(non-resource)",
         (_, "") => "(none)",
         (_, k) => k,
     }
 }
 
-/// One key: a link to its user's page, to the search it selects, or plain text.
-fn key_cell(scope: &Scope, param: Option<&str>, key: &str) -> Markup {
-    let text = shown(param, key);
-    let value = param.and_then(|p| Some((p, param_value(p, key)?)));
+/// The link to the events of one group (`keys` of `fields`) counted within `within`.
+fn group_link(scope: &Scope, fields: &[Field], keys: &[String], within: &Filter) -> Option<String> {
+    let group = report::group_filter(fields, keys)?;
+    let events = within.and(&group).ok()??;
+    scope.filter_link("/search", &events)
+}
+
+/// One key: a link to its user's page, to the events it selects, or plain text.
+fn key_cell(scope: &Scope, field: Field, key: &str, within: &Filter) -> Markup {
+    let text = shown(field, key);
+    let href = match field {
+        Field::User => scope.filter_link(
+            "/user",
+            &Filter {
+                users: vec![key.to_string()],
+                clusters: scope.filter.clusters.clone(),
+                namespaces: scope.filter.namespaces.clone(),
+                ..Filter::default()
+            },
+        ),
+        _ => group_link(scope, &[field], &[key.to_string()], within),
+    };
     html! {
-        @match value {
-            Some(("user", v)) => { a href=(scope.scoped("/user", &[("user", &v)])) { (text) } }
-            Some((p, v)) => { a href=(scope.scoped("/search", &[(p, &v), ("stages", "final")])) { (text) } }
+        @match href {
+            Some(h) => { a href=(h) { (text) } }
             None if key.is_empty() => { span.muted { (text) } }
             None => { (text) }
         }
     }
 }
 
-/// A list of one-field groups, largest first, at most `rows` of them; each key links to what
-/// it selects (`param`: the filter parameter of the field, `None` when it has none).
+/// A list of one-field groups counted within `within`, largest first, at most `rows` of
+/// them; each key links to what it selects.
 pub fn key_table(
     scope: &Scope,
     id: &str,
     title: &str,
     groups: &[GroupCount],
-    param: Option<&str>,
+    field: Field,
+    within: &Filter,
     rows: usize,
 ) -> Markup {
     html! {
@@ -64,7 +73,7 @@ pub fn key_table(
                     tbody {
                         @for g in groups.iter().take(rows) {
                             tr {
-                                td { (key_cell(scope, param, &g.keys[0])) }
+                                td { (key_cell(scope, field, &g.keys[0], within)) }
                                 td.num { (format::count(g.count)) }
                             }
                         }
@@ -76,16 +85,16 @@ pub fn key_table(
     }
 }
 
-/// A section's largest groups, each count a link to its events: `link` (the section's own
-/// conditions) plus each key as its parameter (`params`, `None` for a key that is not one).
+/// A section's largest groups (by `fields`, headed `columns`), each count a link to its
+/// events within `within` (the section's filter; `None` when the section can hold nothing).
 pub fn section_table(
     scope: &Scope,
     id: &str,
     title: &str,
     section: &Section,
     columns: &[&str],
-    params: &[Option<&str>],
-    link: &[(&str, &str)],
+    fields: &[Field],
+    within: Option<&Filter>,
 ) -> Markup {
     html! {
         section.panel #(id) {
@@ -97,69 +106,26 @@ pub fn section_table(
                     thead { tr { @for c in columns { th { (c) } } th.num { "Requests" } } }
                     tbody {
                         @for g in &section.top {
-                            tr { (group_cells(scope, g, params, link)) }
+                            tr {
+                                @for (k, field) in g.keys.iter().zip(fields) {
+                                    td {
+                                        @match (field, within) {
+                                            (Field::User, Some(w)) => { (key_cell(scope, Field::User, k, w)) }
+                                            _ => { (shown(*field, k)) }
+                                        }
+                                    }
+                                }
+                                td.num {
+                                    @match within.and_then(|w| group_link(scope, fields, &g.keys, w)) {
+                                        Some(h) => { a href=(h) { (format::count(g.count)) } }
+                                        None => { (format::count(g.count)) }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
-    }
-}
-
-fn group_cells(
-    scope: &Scope,
-    g: &GroupCount,
-    params: &[Option<&str>],
-    link: &[(&str, &str)],
-) -> Markup {
-    // A key with a parameter but no value for it: the count is not a link, rather than a link
-    // to more than it counts.
-    let keys: Option<Vec<(&str, String)>> = g
-        .keys
-        .iter()
-        .zip(params)
-        .filter_map(|(k, p)| p.map(|p| param_value(p, k).map(|v| (p, v))))
-        .collect();
-    let href = keys.map(|keys| {
-        let mut add: Vec<(&str, &str)> = link.to_vec();
-        add.extend(keys.iter().map(|(p, v)| (*p, v.as_str())));
-        // A row that names users replaces the scope's user filter (within which it was
-        // counted) rather than widening it with an OR.
-        if add.iter().any(|(k, _)| *k == "user") {
-            scope.without("/search", &["user", "by"], &add)
-        } else {
-            scope.scoped("/search", &add)
-        }
-    });
-    html! {
-        @for (k, p) in g.keys.iter().zip(params) {
-            td {
-                @if *p == Some("user") { (key_cell(scope, Some("user"), k)) }
-                @else { (shown(*p, k)) }
-            }
-        }
-        td.num {
-            @match href {
-                Some(h) => { a href=(h) { (format::count(g.count)) } }
-                None => { (format::count(g.count)) }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_become_the_parameters_that_select_them() {
-        assert_eq!(
-            param_value("resource", "pods").as_deref(),
-            Some("pods.core/")
-        );
-        assert_eq!(param_value("user", "").as_deref(), Some(NO_USER));
-        assert_eq!(param_value("namespace", ""), None);
-        assert_eq!(param_value("resource", ""), None);
-        assert_eq!(param_value("code", "403").as_deref(), Some("403"));
     }
 }

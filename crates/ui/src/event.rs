@@ -201,15 +201,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         }),
         ..Filter::default()
     };
-    if let Some(bound) = &ctx.viewer.cluster {
-        if cluster.as_ref().is_some_and(|c| c != bound) {
-            return Err(UiError::Forbidden(format!(
-                "{} may only read cluster {bound:?}",
-                ctx.viewer.name
-            )));
-        }
-        filter.clusters = vec![bound.clone()];
-    }
+    ctx.viewer.restrict(&mut filter)?;
     let mut stages = ctx.store.query(&filter, None, 100)?.records;
     stages.reverse();
     let chosen = stages

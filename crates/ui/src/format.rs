@@ -57,13 +57,9 @@ pub fn resource(r: &Record) -> String {
 /// `deployments.apps` → `deployments.apps/`, `pods/exec` → `pods.core/exec`). A plain `pods`
 /// would also match `pods/status` and a `pods` resource of any other group.
 pub fn exact_resource(key: &str) -> String {
-    let (main, sub) = match key.split_once('/') {
-        Some((m, s)) => (m, s),
-        None => (key, ""),
-    };
-    // Resource names hold no dots: the first dot starts the group.
-    let group = if main.contains('.') { "" } else { ".core" };
-    format!("{main}{group}/{sub}")
+    kubetrail_report::resource_of_key(key)
+        .map(|r| kubetrail_api::params::resource_text(&r))
+        .unwrap_or_default()
 }
 
 /// The object a history is kept for: the resource without its subresource (a write to

@@ -1,8 +1,8 @@
-//! One object's history: every write to it (create, update, patch, delete, including writes
-//! to its subresources), one event per request, newest first.
+//! One object's history ([`report::history_page`]): every write to it (create, update, patch,
+//! delete, including writes to its subresources), one event per request, newest first.
 
 use kubetrail_report as report;
-use kubetrail_store::{Cursor, StageSelection};
+use kubetrail_store::Cursor;
 use maud::{Markup, html};
 
 use crate::layout::{self, Nav};
@@ -22,22 +22,14 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         format!("{query}&range=custom&from=1970-01-01T00:00:00Z&to=9999-12-31T00:00:00Z")
     };
     let scope = Scope::parse(&query, &[], ctx.now_micros, ctx.viewer)?;
-    let mut filter = scope.filter.clone();
-    if filter.resources.len() != 1 || filter.names.len() != 1 {
-        return Err(UiError::BadRequest(
-            "the history page needs one resource and one name: resource=deployments.apps&name=nginx".into(),
-        ));
-    }
-    if filter.verbs.is_empty() {
-        filter.verbs = report::WRITE_VERBS.iter().map(|v| v.to_string()).collect();
-    }
-    filter.stages = StageSelection::Final;
+    let filter = report::history_filter(&scope.filter)
+        .map_err(|e| UiError::BadRequest(format!("the history page: {e}")))?;
     let cursor = scope
         .extra("cursor")
         .map(|c| c.parse::<Cursor>())
         .transpose()
         .map_err(|e| UiError::BadRequest(format!("parameter cursor: {e}")))?;
-    let page = ctx.store.query(&filter, cursor.as_ref(), PAGE)?;
+    let page = report::history_page(ctx.store, &filter, cursor.as_ref(), PAGE)?;
     let resource = scope.get("resource").unwrap_or_default();
     let name = scope.get("name").unwrap_or_default();
     let namespace = scope.get("namespace");

@@ -18,7 +18,6 @@ mod event;
 mod format;
 mod history;
 mod layout;
-mod networks;
 mod overview;
 mod resources;
 mod scope;
@@ -28,8 +27,8 @@ mod user;
 use kubetrail_api::wire::Gap;
 use kubetrail_store::Store;
 
+pub use kubetrail_report::Networks;
 pub use layout::login_page;
-pub use networks::Networks;
 pub use scope::Range;
 
 /// The stylesheet, served at [`STYLE_PATH`].
@@ -53,6 +52,18 @@ pub struct Viewer {
     pub cluster: Option<String>,
     /// Whether the viewer signed in with a session (and so can sign out).
     pub session: bool,
+}
+
+impl Viewer {
+    /// Narrows `filter` to what the viewer may read ([`Filter::restrict_to`]); a filter naming
+    /// another cluster than the bound one is refused.
+    ///
+    /// [`Filter::restrict_to`]: kubetrail_store::Filter::restrict_to
+    pub fn restrict(&self, filter: &mut kubetrail_store::Filter) -> Result<(), UiError> {
+        filter
+            .restrict_to(&kubetrail_store::ReadScope::of(self.cluster.as_deref()))
+            .map_err(|e| UiError::Forbidden(format!("{} {e}", self.name)))
+    }
 }
 
 /// What a page is rendered from.
@@ -83,10 +94,16 @@ pub enum UiError {
     NotFound(String),
     /// The store failed.
     #[error("the store failed: {0}")]
-    Store(#[from] kubetrail_store::Error),
+    Store(kubetrail_store::Error),
     /// A bug: rendering itself failed.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<kubetrail_store::Error> for UiError {
+    fn from(e: kubetrail_store::Error) -> Self {
+        UiError::Store(e)
+    }
 }
 
 impl UiError {

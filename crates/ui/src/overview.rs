@@ -3,8 +3,8 @@
 //! secret access, RBAC changes, anonymous and external requests, collection gaps). Every count
 //! links to the events behind it.
 
-use kubetrail_report::{self as report, Overview, Section, TOP};
-use kubetrail_store::{Aggregation, AggregationResult, Field, GroupCount, HistogramBucket};
+use kubetrail_report::{self as report, Drill, Overview, TOP};
+use kubetrail_store::{Aggregation, AggregationResult, Field, Filter, HistogramBucket};
 use maud::{Markup, html};
 
 use crate::chart::{self, Series};
@@ -155,49 +155,24 @@ pub fn activity(ctx: &Context<'_>, scope: &Scope, split: Split) -> Result<Markup
     Ok(chart::time_bars(title, &starts, width, &series))
 }
 
-/// Requests from outside the internal networks: the total, and the largest (address, user)
-/// pairs. Addresses are counted first (one cheap grouping); users only for the largest
-/// external addresses.
-fn external(ctx: &Context<'_>, scope: &Scope) -> Result<(u64, Vec<GroupCount>), UiError> {
-    let count_by = |filter: &kubetrail_store::Filter, fields: Vec<Field>| {
-        ctx.store
-            .aggregate(
-                filter,
-                &Aggregation::CountBy {
-                    fields,
-                    limit: None,
-                },
-            )
-            .map(|a| a.groups().to_vec())
-    };
-    let base = report::base(&scope.filter);
-    let outside: Vec<GroupCount> = count_by(&base, vec![Field::SourceIp])?
-        .into_iter()
-        .filter(|g| ctx.networks.is_external(&g.keys[0]))
-        .collect();
-    let total = outside.iter().map(|g| g.count).sum();
-    if outside.is_empty() {
-        return Ok((0, Vec::new()));
+/// How the overview shows a drill-down: the tile's label, the section's anchor, its columns,
+/// and whether a non-zero count is a warning.
+fn presentation(drill: Drill) -> (&'static str, &'static str, &'static [&'static str], bool) {
+    match drill {
+        Drill::Failed => ("Failed", "failed", &["User", "Code"], true),
+        Drill::Forbidden => ("Forbidden", "forbidden", &["User"], true),
+        Drill::Deletions => ("Deletions", "deletions", &["User", "Resource"], false),
+        Drill::ExecAttach => (
+            "Exec / attach / port-forward",
+            "exec-attach",
+            &["User"],
+            true,
+        ),
+        Drill::SecretAccess => ("Secret access", "secret-access", &["User", "Verb"], false),
+        Drill::RbacChanges => ("RBAC changes", "rbac-changes", &["User", "Resource"], true),
+        Drill::Anonymous => ("Anonymous", "anonymous", &["Resource"], true),
     }
-    let narrowed = kubetrail_store::Filter {
-        source_ips: outside
-            .iter()
-            .take(TOP)
-            .map(|g| g.keys[0].clone())
-            .collect(),
-        ..base
-    };
-    let mut pairs = count_by(&narrowed, vec![Field::SourceIp, Field::User])?;
-    pairs.truncate(TOP);
-    Ok((total, pairs))
 }
-
-const RBAC: [&str; 4] = [
-    "roles.rbac.authorization.k8s.io",
-    "rolebindings.rbac.authorization.k8s.io",
-    "clusterroles.rbac.authorization.k8s.io",
-    "clusterrolebindings.rbac.authorization.k8s.io",
-];
 
 /// Renders `/`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
@@ -215,14 +190,14 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     // answers them side by side.
     let (o, chart, external) = std::thread::scope(|t| {
         let chart = t.spawn(|| activity(ctx, &scope, split));
-        let external = t.spawn(|| external(ctx, &scope));
+        let external = t.spawn(|| report::from_outside(ctx.store, &scope.filter, ctx.networks));
         let o = report::overview(ctx.store, &scope.filter);
         (o, chart.join(), external.join())
     });
     let joined = |what: &str| UiError::Internal(format!("computing the {what} failed"));
     let o: Overview = o?;
     let chart = chart.map_err(|_| joined("chart"))??;
-    let (external_total, external_top) = external.map_err(|_| joined("external addresses"))??;
+    let external = external.map_err(|_| joined("external addresses"))??;
     let gaps: Vec<_> = ctx
         .gaps
         .iter()
@@ -236,47 +211,27 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
                 .unwrap_or(true)
         })
         .collect();
-    let s = |add: &[(&str, &str)]| {
-        let mut all = vec![("stages", "final")];
-        all.extend_from_slice(add);
-        scope.scoped("/search", &all)
-    };
-    let mut rbac: Vec<(&str, &str)> = RBAC.iter().map(|r| ("resource", *r)).collect();
-    rbac.extend(report::WRITE_VERBS.iter().map(|v| ("verb", *v)));
-    let exec = [
-        ("resource", "pods/exec"),
-        ("resource", "pods/attach"),
-        ("resource", "pods/portforward"),
-    ];
-    // Anonymous requests within the scope: with a user filter, only the anonymous names it
-    // holds (the tile then counts their intersection).
-    let anonymous_users: Vec<&str> = ["system:anonymous", ""]
+    // Each drill-down's count and the list behind it are one filter.
+    let all = report::base(&scope.filter);
+    let drills: Vec<(Drill, Option<Filter>)> = Drill::ALL
         .into_iter()
-        .filter(|u| scope.filter.users.is_empty() || scope.filter.users.iter().any(|s| s == u))
-        .map(format::user)
-        .collect();
-    let mut anonymous_add: Vec<(&str, &str)> = vec![("stages", "final")];
-    anonymous_add.extend(anonymous_users.iter().map(|u| ("user", *u)));
-    let anonymous_link = if anonymous_users.is_empty() {
-        // Nothing anonymous can be in scope; the tile counts 0.
-        "#anonymous".to_string()
-    } else {
-        scope.without("/search", &["user", "by", "cursor"], &anonymous_add)
+        .map(|d| Ok((d, d.within(&scope.filter)?)))
+        .collect::<Result<_, kubetrail_store::Error>>()?;
+    let list = |f: Option<&Filter>, anchor: &str| {
+        f.and_then(|f| scope.filter_link("/search", f))
+            .unwrap_or_else(|| format!("#{anchor}"))
     };
     let split_link = |by: &str| scope.without("/", &["by"], &[("by", by)]);
     let body = html! {
         h1 { "Overview" }
         (layout::scope_bar(&scope, "/", &["by"]))
         div.tiles {
-            (tile("Requests", o.requests, &s(&[]), "requests", false))
-            (tile("Failed", o.failed.total, &s(&[("code", "failed")]), "failed", true))
-            (tile("Forbidden", o.forbidden.total, &s(&[("code", "403")]), "forbidden", true))
-            (tile("Deletions", o.deletions.total, &s(&[("verb", "delete"), ("verb", "deletecollection")]), "deletions", false))
-            (tile("Exec / attach / port-forward", o.exec_attach.total, &s(&exec), "exec", true))
-            (tile("Secret access", o.secret_access.total, &s(&[("resource", "secrets")]), "secrets", false))
-            (tile("RBAC changes", o.rbac_changes.total, &s(&rbac), "rbac", true))
-            (tile("Anonymous", o.anonymous.total, &anonymous_link, "anonymous", true))
-            (tile("From outside", external_total, "#external", "external", true))
+            (tile("Requests", o.requests, &list(Some(&all), "requests"), "requests", false))
+            @for (d, f) in &drills {
+                @let (label, anchor, _, alert) = presentation(*d);
+                (tile(label, o.section(*d).total, &list(f.as_ref(), anchor), d.name(), alert))
+            }
+            (tile("From outside", external.total, "#external", "external", true))
             (tile("Collection gaps", gaps.len() as u64, "#gaps", "gaps", true))
         }
         section.panel.wide {
@@ -290,18 +245,15 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             (chart)
         }
         div.grid {
-            (counts::key_table(&scope, "top-users", "Top users", &o.top_users, Some("user"), TOP))
-            (counts::key_table(&scope, "top-resources", "Top resources", &o.top_resources, Some("resource"), TOP))
-            (counts::key_table(&scope, "top-namespaces", "Top namespaces", &o.top_namespaces, Some("namespace"), TOP))
-            (counts::key_table(&scope, "by-verb", "Requests by verb", &o.by_verb, Some("verb"), TOP))
-            (counts::section_table(&scope, "failed", "Failed requests", &o.failed, &["User", "Code"], &[Some("user"), Some("code")], &[("stages", "final")]))
-            (counts::section_table(&scope, "forbidden", "Forbidden requests", &o.forbidden, &["User"], &[Some("user")], &[("stages", "final"), ("code", "403")]))
-            (counts::section_table(&scope, "deletions", "Deletions", &o.deletions, &["User", "Resource"], &[Some("user"), Some("resource")], &[("stages", "final"), ("verb", "delete"), ("verb", "deletecollection")]))
-            (counts::section_table(&scope, "exec-attach", "Exec, attach and port-forward", &o.exec_attach, &["User"], &[Some("user")], &[&[("stages", "final")], &exec[..]].concat()))
-            (counts::section_table(&scope, "secret-access", "Secret access", &o.secret_access, &["User", "Verb"], &[Some("user"), Some("verb")], &[("stages", "final"), ("resource", "secrets")]))
-            (counts::section_table(&scope, "rbac-changes", "RBAC changes", &o.rbac_changes, &["User", "Resource"], &[Some("user"), None], &[&[("stages", "final")], &rbac[..]].concat()))
-            (counts::section_table(&scope, "anonymous", "Anonymous requests", &o.anonymous, &["Resource"], &[Some("resource")], &anonymous_add))
-            (counts::section_table(&scope, "external", "Requests from outside the internal networks", &Section { total: external_total, top: external_top }, &["Source address", "User"], &[Some("sourceIP"), Some("user")], &[("stages", "final")]))
+            (counts::key_table(&scope, "top-users", "Top users", &o.top_users, Field::User, &all, TOP))
+            (counts::key_table(&scope, "top-resources", "Top resources", &o.top_resources, Field::Resource, &all, TOP))
+            (counts::key_table(&scope, "top-namespaces", "Top namespaces", &o.top_namespaces, Field::Namespace, &all, TOP))
+            (counts::key_table(&scope, "by-verb", "Requests by verb", &o.by_verb, Field::Verb, &all, TOP))
+            @for (d, f) in &drills {
+                @let (_, anchor, columns, _) = presentation(*d);
+                (counts::section_table(&scope, anchor, d.title(), o.section(*d), columns, d.breakdown(), f.as_ref()))
+            }
+            (counts::section_table(&scope, "external", "Requests from outside the internal networks", &external, &["Source address", "User"], &[Field::SourceIp, Field::User], Some(&all)))
         }
         p.note { "Internal networks: " (ctx.networks.describe()) }
         section.panel.wide #gaps {
@@ -332,6 +284,63 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Viewer;
+
+    /// A link is the drill-down's filter written out: the search page it opens reads back
+    /// exactly the filter the tile counted ([`Drill::within`]), in every scope, for a bound
+    /// viewer too; and so does the link of each row of a section.
+    #[test]
+    fn every_drill_down_link_asks_what_its_count_counted() {
+        const NOW: i64 = 1_764_151_200_000_000;
+        let viewer = Viewer {
+            name: "ui".into(),
+            cluster: Some("prod".into()),
+            session: true,
+        };
+        let read = |link: &str| {
+            let (_, query) = link.split_once('?').unwrap();
+            Scope::parse(query, &[], NOW, &viewer).unwrap().filter
+        };
+        let mut links = 0;
+        for q in [
+            "",
+            "user=alice",
+            "user=(none)&user=bob",
+            "namespace=prod&range=7d",
+            "range=custom&from=2025-11-26T09:00&to=2025-11-26T10:00",
+            "code=5xx&code=403",
+            "resource=roles&resource=pods&verb=create",
+        ] {
+            let scope = Scope::parse(q, &["by"], NOW, &viewer).unwrap();
+            for d in Drill::ALL {
+                let Some(f) = d.within(&scope.filter).unwrap() else {
+                    continue;
+                };
+                let link = scope.filter_link("/search", &f).unwrap();
+                assert_eq!(read(&link), f, "{q}: {d}: {link}");
+                links += 1;
+                // A row of the section: its keys narrow the drill-down further.
+                let keys: Vec<String> = d
+                    .breakdown()
+                    .iter()
+                    .map(|field| match field {
+                        Field::User => String::new(),
+                        Field::Code => "403".into(),
+                        Field::Resource => "roles.rbac.authorization.k8s.io".into(),
+                        _ => "delete".into(),
+                    })
+                    .collect();
+                if let Some(row) =
+                    report::group_filter(d.breakdown(), &keys).and_then(|g| f.and(&g).unwrap())
+                {
+                    let link = scope.filter_link("/search", &row).unwrap();
+                    assert_eq!(read(&link), row, "{q}: {d} row: {link}");
+                    links += 1;
+                }
+            }
+        }
+        assert!(links > 30, "{links}");
+    }
 
     #[test]
     fn buckets_keep_the_bar_count_bounded() {

@@ -2,6 +2,7 @@
 //! the busiest kinds and a table where every count drills down to its operations.
 
 use kubetrail_report::{self as report, ResourceWrites};
+use kubetrail_store::Filter;
 use maud::{Markup, html};
 
 use crate::chart::{self, Series};
@@ -28,11 +29,18 @@ fn counts(r: &ResourceWrites) -> [u64; 4] {
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let scope = Scope::parse(query, &[], ctx.now_micros, ctx.viewer)?;
     let rows = report::resources(ctx.store, &scope.filter)?;
+    // A count's link lists the writes it counted: the resource's, of the column's verbs.
     let link = |resource: &str, verbs: &[&str]| {
-        let exact = format::exact_resource(resource);
-        let mut add = vec![("stages", "final"), ("resource", exact.as_str())];
-        add.extend(verbs.iter().map(|v| ("verb", *v)));
-        scope.scoped("/search", &add)
+        let counted = Filter {
+            resources: report::resource_of_key(resource).into_iter().collect(),
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            ..Filter::default()
+        };
+        report::narrow(&scope.filter, &counted)
+            .ok()
+            .flatten()
+            .and_then(|f| scope.filter_link("/search", &f))
+            .unwrap_or_else(|| "#".to_string())
     };
     let shown = &rows[..rows.len().min(CHART_ROWS)];
     let labels: Vec<(String, String)> = shown

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kubetrail_api::params::{encode_query, filter_from_pairs, parse_query};
+use kubetrail_api::params::{encode_query, filter_from_pairs, filter_to_pairs, parse_query};
 use kubetrail_store::text::parse_time;
 use kubetrail_store::{Filter, TimeRange};
 
@@ -177,15 +177,7 @@ impl Scope {
                 Range::Custom => Some(to_micros),
             },
         };
-        if let Some(bound) = &viewer.cluster {
-            if let Some(other) = filter.clusters.iter().find(|c| *c != bound) {
-                return Err(UiError::Forbidden(format!(
-                    "{} may only read cluster {bound:?}, not {other:?}",
-                    viewer.name
-                )));
-            }
-            filter.clusters = vec![bound.clone()];
-        }
+        viewer.restrict(&mut filter)?;
         let pairs = pairs.into_iter().filter(|(k, _)| k != "cursor").collect();
         Ok(Scope {
             pairs,
@@ -255,6 +247,28 @@ impl Scope {
             }
         }
         with_query(path, out)
+    }
+
+    /// A link to `path` listing exactly what `filter` selects within this page's time
+    /// range: the range as the page has it, every other condition from the filter (whose own
+    /// time is the range's). `None` when page links cannot say the filter: pages read an
+    /// empty parameter as no filter, so only the empty user has a spelling (`(none)`).
+    pub fn filter_link(&self, path: &str, filter: &Filter) -> Option<String> {
+        let mut out: Vec<(&str, String)> = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| TIME_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        for (k, v) in filter_to_pairs(filter) {
+            match (k, v.as_str()) {
+                ("from" | "to", _) => {}
+                ("user", "") => out.push((k, NO_USER.to_string())),
+                (_, "") => return None,
+                _ => out.push((k, v)),
+            }
+        }
+        Some(with_query(path, out))
     }
 
     /// The window's length.

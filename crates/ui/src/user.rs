@@ -1,7 +1,7 @@
 //! One identity: how much it did and how much of it failed, when, on what, from which
 //! addresses and with which clients, and its latest requests.
 
-use kubetrail_report as report;
+use kubetrail_report::{self as report, Drill};
 use kubetrail_store::{Aggregation, AggregationResult, Field, Filter};
 use maud::{Markup, html};
 use serde_json::Value;
@@ -18,19 +18,6 @@ const RECENT: usize = 25;
 /// Rows per breakdown.
 const ROWS: usize = 10;
 
-fn count(ctx: &Context<'_>, filter: &Filter) -> Result<u64, UiError> {
-    Ok(ctx
-        .store
-        .aggregate(
-            filter,
-            &Aggregation::CountBy {
-                fields: vec![],
-                limit: None,
-            },
-        )?
-        .total())
-}
-
 /// Renders `/user?user=NAME`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let scope = Scope::parse(query, &[], ctx.now_micros, ctx.viewer)?;
@@ -41,10 +28,11 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     };
     let name = name.clone();
     let base = report::base(&scope.filter);
-    let requests = count(ctx, &base)?;
-    let writes = count(ctx, &report::writes(&scope.filter))?;
-    let failed = count(ctx, &report::failed(&scope.filter))?;
-    let forbidden = count(ctx, &report::forbidden(&scope.filter))?;
+    let counts = report::user_counts(ctx.store, &scope.filter)?;
+    let list = |f: Option<Filter>| {
+        f.and_then(|f| scope.filter_link("/search", &f))
+            .unwrap_or_else(|| "#".to_string())
+    };
     let fields = vec![
         Field::Verb,
         Field::Resource,
@@ -76,12 +64,6 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
                 })
         })
         .unwrap_or_default();
-    let s = |add: &[(&str, &str)]| {
-        let mut all = vec![("stages", "final")];
-        all.extend_from_slice(add);
-        scope.href("/search", &all)
-    };
-    let write_verbs: Vec<(&str, &str)> = report::WRITE_VERBS.iter().map(|v| ("verb", *v)).collect();
     let body = html! {
         h1 { "User " span #user-name { (format::user(&name)) } }
         @if !groups.is_empty() {
@@ -89,18 +71,18 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         }
         (layout::scope_bar(&scope, "/user", &[]))
         div.tiles {
-            (tile("Requests", requests, &s(&[]), "requests", false))
-            (tile("Writes", writes, &s(&write_verbs), "writes", false))
-            (tile("Failed", failed, &s(&[("code", "failed")]), "failed", true))
-            (tile("Forbidden", forbidden, &s(&[("code", "403")]), "forbidden", true))
+            (tile("Requests", counts.requests, &list(Some(base.clone())), "requests", false))
+            (tile("Writes", counts.writes, &list(report::writes(&scope.filter)?), "writes", false))
+            (tile("Failed", counts.failed, &list(Drill::Failed.within(&scope.filter)?), "failed", true))
+            (tile("Forbidden", counts.forbidden, &list(Drill::Forbidden.within(&scope.filter)?), "forbidden", true))
         }
         section.panel.wide { h2 { "Activity" } (chart) }
         div.grid {
-            (counts::key_table(&scope, "verbs", "Verbs", &group(0), Some("verb"), ROWS))
-            (counts::key_table(&scope, "resources", "Resources", &group(1), Some("resource"), ROWS))
-            (counts::key_table(&scope, "namespaces", "Namespaces", &group(2), Some("namespace"), ROWS))
-            (counts::key_table(&scope, "sources", "From where (source addresses)", &group(3), None, ROWS))
-            (counts::key_table(&scope, "agents", "With which client (user agents)", &group(4), None, ROWS))
+            (counts::key_table(&scope, "verbs", "Verbs", &group(0), Field::Verb, &base, ROWS))
+            (counts::key_table(&scope, "resources", "Resources", &group(1), Field::Resource, &base, ROWS))
+            (counts::key_table(&scope, "namespaces", "Namespaces", &group(2), Field::Namespace, &base, ROWS))
+            (counts::key_table(&scope, "sources", "From where (source addresses)", &group(3), Field::SourceIp, &base, ROWS))
+            (counts::key_table(&scope, "agents", "With which client (user agents)", &group(4), Field::UserAgent, &base, ROWS))
         }
         section.panel.wide {
             h2 { "Latest requests " a.more href=(scope.href("/search", &[])) { "all events →" } }

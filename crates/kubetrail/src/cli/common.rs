@@ -206,16 +206,21 @@ impl Source {
         }
     }
 
+    /// Every request `filter` selects (one event per request), oldest first.
+    pub fn requests(&self, filter: &Filter) -> Result<Vec<Record>> {
+        kubetrail_report::read_requests(filter, usize::MAX, |f, cursor, n| self.page(f, cursor, n))
+    }
+
     /// A report: computed over the local store, or asked of the server.
     pub fn report<T: DeserializeOwned>(
         &self,
-        name: &str,
+        kind: kubetrail_report::ReportKind,
         filter: &Filter,
         local: impl FnOnce(&dyn Store) -> kubetrail_store::Result<T>,
     ) -> Result<T> {
         match self {
             Source::Local(store) => Ok(local(store.as_ref())?),
-            Source::Remote(client) => Ok(client.report(name, filter)?),
+            Source::Remote(client) => Ok(client.report(kind.name(), filter)?),
         }
     }
 }

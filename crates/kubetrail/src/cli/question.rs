@@ -8,7 +8,7 @@ use kubetrail_store::{
     CodeFilter, Cursor, Decision, Filter, Record, ResourceSelector, StageSelection,
 };
 
-use super::common::{ScopeArgs, Source, SourceArgs, TimeArgs, format_time, parse_verb};
+use super::common::{ScopeArgs, SourceArgs, TimeArgs, format_time, parse_verb};
 use super::table::render;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -256,23 +256,17 @@ pub struct ObjectScope {
 }
 
 impl ObjectScope {
-    /// One event per request, for `verbs` on `object`, oldest first.
-    fn requests(&self, verbs: Vec<String>, object: &str) -> Result<Vec<Record>> {
+    /// The filter for `object` in this scope (its verbs left open).
+    fn filter(&self, object: &str) -> Result<Filter> {
         let (resource, name) = parse_object(object)?;
-        let filter = Filter {
+        Ok(Filter {
             time: self.time.range()?,
             clusters: self.clusters.clone(),
-            verbs,
             resources: vec![resource],
             names: name.into_iter().collect(),
             namespaces: self.namespace.clone().into_iter().collect(),
-            stages: StageSelection::Final,
             ..Filter::default()
-        };
-        let source = self.source.open()?;
-        let mut records = all_pages(&source, &filter)?;
-        records.reverse();
-        Ok(records)
+        })
     }
 }
 
@@ -287,22 +281,12 @@ pub struct WhoArgs {
     scope: ObjectScope,
 }
 
-/// Every page of a query (for answers that must be complete).
-fn all_pages(source: &Source, filter: &Filter) -> Result<Vec<Record>> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = source.page(filter, cursor.as_ref(), 5000)?;
-        out.extend(page.records);
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => return Ok(out),
-        }
-    }
-}
-
 pub fn who(args: WhoArgs) -> Result<ExitCode> {
-    let records = args.scope.requests(vec![args.verb.clone()], &args.object)?;
+    let filter = Filter {
+        verbs: vec![args.verb.clone()],
+        ..args.scope.filter(&args.object)?
+    };
+    let records = args.scope.source.open()?.requests(&filter)?;
     if records.is_empty() {
         eprintln!("nobody did that (in the stored events)");
         return Ok(ExitCode::SUCCESS);
@@ -361,11 +345,8 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
     if parse_object(&args.object)?.1.is_none() {
         bail!("history needs an object: RESOURCE/NAME, e.g. deployments/nginx");
     }
-    let writes = kubetrail_report::WRITE_VERBS
-        .iter()
-        .map(|v| v.to_string())
-        .collect();
-    let records = args.scope.requests(writes, &args.object)?;
+    let filter = kubetrail_report::history_filter(&args.scope.filter(&args.object)?)?;
+    let records = args.scope.source.open()?.requests(&filter)?;
     if records.is_empty() {
         eprintln!("no writes to that object (in the stored events)");
         return Ok(ExitCode::SUCCESS);

@@ -4,23 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use kubetrail_report as report;
+use kubetrail_report::{self as report, ReportKind};
 use kubetrail_store::GroupCount;
 
 use super::common::{ScopeArgs, SourceArgs};
 use super::table::render;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReportKind {
-    /// Totals, top users/resources/namespaces, failures, exec, secrets, RBAC, anonymous.
-    Overview,
-    /// Writes per resource kind (create/update/patch/delete).
-    Resources,
-    /// Activity per user.
-    Users,
-    /// Failed and forbidden requests.
-    Failures,
-}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReportOutput {
@@ -32,8 +20,10 @@ pub enum ReportOutput {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Which report.
-    #[arg(value_enum)]
+    /// Which report: overview (totals, top users/resources/namespaces, failures, exec,
+    /// secrets, RBAC, anonymous), resources (writes per resource kind), users (activity per
+    /// user) or failures (failed and forbidden requests).
+    #[arg(value_parser = report_kind())]
     kind: ReportKind,
     #[command(flatten)]
     source: SourceArgs,
@@ -42,6 +32,13 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: ReportOutput,
+}
+
+/// The report names as clap lists them, read as [`ReportKind`].
+fn report_kind() -> impl clap::builder::TypedValueParser<Value = ReportKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ReportKind::ALL.map(ReportKind::name))
+        .try_map(|s| s.parse::<ReportKind>())
 }
 
 fn groups_table(title: &str, headers: &[&str], groups: &[GroupCount]) -> String {
@@ -62,7 +59,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let json = matches!(args.output, ReportOutput::Json);
     match args.kind {
         ReportKind::Overview => {
-            let o = source.report("overview", &scope, |s| report::overview(s, &scope))?;
+            let o = source.report(ReportKind::Overview, &scope, |s| {
+                report::overview(s, &scope)
+            })?;
             if json {
                 println!("{}", serde_json::to_string(&o)?);
                 return Ok(ExitCode::SUCCESS);
@@ -148,7 +147,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             );
         }
         ReportKind::Resources => {
-            let r = source.report("resources", &scope, |s| report::resources(s, &scope))?;
+            let r = source.report(ReportKind::Resources, &scope, |s| {
+                report::resources(s, &scope)
+            })?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
                 return Ok(ExitCode::SUCCESS);
@@ -175,7 +176,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             );
         }
         ReportKind::Users => {
-            let u = source.report("users", &scope, |s| report::users(s, &scope))?;
+            let u = source.report(ReportKind::Users, &scope, |s| report::users(s, &scope))?;
             if json {
                 println!("{}", serde_json::to_string(&u)?);
                 return Ok(ExitCode::SUCCESS);
@@ -201,7 +202,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             );
         }
         ReportKind::Failures => {
-            let f = source.report("failures", &scope, |s| report::failures(s, &scope))?;
+            let f = source.report(ReportKind::Failures, &scope, |s| {
+                report::failures(s, &scope)
+            })?;
             if json {
                 println!("{}", serde_json::to_string(&f)?);
                 return Ok(ExitCode::SUCCESS);
