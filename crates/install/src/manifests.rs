@@ -270,10 +270,7 @@ pub fn cluster_name(name: &str) -> Result<String, String> {
 
 /// A random token (from the operating system's generator), 32 hex characters.
 pub fn random_token() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    kubetrail_store::text::random_hex(16)
 }
 
 #[cfg(test)]

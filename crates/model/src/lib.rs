@@ -20,6 +20,7 @@ mod event;
 mod level;
 pub mod policy;
 mod raw;
+mod request;
 mod time;
 mod version;
 
@@ -31,5 +32,6 @@ pub use error::{Error, Result};
 pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
 pub use level::{Level, Stage};
 pub use raw::RawJson;
+pub use request::is_long_running;
 pub use time::MicroTime;
 pub use version::ApiVersion;

@@ -21,15 +21,12 @@ use axum::http::{HeaderMap, header};
 use kubetrail_api::params::parse_query;
 use kubetrail_api::paths;
 use kubetrail_api::wire::IngestReply;
-use kubetrail_model::{decode_event, decode_event_list_items};
+use kubetrail_store::intake::{decode_event_list, decode_lines};
 use kubetrail_store::{AppendOutcome, Record};
 
 use crate::auth::Principal;
 use crate::metrics::Source;
 use crate::{ApiError, AppState};
-
-/// How many rejected lines are described in an answer.
-const MAX_REASONS: usize = 10;
 
 /// The answers to recent agent batches, by idempotency key: a retried batch gets the first
 /// answer without touching the store again.
@@ -87,48 +84,6 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Decodes an `EventList` into records; any bad event refuses the whole batch.
-fn decode_webhook(body: &[u8], cluster: &str) -> Result<Vec<Record>, String> {
-    let items =
-        decode_event_list_items(body).map_err(|e| format!("not an audit EventList: {e}"))?;
-    let received = now_micros();
-    Ok(items
-        .into_iter()
-        .map(|item| Record::from_event(item.event, item.json, cluster, received))
-        .collect())
-}
-
-/// Decodes NDJSON lines; bad lines are counted and described.
-fn decode_lines(body: &[u8], cluster: &str) -> (Vec<Record>, u64, Vec<String>) {
-    let received = now_micros();
-    let mut records = Vec::new();
-    let mut rejected = 0u64;
-    let mut reasons = Vec::new();
-    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let result = std::str::from_utf8(line)
-            .map_err(|e| format!("not UTF-8: {e}"))
-            .and_then(|text| {
-                decode_event(line)
-                    .map(|event| Record::from_event(event, text, cluster, received))
-                    .map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(r) => records.push(r),
-            Err(reason) => {
-                rejected += 1;
-                if reasons.len() < MAX_REASONS {
-                    reasons.push(format!("line {}: {reason}", i + 1));
-                }
-            }
-        }
-    }
-    (records, rejected, reasons)
-}
-
 /// Commits records and accounts for them.
 async fn commit(
     state: &Arc<AppState>,
@@ -167,7 +122,7 @@ pub(crate) async fn webhook(
     let params = ingest_params(query.as_deref(), &["cluster"])?;
     let cluster = principal.write_cluster(params.get("cluster").map(String::as_str))?;
     let c = cluster.clone();
-    let decoded = tokio::task::spawn_blocking(move || decode_webhook(&body, &c))
+    let decoded = tokio::task::spawn_blocking(move || decode_event_list(&body, &c, now_micros()))
         .await
         .map_err(|e| ApiError::internal(format!("the decode task failed: {e}")))?;
     let records = match decoded {
@@ -243,7 +198,7 @@ pub(crate) async fn agent_batch(
     };
     let limit = state.limits.max_body_bytes;
     let c = cluster.clone();
-    let (records, rejected, reasons) = tokio::task::spawn_blocking(move || {
+    let (records, rejections) = tokio::task::spawn_blocking(move || {
         let plain = if gzip {
             gunzip(&body, limit)?
         } else {
@@ -254,10 +209,11 @@ pub(crate) async fn agent_batch(
                 "the batch is empty: send audit events as JSON lines (NDJSON), one per line",
             ));
         }
-        Ok::<_, ApiError>(decode_lines(&plain, &c))
+        Ok::<_, ApiError>(decode_lines(&plain, &c, now_micros()))
     })
     .await
     .map_err(|e| ApiError::internal(format!("the decode task failed: {e}")))??;
+    let rejected = rejections.count;
     let received = records.len() as u64 + rejected;
     state.metrics.received(Source::Agent, &cluster, received);
     if rejected > 0 {
@@ -266,7 +222,7 @@ pub(crate) async fn agent_batch(
             cluster,
             node = params.get("node").map(String::as_str).unwrap_or(""),
             rejected,
-            first = reasons.first().map(String::as_str).unwrap_or(""),
+            first = rejections.reasons.first().map(String::as_str).unwrap_or(""),
             "agent batch had lines that are not audit events"
         );
     }
@@ -277,7 +233,7 @@ pub(crate) async fn agent_batch(
         duplicates: outcome.duplicates,
         conflicts: outcome.conflicts,
         rejected,
-        rejected_reasons: reasons,
+        rejected_reasons: rejections.reasons,
         replayed: false,
     };
     if let Some(k) = scoped_key {
@@ -289,18 +245,6 @@ pub(crate) async fn agent_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_decoded_and_bad_ones_described() {
-        let body = b"{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\":\"a\",\"stage\":\"ResponseComplete\",\"verb\":\"get\"}\r\n\n{\"kind\":0}\n{\"trunc";
-        let (records, rejected, reasons) = decode_lines(body, "c");
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].audit_id, "a");
-        assert_eq!(records[0].cluster, "c");
-        assert_eq!(rejected, 2);
-        assert!(reasons[0].starts_with("line 3: "), "{reasons:?}");
-        assert!(reasons[1].starts_with("line 4: "), "{reasons:?}");
-    }
 
     #[test]
     fn recent_batches_forget_the_oldest() {

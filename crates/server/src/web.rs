@@ -54,9 +54,7 @@ pub struct Sessions {
 
 impl Sessions {
     fn create(&self, principal: Principal) -> std::io::Result<String> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = kubetrail_store::text::random_hex(32)?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);

@@ -1,6 +1,6 @@
 //! [`Record`]: one stored event — the typed columns queries filter on, plus the original JSON.
 
-use kubetrail_model::{Event, Level, Stage};
+use kubetrail_model::{Event, Level, Stage, is_long_running};
 
 /// The prefix of ids for events that carry no `auditID`: never a UUID, and the hash
 /// of the original line makes re-importing the same line find the same identity.
@@ -234,24 +234,13 @@ impl Record {
     }
 }
 
-/// FNV-1a, 64 bits: stable across releases and platforms, which a synthetic identity must be.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
-/// Whether kube-apiserver treats the request as long-running (and so emits ResponseStarted):
-/// verb `watch` or `proxy`, or a subresource `attach`, `exec`, `proxy`, `log` or `portforward`.
-pub fn is_long_running(verb: &str, subresource: &str) -> bool {
-    matches!(verb, "watch" | "proxy")
-        || matches!(
-            subresource,
-            "attach" | "exec" | "proxy" | "log" | "portforward"
-        )
+/// FNV-1a, 64 bits (the `fnv` crate's): stable across releases and platforms, which a
+/// synthetic identity must be.
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
 }
 
 /// Whether `record` is the event that stands for its request when requests are counted.

@@ -130,15 +130,6 @@ fn stamp(meta: &std::fs::Metadata) -> FileStamp {
     (meta.ino(), meta.len(), meta.modified().ok())
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// Reads until `buf` is full or the end; returns the bytes read.
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -162,7 +153,10 @@ pub fn fingerprint_of(head: &[u8]) -> Option<String> {
         None if head.len() == FINGERPRINT_BYTES => head.len(),
         None => return None,
     };
-    Some(format!("{:016x}-{end}", fnv1a64(&head[..end])))
+    // FNV-1a 64 (the `fnv` crate's), stable across releases: checkpoints keep it.
+    let mut hash = fnv::FnvHasher::default();
+    std::hash::Hasher::write(&mut hash, &head[..end]);
+    Some(format!("{:016x}-{end}", std::hash::Hasher::finish(&hash)))
 }
 
 /// The fingerprint of an open file, read from its start; the handle is left at an unknown
@@ -602,6 +596,8 @@ mod tests {
         assert_eq!(fingerprint_of(b""), None);
         assert_eq!(fingerprint_of(b"{\"partial"), None);
         let a = fingerprint_of(b"{\"a\":1}\nmore").unwrap();
+        // Checkpoints keep fingerprints: the value is FNV-1a 64 of the first line, forever.
+        assert_eq!(a, "49211944f5c975c1-8");
         assert_eq!(Some(a.clone()), fingerprint_of(b"{\"a\":1}\nmore and more"));
         assert_ne!(Some(a), fingerprint_of(b"{\"a\":2}\n"));
         assert!(fingerprint_of(&[b'x'; FINGERPRINT_BYTES]).is_some());

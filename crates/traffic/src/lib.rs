@@ -118,11 +118,7 @@ impl<'p> Generator<'p> {
         let audit_id = self.rng.uuid();
         let received = self.now_micros;
         let latency = req.latency_ms as i64 * 1000 + (self.rng.next_f64() * 3000.0) as i64;
-        let long_running = matches!(info.verb.as_str(), "watch" | "proxy")
-            || matches!(
-                info.subresource.as_str(),
-                "exec" | "attach" | "portforward" | "log" | "proxy"
-            );
+        let long_running = kubetrail_model::is_long_running(&info.verb, &info.subresource);
 
         // The object's name: from the URL, or for a create from the body.
         let name = if info.name.is_empty() {

@@ -12,15 +12,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use kubetrail_model::decode_event;
 use kubetrail_store::Record;
+use kubetrail_store::intake::{Rejections, decode_line};
 use kubetrail_tail::{LineReader, order_paths};
 use serde::Serialize;
 
 use super::common::StoreArgs;
-
-/// How many malformed lines are reported by place and reason.
-const MAX_REASONS: usize = 10;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -61,7 +58,8 @@ pub struct Summary {
 
 enum Message {
     Batch(Vec<Record>),
-    Malformed(String),
+    /// A line that is not an audit event: its place (`file:line`) and why.
+    Malformed(String, String),
     Damaged(String),
 }
 
@@ -126,21 +124,17 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
             let counter = file.bytes_read.clone();
             while let Some(line) = file.next_line() {
                 lines += 1;
-                if line.text.trim().is_empty() {
-                    continue;
-                }
-                match decode_event(line.text.as_bytes()) {
-                    Ok(event) => batch.push(Record::from_event_at(
-                        event, line.text, &cluster, received, fallback,
-                    )),
+                match decode_line(line.text.as_bytes(), &cluster, received, fallback) {
+                    Ok(Some(record)) => batch.push(record),
+                    Ok(None) => {}
                     Err(e) => {
+                        let place = format!("{}:{}", path.display(), line.number);
                         let what = if line.complete {
-                            e.to_string()
+                            e
                         } else {
                             format!("truncated last line: {e}")
                         };
-                        let msg = format!("{}:{}: {what}", path.display(), line.number);
-                        if tx.send(Message::Malformed(msg)).is_err() {
+                        if tx.send(Message::Malformed(place, what)).is_err() {
                             return Ok(lines);
                         }
                     }
@@ -172,6 +166,7 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         files: ordered.len(),
         ..Summary::default()
     };
+    let mut malformed = Rejections::default();
     let mut last_draw = Instant::now();
     let mut bulk = store.bulk().context("starting the import")?;
     for message in rx {
@@ -186,12 +181,7 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
                 summary.conflicts += outcome.conflicts;
             }
             Message::Damaged(reason) => summary.damaged_files.push(reason),
-            Message::Malformed(reason) => {
-                summary.malformed += 1;
-                if summary.malformed_reasons.len() < MAX_REASONS {
-                    summary.malformed_reasons.push(reason);
-                }
-            }
+            Message::Malformed(place, reason) => malformed.reject(place, reason),
         }
         if last_draw.elapsed() > Duration::from_millis(100) {
             progress.set_position(done_bytes.load(Ordering::Relaxed));
@@ -200,6 +190,8 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         }
     }
     bulk.finish().context("committing the import")?;
+    summary.malformed = malformed.count;
+    summary.malformed_reasons = malformed.reasons;
     summary.lines = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the reader thread panicked"))??;

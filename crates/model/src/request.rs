@@ -1,0 +1,26 @@
+//! What kube-apiserver decides about a request from its verb and subresource alone.
+
+/// Whether kube-apiserver treats the request as long-running (and so emits ResponseStarted):
+/// verb `watch` or `proxy`, or a subresource `attach`, `exec`, `proxy`, `log` or `portforward`
+/// (`BasicLongRunningRequestCheck` with the sets the apiserver's server config passes).
+pub fn is_long_running(verb: &str, subresource: &str) -> bool {
+    matches!(verb, "watch" | "proxy")
+        || matches!(
+            subresource,
+            "attach" | "exec" | "proxy" | "log" | "portforward"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_proxies_and_streams_are_long_running() {
+        assert!(is_long_running("watch", ""));
+        assert!(is_long_running("get", "log"));
+        assert!(is_long_running("create", "exec"));
+        assert!(!is_long_running("get", "status"));
+        assert!(!is_long_running("list", ""));
+    }
+}

@@ -1,0 +1,152 @@
+//! Audit events as they arrive — NDJSON lines (agents, `import`) or an `EventList` (the
+//! apiserver's webhook) — decoded into [`Record`]s, with rejected input counted and its first
+//! reasons kept by place (`line 4`, `kubernetes.audit:12`, `items[3]`). `serve` and `import`
+//! both decode here, so a line is accepted or refused for the same reason everywhere.
+
+use std::fmt::Display;
+
+use kubetrail_model::{decode_event, decode_event_list_items};
+
+use crate::Record;
+
+/// How many rejections are described; the rest are counted.
+pub const MAX_REASONS: usize = 10;
+
+/// Rejected input: how much, and why for the first [`MAX_REASONS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// Everything rejected.
+    pub count: u64,
+    /// `place: reason` for the first ones.
+    pub reasons: Vec<String>,
+}
+
+impl Rejections {
+    /// Counts one rejection at `place`.
+    pub fn reject(&mut self, place: impl Display, reason: impl Display) {
+        self.count += 1;
+        if self.reasons.len() < MAX_REASONS {
+            self.reasons.push(format!("{place}: {reason}"));
+        }
+    }
+
+    /// Rejections counted but not described.
+    pub fn undescribed(&self) -> u64 {
+        self.count - self.reasons.len() as u64
+    }
+}
+
+/// One NDJSON line as a record; `Ok(None)` for a blank line. Events without timestamps take
+/// `fallback_micros` (the file's time on import, so a second import finds the same events).
+pub fn decode_line(
+    line: &[u8],
+    cluster: &str,
+    received_micros: i64,
+    fallback_micros: i64,
+) -> Result<Option<Record>, String> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
+    let event = decode_event(line).map_err(|e| e.to_string())?;
+    Ok(Some(Record::from_event_at(
+        event,
+        text,
+        cluster,
+        received_micros,
+        fallback_micros,
+    )))
+}
+
+/// The lines of an NDJSON body: the good ones as records, the bad ones as rejections by line
+/// number (a truncated line in a log file will never become valid, so it does not hold back
+/// the others).
+pub fn decode_lines(body: &[u8], cluster: &str, received_micros: i64) -> (Vec<Record>, Rejections) {
+    let mut records = Vec::new();
+    let mut rejections = Rejections::default();
+    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+        match decode_line(line, cluster, received_micros, received_micros) {
+            Ok(Some(r)) => records.push(r),
+            Ok(None) => {}
+            Err(reason) => rejections.reject(format_args!("line {}", i + 1), reason),
+        }
+    }
+    (records, rejections)
+}
+
+/// An `EventList` as records: all of it, or the first bad item's place and reason.
+pub fn decode_event_list(
+    body: &[u8],
+    cluster: &str,
+    received_micros: i64,
+) -> Result<Vec<Record>, String> {
+    let items =
+        decode_event_list_items(body).map_err(|e| format!("not an audit EventList: {e}"))?;
+    Ok(items
+        .into_iter()
+        .map(|item| Record::from_event(item.event, item.json, cluster, received_micros))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice"},"stageTimestamp":"2024-05-01T10:00:00.000000Z"}"#;
+
+    #[test]
+    fn good_lines_are_kept_and_bad_ones_counted_by_line() {
+        let body = format!("{LINE}\r\n\n  \nnot json\n{LINE}\n{{\"kind\":\n");
+        let (records, rejected) = decode_lines(body.as_bytes(), "c", 7);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].cluster, "c");
+        assert_eq!(records[0].received_micros, 7);
+        assert_eq!(rejected.count, 2);
+        assert!(
+            rejected.reasons[0].starts_with("line 4: "),
+            "{:?}",
+            rejected.reasons
+        );
+        assert!(
+            rejected.reasons[1].starts_with("line 6: "),
+            "{:?}",
+            rejected.reasons
+        );
+        assert_eq!(rejected.undescribed(), 0);
+    }
+
+    #[test]
+    fn reasons_are_bounded_and_the_rest_counted() {
+        let body = "x\n".repeat(MAX_REASONS + 5);
+        let (_, rejected) = decode_lines(body.as_bytes(), "c", 0);
+        assert_eq!(rejected.count, MAX_REASONS as u64 + 5);
+        assert_eq!(rejected.reasons.len(), MAX_REASONS);
+        assert_eq!(rejected.undescribed(), 5);
+        assert_eq!(
+            decode_line(&[0xff, b'{'], "c", 0, 0)
+                .unwrap_err()
+                .split(':')
+                .next(),
+            Some("not UTF-8")
+        );
+    }
+
+    #[test]
+    fn an_event_list_is_all_or_its_first_bad_item() {
+        let list = format!(
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{LINE},{LINE}]}}"#
+        );
+        assert_eq!(decode_event_list(list.as_bytes(), "c", 0).unwrap().len(), 2);
+        let bad = format!(
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{LINE},{{"verb":3}}]}}"#
+        );
+        let e = decode_event_list(bad.as_bytes(), "c", 0).unwrap_err();
+        assert!(e.contains("items[1]"), "{e}");
+        assert!(
+            decode_event_list(b"{}", "c", 0)
+                .unwrap_err()
+                .starts_with("not an audit EventList")
+        );
+    }
+}
