@@ -16,7 +16,6 @@
 
 mod client;
 mod sql;
-pub mod testing;
 
 use std::collections::HashSet;
 

@@ -326,7 +326,8 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use kubetrail_model::Stage;
-    use kubetrail_store::{Aggregation, Field, Record, Store, conformance};
+    use kubetrail_store::{Aggregation, Field, Record, Store};
+    use kubetrail_testsuite::conformance;
 
     use crate::{DuckDbStore, rollup};
 

@@ -281,8 +281,8 @@ pub(crate) mod tests {
     use kubetrail_model::Stage;
     use kubetrail_store::{
         Aggregation, Field, Filter, Record, SectionSpec, StageSelection, Store, TimeRange,
-        conformance,
     };
+    use kubetrail_testsuite::conformance;
 
     use crate::DuckDbStore;
 

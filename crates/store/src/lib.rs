@@ -1,14 +1,15 @@
 //! The audit event store: the narrow [`Store`] trait (append a batch idempotently, query with a
 //! typed filter and a cursor, aggregate, retention, schema version), the typed query model every
-//! backend compiles to its own SQL ([`sql`]), and the conformance suite every backend passes.
-//! The backends live in their own crates (`kubetrail-store-duckdb`, ...), so that only what
+//! backend compiles to its own SQL ([`sql`]), and how arriving events become records
+//! ([`intake`]). The conformance suite every backend passes is test support, in
+//! `kubetrail-testsuite`. The backends live in their own crates (`kubetrail-store-duckdb`, ...), so that only what
 //! needs a database engine compiles and links one.
 //!
 //! The store knows events and the query model; what a report means (which requests count as
 //! failed, as RBAC changes, ...) belongs to the callers.
 
-pub mod conformance;
 mod error;
+pub mod intake;
 mod intersect;
 mod query;
 mod record;
@@ -19,13 +20,13 @@ pub mod text;
 
 pub use error::{Cause, Error, ErrorKind, Result};
 pub use intersect::Unrepresentable;
+pub use kubetrail_model::is_long_running;
 pub use query::{
     Aggregation, AggregationResult, CodeFilter, Cursor, Decision, Field, Filter, GroupCount,
     HistogramBucket, Page, ResourceSelector, SectionCount, SectionSpec, StageSelection, TimeRange,
 };
 pub use record::{
-    Record, content_hash, counted_flags, identity_of, is_long_running, same_content,
-    stands_for_request,
+    Record, content_hash, counted_flags, identity_of, same_content, stands_for_request,
 };
 pub use scope::{OutOfScope, ReadScope};
 pub use store::{

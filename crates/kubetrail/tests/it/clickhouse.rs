@@ -1,5 +1,5 @@
 //! `kubetrail serve --store clickhouse` against a real ClickHouse (started by the test; see
-//! `kubetrail_store_clickhouse::testing`): the same answers as the embedded store on the same
+//! `kubetrail_testsuite::clickhouse`): the same answers as the embedded store on the same
 //! data; two servers ingesting overlapping, retried batches into one database without
 //! duplicates or loss; and ClickHouse restarted mid-ingest (503, then the retry lands).
 
@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kubetrail_store_clickhouse::testing::TestServer;
+use kubetrail_testsuite::clickhouse::TestServer;
 
 use crate::{kubetrail, stdout, testdata};
 

@@ -5,8 +5,8 @@
 
 use kubetrail_model::Stage;
 use kubetrail_report::{Drill, overview, requests};
-use kubetrail_store::conformance::{T0, record};
 use kubetrail_store::{CodeFilter, Filter, Record, Store};
+use kubetrail_testsuite::conformance::{T0, record};
 
 /// Requests of every kind a drill-down picks or leaves: users (named, anonymous, none),
 /// verbs, resources (exec, secrets, RBAC objects, a custom RBAC resource, deployments), codes,
@@ -164,7 +164,7 @@ fn drill_down_counts_equal_their_lists_on_duckdb() {
 
 #[test]
 fn drill_down_counts_equal_their_lists_on_clickhouse() {
-    let Some(server) = kubetrail_store_clickhouse::testing::TestServer::start() else {
+    let Some(server) = kubetrail_testsuite::clickhouse::TestServer::start() else {
         return;
     };
     let store =

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::http::StatusCode;
 use kubetrail_api::paths;
 use kubetrail_model::Stage;
-use kubetrail_store::conformance::{T0, record};
 use kubetrail_store::{
     Aggregation, AggregationResult, AppendOutcome, Cursor, Filter, Page, Record, Retention,
     RetentionOutcome, Store,
 };
 use kubetrail_store_duckdb::DuckDbStore;
+use kubetrail_testsuite::conformance::{T0, record};
 
 use crate::{Harness, INGEST, READ, event_list};
 

@@ -1,30 +1,32 @@
 //! The ClickHouse backend against a real server (started by the test; see
-//! [`kubetrail_store_clickhouse::testing`]): the shared conformance suite.
+//! [`kubetrail_testsuite::clickhouse`]): the shared conformance suite.
 
 #![allow(clippy::unwrap_used)]
 
-use kubetrail_store::conformance::run_all;
-use kubetrail_store_clickhouse::testing::TestServer;
 use kubetrail_store_clickhouse::{ClickHouseStore, Connection};
+use kubetrail_testsuite::Opened;
+use kubetrail_testsuite::clickhouse::TestServer;
 
-#[test]
-fn clickhouse_passes_the_conformance_suite() {
-    let Some(server) = TestServer::start() else {
-        return;
-    };
-    let n = std::cell::Cell::new(0);
-    run_all(&|| {
-        n.set(n.get() + 1);
-        Box::new(
-            ClickHouseStore::open(Connection {
-                url: server.url.clone(),
-                database: format!("conformance_{}", n.get()),
-                user: None,
-                password: None,
-            })
-            .unwrap(),
-        )
-    });
+/// A fresh server and database for each check: checks run in parallel and never see each
+/// other's data.
+fn open() -> Option<Opened> {
+    let server = TestServer::start()?;
+    let store = ClickHouseStore::open(Connection {
+        url: server.url.clone(),
+        database: "conformance".into(),
+        user: None,
+        password: None,
+    })
+    .unwrap();
+    Some(Opened {
+        store: Box::new(store),
+        keep: Box::new(server),
+    })
+}
+
+/// The conformance suite, one test per check.
+mod clickhouse {
+    kubetrail_testsuite::conformance_tests!(super::open);
 }
 
 /// A database written by schema 1 (no `content_hash`, the identity alone as the sorting key)
@@ -33,9 +35,9 @@ fn clickhouse_passes_the_conformance_suite() {
 #[test]
 fn a_schema_1_table_is_migrated_and_keeps_its_events() {
     use kubetrail_model::Stage;
-    use kubetrail_store::conformance::{T0, record};
     use kubetrail_store::{Filter, Store};
     use kubetrail_store_clickhouse::ClickHouse;
+    use kubetrail_testsuite::conformance::{T0, record};
 
     let Some(server) = TestServer::start() else {
         return;

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use kubetrail_model::Stage;
-use kubetrail_store::conformance::{T0, record};
 use kubetrail_store::{Filter, Record, Store};
 use kubetrail_store_duckdb::testing::{damage_newest_block, scribble};
 use kubetrail_store_duckdb::{DATABASE_FILE, DuckDbStore};
+use kubetrail_testsuite::conformance::{T0, record};
 
 /// `n` events from `from` on, a second apart, with bodies zstd cannot shrink to nothing (so
 /// that `raw` fills blocks of its own).

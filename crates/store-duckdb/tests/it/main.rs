@@ -6,23 +6,37 @@
 mod damage;
 
 use kubetrail_model::Stage;
-use kubetrail_store::conformance::{T0, record, run_all};
 use kubetrail_store::{Filter, Store};
 use kubetrail_store_duckdb::DuckDbStore;
+use kubetrail_testsuite::conformance::{T0, record};
 
-#[test]
-fn duckdb_in_memory_passes_the_conformance_suite() {
-    run_all(&|| Box::new(DuckDbStore::open_in_memory().unwrap()));
+/// The conformance suite over an in-memory store, one test per check.
+mod in_memory {
+    use super::*;
+    use kubetrail_testsuite::Opened;
+
+    fn open() -> Option<Opened> {
+        Some(Opened::alone(DuckDbStore::open_in_memory().unwrap()))
+    }
+
+    kubetrail_testsuite::conformance_tests!(open);
 }
 
-#[test]
-fn duckdb_on_disk_passes_the_conformance_suite() {
-    let root = tempfile::tempdir().unwrap();
-    let n = std::cell::Cell::new(0);
-    run_all(&|| {
-        n.set(n.get() + 1);
-        Box::new(DuckDbStore::open(&root.path().join(format!("store-{}", n.get()))).unwrap())
-    });
+/// The conformance suite over a store on disk, one test per check.
+mod on_disk {
+    use super::*;
+    use kubetrail_testsuite::Opened;
+
+    fn open() -> Option<Opened> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DuckDbStore::open(dir.path()).unwrap();
+        Some(Opened {
+            store: Box::new(store),
+            keep: Box::new(dir),
+        })
+    }
+
+    kubetrail_testsuite::conformance_tests!(open);
 }
 
 #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 use kubetrail_model::Stage;
 
 use super::{S, T0, ids, record};
-use crate::Store;
-use crate::query::{
+use kubetrail_store::Store;
+use kubetrail_store::{
     Aggregation, AggregationResult, CodeFilter, Field, Filter, ResourceSelector, StageSelection,
     TimeRange,
 };
@@ -297,7 +297,7 @@ pub fn one_pass_aggregations_agree_with_count_by(store: &dyn Store) {
     }
 
     let sections = vec![
-        crate::SectionSpec {
+        kubetrail_store::SectionSpec {
             filter: Filter {
                 codes: vec![CodeFilter::Failed],
                 ..Filter::default()
@@ -305,7 +305,7 @@ pub fn one_pass_aggregations_agree_with_count_by(store: &dyn Store) {
             fields: vec![Field::User, Field::Code],
             limit: 3,
         },
-        crate::SectionSpec {
+        kubetrail_store::SectionSpec {
             filter: Filter {
                 resources: vec![ResourceSelector::core("secrets", None)],
                 ..Filter::default()
@@ -313,7 +313,7 @@ pub fn one_pass_aggregations_agree_with_count_by(store: &dyn Store) {
             fields: vec![Field::Verb],
             limit: 10,
         },
-        crate::SectionSpec {
+        kubetrail_store::SectionSpec {
             filter: Filter {
                 users: vec!["nobody".into()],
                 ..Filter::default()
@@ -321,7 +321,7 @@ pub fn one_pass_aggregations_agree_with_count_by(store: &dyn Store) {
             fields: vec![Field::User],
             limit: 10,
         },
-        crate::SectionSpec {
+        kubetrail_store::SectionSpec {
             filter: Filter {
                 verbs: vec!["delete".into()],
                 ..Filter::default()

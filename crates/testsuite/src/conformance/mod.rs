@@ -1,6 +1,7 @@
-//! The behaviour every [`Store`] backend must have, written once. A backend's tests call
-//! [`run_all`] with a function that opens a fresh, empty store. Failures panic: this is test
-//! support.
+//! The behaviour every [`Store`] backend must have, written once. A backend's tests make one
+//! test of each check with [`conformance_tests!`](crate::conformance_tests), each over a fresh,
+//! empty store. Failures panic: this is test support. [`ALL`] lists the checks; a test in this
+//! crate holds it equal to the macro's list.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,10 +15,10 @@ use std::time::Duration;
 
 use kubetrail_model::{Level, Stage};
 
-use crate::query::{
+use kubetrail_store::{
     Aggregation, CodeFilter, Decision, Filter, ResourceSelector, StageSelection, TimeRange,
 };
-use crate::{Record, Retention, Store};
+use kubetrail_store::{Record, Retention, Store};
 
 /// Microseconds in a second.
 pub(crate) const S: i64 = 1_000_000;
@@ -63,28 +64,28 @@ trait WithHash {
 impl WithHash for Record {
     /// The record with the content hash of its (changed) text.
     fn with_hash(mut self) -> Record {
-        self.content_hash = crate::content_hash(&self.raw);
+        self.content_hash = kubetrail_store::content_hash(&self.raw);
         self
     }
 }
 
-/// Runs every check against stores made by `open`.
-pub fn run_all(open: &dyn Fn() -> Box<dyn Store>) {
-    append_is_idempotent(open().as_ref());
-    append_all_counts_each_batch(open().as_ref());
-    bulk_load_counts_as_appends_do(open().as_ref());
-    identity_is_cluster_audit_id_and_stage(open().as_ref());
-    conflicting_events_are_all_kept(open().as_ref());
-    pages_are_newest_first_and_complete(open().as_ref());
-    filters_select_exactly(open().as_ref());
-    aggregations_count(open().as_ref());
-    requests_are_counted_once(open().as_ref());
-    one_pass_aggregations_agree_with_count_by(open().as_ref());
-    retention_by_age_and_size(open().as_ref());
-    schema_is_versioned(open().as_ref());
-    invalid_filters_are_rejected(open().as_ref());
-    ready_when_it_gives_back_events(open().as_ref());
-}
+/// Every check, by name, in the order the macro lists them.
+pub const ALL: [&str; 14] = [
+    "append_is_idempotent",
+    "append_all_counts_each_batch",
+    "bulk_load_counts_as_appends_do",
+    "identity_is_cluster_audit_id_and_stage",
+    "conflicting_events_are_all_kept",
+    "pages_are_newest_first_and_complete",
+    "filters_select_exactly",
+    "aggregations_count",
+    "requests_are_counted_once",
+    "one_pass_aggregations_agree_with_count_by",
+    "retention_by_age_and_size",
+    "schema_is_versioned",
+    "invalid_filters_are_rejected",
+    "ready_when_it_gives_back_events",
+];
 
 pub(crate) fn ids(store: &dyn Store, filter: &Filter) -> Vec<String> {
     let mut out = Vec::new();
@@ -282,14 +283,15 @@ pub fn conflicting_events_are_all_kept(store: &dyn Store) {
     expected.sort_unstable();
     assert_eq!(texts, expected);
     assert!(
-        seen.iter().all(|(t, h)| *h == crate::content_hash(t)),
+        seen.iter()
+            .all(|(t, h)| *h == kubetrail_store::content_hash(t)),
         "each comes back with its hash"
     );
     let n = store
         .aggregate(
             &filter,
             &Aggregation::CountBy {
-                fields: vec![crate::query::Field::Verb],
+                fields: vec![kubetrail_store::Field::Verb],
                 limit: None,
             },
         )
@@ -696,7 +698,7 @@ pub fn invalid_filters_are_rejected(store: &dyn Store) {
         ..Filter::default()
     };
     let err = store.query(&bad, None, 10).expect_err("unknown verb");
-    assert_eq!(err.kind(), crate::ErrorKind::Invalid);
+    assert_eq!(err.kind(), kubetrail_store::ErrorKind::Invalid);
     let err = store
         .aggregate(
             &bad,
@@ -706,7 +708,7 @@ pub fn invalid_filters_are_rejected(store: &dyn Store) {
             },
         )
         .expect_err("unknown verb");
-    assert_eq!(err.kind(), crate::ErrorKind::Invalid);
+    assert_eq!(err.kind(), kubetrail_store::ErrorKind::Invalid);
 }
 
 /// [`Store::check`] passes on a healthy store, empty or not, and a fresh store has set
