@@ -117,11 +117,17 @@ impl AppState {
         limits: Limits,
         state_dir: Option<PathBuf>,
     ) -> std::io::Result<Self> {
+        let metrics = Metrics::new();
+        // Every store call — ingest, the API, the pages, readiness — is timed in one place.
+        let store: Arc<dyn Store> = Arc::new(kubetrail_store::metered::Metered::new(
+            store,
+            Arc::new(metrics.store_operations()),
+        ));
         Ok(AppState {
             committer: commit::Committer::start(store.clone())?,
             store,
             auth,
-            metrics: Metrics::new(),
+            metrics,
             limits,
             requests: RequestLimits::default(),
             agents: AgentBook::open(state_dir)?,
@@ -141,6 +147,31 @@ impl AppState {
     pub fn with_request_limits(mut self, requests: RequestLimits) -> Self {
         self.requests = requests;
         self
+    }
+}
+
+/// How long a read of the store may take before the request is answered 503: a query the
+/// store cannot finish holds a blocking thread, not the caller.
+pub const STORE_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `f` over the store on the blocking pool, within [`STORE_ANSWER_TIMEOUT`]: the one way
+/// handlers and pages call the store.
+pub(crate) async fn on_store<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&dyn Store) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    let task = tokio::task::spawn_blocking(move || f(store.as_ref()));
+    match tokio::time::timeout(STORE_ANSWER_TIMEOUT, task).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(ApiError::internal(format!("the store task failed: {e}"))),
+        Err(_) => Err(ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            reason: format!(
+                "the store did not answer within {} s",
+                STORE_ANSWER_TIMEOUT.as_secs()
+            ),
+        }),
     }
 }
 

@@ -57,6 +57,49 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationErrorLabels {
+    operation: &'static str,
+    kind: &'static str,
+}
+
+/// Every store operation's time and failures (all clusters together), fed by the
+/// [`Metered`](kubetrail_store::metered::Metered) store the server wraps its store in.
+#[derive(Clone)]
+pub struct StoreOperations {
+    seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    errors: Family<OperationErrorLabels, Counter>,
+}
+
+impl kubetrail_store::metered::Observer for StoreOperations {
+    fn observe(
+        &self,
+        op: kubetrail_store::metered::Operation,
+        elapsed: std::time::Duration,
+        outcome: Result<(), kubetrail_store::ErrorKind>,
+    ) {
+        let operation = op.as_str();
+        self.seconds
+            .get_or_create(&OperationLabel { operation })
+            .observe(elapsed.as_secs_f64());
+        if let Err(kind) = outcome {
+            let kind = match kind {
+                kubetrail_store::ErrorKind::Invalid => "invalid",
+                kubetrail_store::ErrorKind::Unavailable => "unavailable",
+                kubetrail_store::ErrorKind::Internal => "internal",
+            };
+            self.errors
+                .get_or_create(&OperationErrorLabels { operation, kind })
+                .inc();
+        }
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct AgentLabels {
     cluster: String,
@@ -201,6 +244,7 @@ pub struct Metrics {
     store_events: Gauge,
     store_damaged: Gauge,
     store_recovered_wal_bytes: Gauge,
+    store_operations: StoreOperations,
 }
 
 impl Default for Metrics {
@@ -227,6 +271,10 @@ impl Metrics {
             store_events: Gauge::default(),
             store_damaged: Gauge::default(),
             store_recovered_wal_bytes: Gauge::default(),
+            store_operations: StoreOperations {
+                seconds: Family::new_with_constructor(commit_histogram),
+                errors: Family::default(),
+            },
             registry: Registry::default(),
         };
         m.clusters.register(&mut registry);
@@ -256,7 +304,22 @@ impl Metrics {
             "Bytes of a write-ahead log that did not replay to its end when the store opened (kept aside; events committed in its lost part are missing); 0 when none",
             m.store_recovered_wal_bytes.clone(),
         );
+        registry.register(
+            "store_operation_seconds",
+            "Time of each store operation (append, query, aggregate, ...), pages and API alike",
+            m.store_operations.seconds.clone(),
+        );
+        registry.register(
+            "store_operation_errors",
+            "Store operations that failed, by operation and kind (invalid, unavailable, internal)",
+            m.store_operations.errors.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// What the server's [`Metered`](kubetrail_store::metered::Metered) store reports to.
+    pub fn store_operations(&self) -> StoreOperations {
+        self.store_operations.clone()
     }
 
     fn key(&self, source: Source, cluster: &str) -> SourceCluster {
@@ -417,9 +480,8 @@ pub(crate) async fn render(
     let text = match &principal.cluster {
         Some(bound) => state.metrics.encode_for_cluster(bound),
         None => {
-            let store = state.store.clone();
             let damaged = state.committer.failure().is_some();
-            let (bytes, events, recovered) = tokio::task::spawn_blocking(move || {
+            let (bytes, events, recovered) = crate::on_store(&state, move |store| {
                 let recovered = store.recovery_report().map_or(0, |r| r.bytes);
                 // A damaged store may not answer its size: the rest is still worth saying.
                 let measured = store.size_bytes().and_then(|b| Ok((b, store.count()?)));
@@ -429,8 +491,7 @@ pub(crate) async fn render(
                     Err(e) => Err(e),
                 }
             })
-            .await
-            .map_err(|e| ApiError::internal(format!("the metrics task failed: {e}")))?
+            .await?
             .map_err(|e| ApiError::store("measuring the store", &e))?;
             state.metrics.encode(&StoreHealth {
                 bytes,

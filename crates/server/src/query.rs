@@ -60,16 +60,15 @@ fn limit_of(rest: &[(String, String)], default: usize, max: usize) -> Result<usi
     }
 }
 
-/// Runs a store call on the blocking pool.
+/// Runs a store call on the blocking pool ([`crate::on_store`]); a store error is answered
+/// by its kind, naming `what` was done.
 async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     what: &'static str,
     f: impl FnOnce(&dyn Store) -> kubetrail_store::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(|e| ApiError::internal(format!("the query task failed: {e}")))?
+    crate::on_store(state, f)
+        .await?
         .map_err(|e| ApiError::store(what, &e))
 }
 

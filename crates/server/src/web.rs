@@ -270,9 +270,9 @@ pub async fn page(
     let started = Instant::now();
     let worker = state.clone();
     let shown = viewer.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    let result = crate::on_store(&state, move |store| {
         let ctx = Context {
-            store: worker.store.as_ref(),
+            store,
             now_micros: chrono::Utc::now().timestamp_micros(),
             viewer: &shown,
             networks: &worker.ui.networks,
@@ -293,12 +293,17 @@ pub async fn page(
             html_response(status, kubetrail_ui::error_page(Some(&viewer), &e))
         }
         Err(e) => {
-            tracing::error!(error = %e, "a page task failed");
-            let e = UiError::Internal("the page could not be rendered".into());
-            html_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                kubetrail_ui::error_page(Some(&viewer), &e),
-            )
+            // The store did not answer in time, or the page task failed.
+            tracing::error!(error = %e.reason, "a page could not be rendered");
+            let shown = if e.status == StatusCode::SERVICE_UNAVAILABLE {
+                UiError::Store(kubetrail_store::Error::db(
+                    "rendering the page",
+                    std::io::Error::other(e.reason),
+                ))
+            } else {
+                UiError::Internal("the page could not be rendered".into())
+            };
+            html_response(e.status, kubetrail_ui::error_page(Some(&viewer), &shown))
         }
     };
     // How long the server took, for browsers' developer tools and the page benchmark.

@@ -11,6 +11,7 @@
 mod error;
 pub mod intake;
 mod intersect;
+pub mod metered;
 mod query;
 mod record;
 mod scope;

@@ -89,5 +89,16 @@ async fn a_bound_token_sees_only_its_clusters_series() {
     assert!(!prod.contains("kubetrail_store_events"), "{prod}");
     assert!(!prod.contains("kubetrail_store_bytes"), "{prod}");
     assert!(!prod.contains("kubetrail_batch_commit_seconds"), "{prod}");
+    assert!(!prod.contains("kubetrail_store_operation"), "{prod}");
+    // The unbound view times every store operation, the appends of the batches above
+    // included, in one place.
+    for op in ["append", "stats"] {
+        let count = format!("kubetrail_store_operation_seconds_count{{operation=\"{op}\"}} ");
+        let n = all
+            .lines()
+            .find_map(|l| l.strip_prefix(&count))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert!(n.is_some_and(|n| n > 0), "no {count} in {all}");
+    }
     assert!(prod.trim_end().ends_with("# EOF"), "{prod}");
 }
