@@ -344,7 +344,7 @@ impl Store for ClickHouseStore {
             sql::bind(&w)?,
             limit + 1
         ))?;
-        let mut records: Vec<Record> = if keys.is_empty() {
+        let records: Vec<Record> = if keys.is_empty() {
             Vec::new()
         } else {
             let tuples: Vec<String> = keys
@@ -371,13 +371,7 @@ impl Store for ClickHouseStore {
                 .map(|r| record_from_row(r))
                 .collect()
         };
-        let next = if records.len() > limit {
-            records.truncate(limit);
-            records.last().map(Cursor::after)
-        } else {
-            None
-        };
-        Ok(Page { records, next })
+        Ok(Page::from_overfetch(records, limit))
     }
 
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {

@@ -523,13 +523,7 @@ impl Store for DuckDbStore {
             }
             hi = lo.unwrap_or(i64::MIN);
         }
-        let next = if records.len() > limit {
-            records.truncate(limit);
-            records.last().map(Cursor::after)
-        } else {
-            None
-        };
-        Ok(Page { records, next })
+        Ok(Page::from_overfetch(records, limit))
     }
 
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {

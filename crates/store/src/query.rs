@@ -473,6 +473,20 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+impl Page {
+    /// A page of at most `limit` from `records` read newest first with one more than a page
+    /// asked for: the extra one says there is a next page, which starts after the last kept.
+    pub fn from_overfetch(mut records: Vec<Record>, limit: usize) -> Page {
+        let next = if records.len() > limit {
+            records.truncate(limit);
+            records.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Page { records, next }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

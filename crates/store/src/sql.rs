@@ -157,9 +157,13 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
                 parts.push("api_group = ?");
                 params.push(Param::Text(g.clone()));
             }
-            if let Some(res) = &r.resource {
-                parts.push("resource = ?");
-                params.push(Param::Text(res.clone()));
+            match &r.resource {
+                Some(res) => {
+                    parts.push("resource = ?");
+                    params.push(Param::Text(res.clone()));
+                }
+                // Every resource: a non-resource request (`/healthz`) is none.
+                None => parts.push("resource <> ''"),
             }
             if let Some(sub) = &r.subresource {
                 parts.push("subresource = ?");

@@ -31,8 +31,12 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let rows = report::resources(ctx.store, &scope.filter)?;
     // A count's link lists the writes it counted: the resource's, of the column's verbs.
     let link = |resource: &str, verbs: &[&str]| {
+        // Non-resource writes (an HTTP DELETE on a path) have no resource to link to.
+        let Some(selector) = report::resource_of_key(resource) else {
+            return "#".to_string();
+        };
         let counted = Filter {
-            resources: report::resource_of_key(resource).into_iter().collect(),
+            resources: vec![selector],
             verbs: verbs.iter().map(|v| v.to_string()).collect(),
             ..Filter::default()
         };

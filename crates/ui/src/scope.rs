@@ -264,6 +264,8 @@ impl Scope {
             match (k, v.as_str()) {
                 ("from" | "to", _) => {}
                 ("user", "") => out.push((k, NO_USER.to_string())),
+                // A user really called `(none)` would read back as no user.
+                ("user", NO_USER) => return None,
                 (_, "") => return None,
                 _ => out.push((k, v)),
             }

@@ -387,6 +387,13 @@ pub fn filters_select_exactly(store: &dyn Store) {
         r.user = String::new();
     });
     add("text", &|r| r.raw = "{\"needle\":\"Secret-Word\"}".into());
+    add("healthz", &|r| {
+        r.api_version = String::new();
+        r.resource = String::new();
+        r.namespace = String::new();
+        r.name = String::new();
+        r.request_uri = "/healthz".into();
+    });
     store.append(&b).expect("append");
 
     let check = |name: &str, f: Filter, want: &[&str]| {
@@ -413,8 +420,32 @@ pub fn filters_select_exactly(store: &dyn Store) {
         "received",
         "unauth",
         "text",
+        "healthz",
     ];
     check("none", Filter::default(), &all);
+    // `*` is every resource: of the core group, of any group; a non-resource request
+    // (`/healthz`, whose group is empty too) is none of them.
+    let resource_requests: Vec<&str> = all.iter().copied().filter(|id| *id != "healthz").collect();
+    check(
+        "every resource",
+        Filter {
+            resources: vec!["*".parse().unwrap()],
+            ..Filter::default()
+        },
+        &resource_requests,
+    );
+    check(
+        "every core resource",
+        Filter {
+            resources: vec!["*.core".parse().unwrap()],
+            ..Filter::default()
+        },
+        &resource_requests
+            .iter()
+            .copied()
+            .filter(|id| *id != "deploy")
+            .collect::<Vec<_>>(),
+    );
     check(
         "user",
         Filter {
@@ -519,7 +550,8 @@ pub fn filters_select_exactly(store: &dyn Store) {
             namespaces: vec!["".into()],
             ..Filter::default()
         },
-        &["node"],
+        // A non-resource request has no namespace either.
+        &["node", "healthz"],
     );
     check(
         "name",
