@@ -1,7 +1,7 @@
 //! One object's history: every write to it (create, update, patch, delete, including writes
 //! to its subresources), one event per request. The HTTP API, the command line and the web UI
-//! ask it through [`history_filter`] and page it with [`history_page`] or read it whole with
-//! [`history`].
+//! ask it as [`history_filter`] (checked once, before the store is asked) and read it a page at
+//! a time or whole with [`requests`].
 
 use kubetrail_store::{Cursor, Filter, Page, Record, Result, StageSelection, Store};
 
@@ -25,21 +25,6 @@ pub fn history_filter(filter: &Filter) -> Result<Filter> {
     }
     f.stages = StageSelection::Final;
     Ok(f)
-}
-
-/// One page of the history of the object `filter` names, newest first.
-pub fn history_page(
-    store: &dyn Store,
-    filter: &Filter,
-    cursor: Option<&Cursor>,
-    limit: usize,
-) -> Result<Page> {
-    store.query(&history_filter(filter)?, cursor, limit)
-}
-
-/// The newest `limit` writes to the object `filter` names, oldest first.
-pub fn history(store: &dyn Store, filter: &Filter, limit: usize) -> Result<Vec<Record>> {
-    requests(store, &history_filter(filter)?, limit)
 }
 
 /// The newest `limit` requests `filter` selects (one event per request), oldest first: an

@@ -5,7 +5,7 @@
 //!
 //! - [`ReportKind`]: the named reports (overview, resources, users, failures) and [`run`].
 //! - [`Drill`]: the overview's drill-downs, each one filter that both counts and lists.
-//! - [`history_filter`], [`history`], [`history_page`]: one object's writes.
+//! - [`history_filter`]: one object's writes, read with [`requests`].
 //! - [`user_counts`]: one identity's totals.
 //! - [`group_filter`]: the events one row of a count holds.
 //! - [`Networks`] and [`from_outside`]: requests from outside the internal networks.
@@ -25,7 +25,7 @@ use kubetrail_store::{Filter, Result, StageSelection};
 
 pub use drill::{ANONYMOUS_USERS, Drill, INTERACTIVE_SUBRESOURCES, narrow};
 pub use groups::{group_filter, resource_of_key};
-pub use history::{history, history_filter, history_page, read_requests, requests};
+pub use history::{history_filter, read_requests, requests};
 pub use kind::{Report, ReportKind, run};
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};
 pub use overview::{Overview, Section, overview};

@@ -207,7 +207,7 @@ pub(crate) async fn aggregate(
 
 /// `GET /api/v1/audit/history?resource=R&name=N[&namespace=NS]`: every write to one object,
 /// one event per request, oldest first (the newest `limit`, default 1000)
-/// ([`kubetrail_report::history`]).
+/// ([`kubetrail_report::history_filter`]).
 pub(crate) async fn history(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -216,9 +216,10 @@ pub(crate) async fn history(
     let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit"])?;
     let limit = limit_of(&rest, 1000, kubetrail_api::paths::MAX_HISTORY)?;
     // A question without one object is the caller's mistake, before the store is asked.
-    kubetrail_report::history_filter(&filter).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let filter = kubetrail_report::history_filter(&filter)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let records = blocking(&state, "querying history", move |s| {
-        kubetrail_report::history(s, &filter, limit)
+        kubetrail_report::requests(s, &filter, limit)
     })
     .await?;
     Ok(Json(EventsPage {

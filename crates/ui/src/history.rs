@@ -1,4 +1,4 @@
-//! One object's history ([`report::history_page`]): every write to it (create, update, patch,
+//! One object's history ([`report::history_filter`]): every write to it (create, update, patch,
 //! delete, including writes to its subresources), one event per request, newest first.
 
 use kubetrail_report as report;
@@ -29,7 +29,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         .map(|c| c.parse::<Cursor>())
         .transpose()
         .map_err(|e| UiError::BadRequest(format!("parameter cursor: {e}")))?;
-    let page = report::history_page(ctx.store, &filter, cursor.as_ref(), PAGE)?;
+    let page = ctx.store.query(&filter, cursor.as_ref(), PAGE)?;
     let resource = scope.get("resource").unwrap_or_default();
     let name = scope.get("name").unwrap_or_default();
     let namespace = scope.get("namespace");
