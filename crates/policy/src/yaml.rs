@@ -273,11 +273,16 @@ pub fn path_segments(path: &str) -> Vec<Segment<'_>> {
         if !key.is_empty() {
             out.push(Segment::Key(key));
         }
-        while let Some(end) = rest.find(']') {
-            if let Ok(i) = rest[1..end].parse() {
+        // `[N]` steps; anything else after a key (a key spelled with brackets, found by the
+        // policy_yaml fuzz target: `]]]]`) ends the part rather than slicing out of order.
+        while let Some(inner) = rest.strip_prefix('[') {
+            let Some(end) = inner.find(']') else {
+                break;
+            };
+            if let Ok(i) = inner[..end].parse() {
                 out.push(Segment::Index(i));
             }
-            rest = &rest[end + 1..];
+            rest = &inner[end + 1..];
         }
     }
     out
@@ -329,6 +334,24 @@ fn resolve_scalar(text: &str, quoted: bool, tag: Option<&Tag>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_take_brackets_in_order_and_never_panic() {
+        assert_eq!(
+            path_segments("rules[3].resources[0].group"),
+            [
+                Segment::Key("rules"),
+                Segment::Index(3),
+                Segment::Key("resources"),
+                Segment::Index(0),
+                Segment::Key("group")
+            ]
+        );
+        // Keys spelled with brackets (found by the policy_yaml fuzz target).
+        assert_eq!(path_segments("a]]]]"), [Segment::Key("a]]]]")]);
+        assert_eq!(path_segments("[1]]]x"), [Segment::Index(1)]);
+        assert_eq!(path_segments("a[2"), [Segment::Key("a")]);
+    }
     use serde_json::json;
 
     #[test]
