@@ -2,10 +2,11 @@
 //! prints their answers; errors leave through `anyhow` with their whole chain.
 
 mod cli;
+mod config;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// mimalloc rather than the system allocator: decoding and storing events allocates and frees
 /// many small strings across threads, where glibc's malloc cost import ~15% of its time.
@@ -50,8 +51,18 @@ enum Command {
     WebhookConfig(cli::serve::WebhookConfigArgs),
 }
 
+/// The command line, with the help of `serve`'s and `agent`'s flags taken from their
+/// configuration's documentation.
+fn command() -> clap::Command {
+    let serve = config::reference::schema::<config::ServeConfig>();
+    let agent = config::reference::schema::<config::AgentConfig>();
+    Cli::command()
+        .mut_subcommand("serve", |c| config::document_flags(c, &serve))
+        .mut_subcommand("agent", |c| config::document_flags(c, &agent))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     // Commands that print answers stop quietly when their reader goes away (`| head`), as
     // command-line tools do. The long-running network commands keep Rust's default (SIGPIPE
     // ignored), so a peer closing a socket is an error to handle, not the end of the process.
@@ -81,5 +92,71 @@ fn main() -> ExitCode {
             eprintln!("error: {}", lines.join("\n"));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every flag of `serve` and `agent` is a key of its configuration and the other way
+    /// round, and its help is the key's documentation.
+    #[test]
+    fn flags_and_configuration_keys_are_the_same_set() {
+        let mut cmd = command();
+        cmd.build();
+        for (sub, schema, own) in [
+            (
+                "serve",
+                config::reference::schema::<config::ServeConfig>(),
+                &[
+                    "config",
+                    "print-config",
+                    "demo",
+                    "demo-events",
+                    "help",
+                    "version",
+                ][..],
+            ),
+            (
+                "agent",
+                config::reference::schema::<config::AgentConfig>(),
+                &["config", "print-config", "help", "version"][..],
+            ),
+        ] {
+            let sub = cmd.find_subcommand(sub).unwrap();
+            let mut flags: Vec<String> = sub
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .filter(|l| !own.contains(l))
+                .map(config::reference::key_of_flag)
+                .collect();
+            let mut keys: Vec<String> = schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "version")
+                .cloned()
+                .collect();
+            flags.sort();
+            keys.sort();
+            assert_eq!(flags, keys, "{}", sub.get_name());
+            for a in sub.get_arguments() {
+                let Some(long) = a.get_long() else { continue };
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(!help.is_empty(), "--{long} has no help");
+            }
+        }
+        let serve = cmd.find_subcommand("serve").unwrap();
+        let help = |long: &str| {
+            let arg = serve.get_arguments().find(|a| a.get_long() == Some(long));
+            arg.unwrap().get_help().unwrap().to_string()
+        };
+        assert_eq!(
+            help("listen"),
+            "Address and port to listen on. [default: 127.0.0.1:8080]"
+        );
+        assert_eq!(help("version"), "Print version");
     }
 }

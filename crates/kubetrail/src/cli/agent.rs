@@ -1,5 +1,5 @@
 //! `kubetrail agent`: follow the apiserver's audit log and ship it to `kubetrail serve`.
-//! Configured by a YAML file and flags (flags win).
+//! Configured by a YAML file and flags (flags win): [`AgentConfig`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,69 +10,72 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use kubetrail_agent::{Agent, AgentConfig, AgentMetrics, serve_metrics};
+use kubetrail_agent::{Agent, AgentConfig as Runtime, AgentMetrics, serve_metrics};
 use kubetrail_api::ClientOptions;
-use serde::Deserialize;
+use serde::Serialize;
+
+use crate::config::AgentConfig;
 
 use super::common::read_token_file;
 use super::serve::init_logging;
 
-#[derive(Debug, Args)]
+/// The flags of `agent`. Each one but `--config` and `--print-config` is a key of
+/// [`AgentConfig`], whose docs are the flags' help; serialized, they are the top layer of the
+/// configuration.
+#[derive(Debug, Args, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AgentArgs {
-    /// YAML configuration file; every key is also a flag, and flags override the file.
+    /// YAML configuration file (keys in docs/configuration.md); flags and environment
+    /// variables override it.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     config: Option<PathBuf>,
-    /// The apiserver's --audit-log-path [default: /var/log/kubernetes/kubernetes.audit].
+    /// Print the configuration the agent would run with (defaults, file, environment and
+    /// flags merged) as YAML, and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
     #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<PathBuf>,
-    /// Base URL of kubetrail serve.
     #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<String>,
-    /// File holding an ingest token.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     token_file: Option<PathBuf>,
-    /// CA certificate (PEM) of the server.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     ca_file: Option<PathBuf>,
-    /// Cluster name stamped on the events (when the token is not bound to one).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<String>,
-    /// This node's name [default: $NODE_NAME, else the host name].
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<String>,
-    /// Where the checkpoint is kept [default: /var/lib/kubetrail-agent].
     #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     state_dir: Option<PathBuf>,
-    /// Largest batch in bytes, before compression [default: 4 MiB].
     #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     batch_max_bytes: Option<usize>,
-    /// How often to look for new lines and files, in milliseconds [default: 200].
     #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     poll_interval_ms: Option<u64>,
-    /// When more than this many bytes wait undelivered, skip the oldest rotated files and
-    /// report them as gaps [default: no limit].
     #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_backlog_bytes: Option<u64>,
-    /// Serve the agent's /metrics and /healthz here, without authentication (keep it on
-    /// loopback or a private network) [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AgentFile {
-    path: Option<PathBuf>,
-    server: Option<String>,
-    token_file: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    cluster: Option<String>,
-    node: Option<String>,
-    state_dir: Option<PathBuf>,
-    batch_max_bytes: Option<usize>,
-    poll_interval_ms: Option<u64>,
-    max_backlog_bytes: Option<u64>,
-    metrics_listen: Option<SocketAddr>,
+/// The configuration: defaults, then `--config`, then flags.
+fn config(args: &AgentArgs) -> Result<AgentConfig> {
+    let config: AgentConfig =
+        crate::config::layered(args.config.as_deref(), "an agent configuration", args)?;
+    config.check()?;
+    Ok(config)
 }
 
 fn host_name() -> Option<String> {
@@ -88,52 +91,33 @@ fn host_name() -> Option<String> {
 }
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
+    let c = config(&args)?;
+    if args.print_config {
+        print!("{}", serde_norway::to_string(&c)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     init_logging();
-    let file: AgentFile = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_norway::from_str(&text)
-                .with_context(|| format!("{}: not an agent configuration", path.display()))?
-        }
-        None => AgentFile::default(),
-    };
-    let Some(server) = args.server.or(file.server) else {
+    let Some(server) = c.server else {
         bail!("agent needs --server URL (kubetrail serve's base URL)");
     };
-    let token = match args.token_file.or(file.token_file) {
-        Some(f) => Some(read_token_file(&f)?),
+    let token = match &c.token_file {
+        Some(f) => Some(read_token_file(f)?),
         None => None,
     };
-    let Some(node) = args.node.or(file.node).or_else(host_name) else {
+    let Some(node) = c.node.or_else(host_name) else {
         bail!("cannot tell this node's name: give --node or set NODE_NAME");
     };
-    let path = args
-        .path
-        .or(file.path)
-        .unwrap_or_else(|| PathBuf::from("/var/log/kubernetes/kubernetes.audit"));
-    let state_dir = args
-        .state_dir
-        .or(file.state_dir)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/kubetrail-agent"));
-    let mut config = AgentConfig::new(path, server, node, state_dir);
-    config.client = ClientOptions {
+    let mut settings = Runtime::new(c.path, server, node, c.state_dir);
+    settings.client = ClientOptions {
         token,
-        ca_file: args.ca_file.or(file.ca_file),
+        ca_file: c.ca_file,
         ..ClientOptions::default()
     };
-    config.cluster = args.cluster.or(file.cluster);
-    if let Some(b) = args.batch_max_bytes.or(file.batch_max_bytes) {
-        if b < 1024 {
-            bail!("--batch-max-bytes {b}: at least 1024");
-        }
-        config.batch_max_bytes = b;
-    }
-    if let Some(ms) = args.poll_interval_ms.or(file.poll_interval_ms) {
-        config.poll_interval = Duration::from_millis(ms.max(10));
-    }
-    config.max_backlog_bytes = args.max_backlog_bytes.or(file.max_backlog_bytes);
-    let metrics_listen = args.metrics_listen.or(file.metrics_listen);
+    settings.cluster = c.cluster;
+    settings.batch_max_bytes = c.batch_max_bytes;
+    settings.poll_interval = Duration::from_millis(c.poll_interval_ms);
+    settings.max_backlog_bytes = c.max_backlog_bytes;
+    let metrics_listen = c.metrics_listen;
 
     let metrics = Arc::new(AgentMetrics::new());
     let stop = Arc::new(AtomicBool::new(false));
@@ -164,7 +148,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let driver = std::thread::spawn(move || {
         runtime.block_on(std::future::pending::<()>());
     });
-    let mut agent = Agent::new(config, metrics)?;
+    let mut agent = Agent::new(settings, metrics)?;
     agent.run(&stop)?;
     drop(driver);
     Ok(ExitCode::SUCCESS)

@@ -32,7 +32,18 @@ pub struct StoreArgs {
 }
 
 /// Which store backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The embedded store in --data-dir.
@@ -42,23 +53,30 @@ pub enum Backend {
     Clickhouse,
 }
 
-/// The store backend and, for ClickHouse, where it is.
-#[derive(Debug, Clone, Default, Args)]
+/// The store backend and, for ClickHouse, where it is. Serialized (for `serve`'s
+/// configuration layers), only what was given.
+#[derive(Debug, Clone, Default, Args, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendArgs {
     /// The store: the embedded one (duckdb), or ClickHouse.
     #[arg(long = "store", value_enum, env = "KUBETRAIL_STORE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<Backend>,
     /// ClickHouse's HTTP interface, e.g. http://127.0.0.1:8123.
     #[arg(long, env = "KUBETRAIL_CLICKHOUSE_URL", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clickhouse_url: Option<String>,
     /// ClickHouse database (created if missing) [default: kubetrail].
     #[arg(long, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clickhouse_database: Option<String>,
     /// ClickHouse user.
     #[arg(long, value_name = "USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clickhouse_user: Option<String>,
     /// File holding the ClickHouse user's password.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clickhouse_password_file: Option<PathBuf>,
 }
 

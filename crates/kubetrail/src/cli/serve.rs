@@ -17,109 +17,87 @@ use kubetrail_server::{
 };
 use kubetrail_store::{Retention, Store};
 use kubetrail_ui::Networks;
-use serde::Deserialize;
+use serde::Serialize;
 
-use super::common::{Backend, BackendArgs, parse_duration, read_token_file};
+use super::common::{Backend, BackendArgs, read_token_file};
+use crate::config::{HumanDuration, ServeConfig, is_false};
 
-/// Default address: loopback only, so nothing is exposed by accident.
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-#[derive(Debug, Args)]
+/// The flags of `serve`. Each one but `--config`, `--print-config` and the demo's is a key of
+/// [`ServeConfig`], whose docs are the flags' help (see [`crate::config::document_flags`]);
+/// serialized, they are the top layer of the configuration.
+#[derive(Debug, Args, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ServeArgs {
-    /// YAML configuration file; every key is also a flag, and flags override the file.
+    /// YAML configuration file (keys in docs/configuration.md); flags and environment
+    /// variables override it.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     config: Option<PathBuf>,
-    /// Address and port to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR:PORT")]
-    listen: Option<SocketAddr>,
-    /// Data directory of the embedded store [default: kubetrail-data].
-    #[arg(long, env = "KUBETRAIL_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Tokens file: a YAML list of {name, token, role: ingest|read|admin, cluster?}.
-    #[arg(long, value_name = "FILE")]
-    tokens_file: Option<PathBuf>,
-    /// Server certificate (PEM): serve HTTPS.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// Private key of --tls-cert (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// CA (PEM) whose client certificates may post to the webhook (mTLS).
-    #[arg(long, value_name = "FILE")]
-    client_ca: Option<PathBuf>,
-    /// Run without authentication: anyone who can connect may read and write everything.
+    /// Print the configuration the server would run with (defaults, file, environment and
+    /// flags merged) as YAML, and exit.
     #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
+    #[arg(long, value_name = "ADDR:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[arg(long, env = "KUBETRAIL_DATA_DIR", value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ca: Option<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     insecure_no_auth: bool,
-    /// Largest request body in bytes (and largest decompressed agent batch).
     #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_body_bytes: Option<usize>,
-    /// Longest URL (path and query) in bytes; longer requests are answered 414 [default: 8192].
     #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_url_bytes: Option<usize>,
-    /// Time a client has for the TLS handshake and for each request's line and headers, also
-    /// the idle time of a kept-alive connection; then the connection is closed [default: 10000].
     #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     header_read_timeout_ms: Option<u64>,
-    /// Time a client has to send a request's body after its headers; then it is answered 408
-    /// and the connection closed [default: 60000].
     #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     body_read_timeout_ms: Option<u64>,
-    /// Connections served at once; further connections wait in the listen backlog until one
-    /// ends [default: 1024].
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
     #[command(flatten)]
+    #[serde(flatten)]
     backend: BackendArgs,
-    /// Delete events older than this (e.g. 90d); checked every 10 minutes.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    retention_max_age: Option<Duration>,
-    /// Delete the oldest events while the store is larger than this many bytes.
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention_max_age: Option<HumanDuration>,
     #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     retention_max_bytes: Option<u64>,
-    /// Source address ranges counted as internal by the web UI (CIDR, comma-separated)
-    /// [default: loopback, private, link-local and shared address space].
     #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
     internal_networks: Option<Vec<String>>,
-    /// Mark the session cookie Secure even when serving plain HTTP (behind a proxy that
-    /// terminates TLS); with --tls-cert it always is.
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     secure_cookies: bool,
     /// Serve a throwaway store loaded with the bundled real audit samples and a week of
     /// generated traffic; without --tokens-file, on loopback only and without sign-in.
     #[arg(long, conflicts_with_all = ["data_dir", "config"])]
+    #[serde(skip)]
     demo: bool,
     /// Generated events in the demo.
     #[arg(long, default_value_t = 100_000, requires = "demo", value_name = "N")]
+    #[serde(skip)]
     demo_events: u64,
-}
-
-/// The configuration file: the flags' names in camelCase.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ServeFile {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    tokens_file: Option<PathBuf>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    client_ca: Option<PathBuf>,
-    #[serde(default)]
-    insecure_no_auth: bool,
-    max_body_bytes: Option<usize>,
-    max_url_bytes: Option<usize>,
-    header_read_timeout_ms: Option<u64>,
-    body_read_timeout_ms: Option<u64>,
-    max_connections: Option<usize>,
-    retention_max_age: Option<String>,
-    retention_max_bytes: Option<u64>,
-    store: Option<Backend>,
-    clickhouse_url: Option<String>,
-    clickhouse_database: Option<String>,
-    clickhouse_user: Option<String>,
-    clickhouse_password_file: Option<PathBuf>,
-    internal_networks: Option<Vec<String>>,
-    #[serde(default)]
-    secure_cookies: bool,
 }
 
 /// The merged settings.
@@ -139,28 +117,25 @@ struct Settings {
     demo: Option<u64>,
 }
 
+/// The configuration: defaults, then `--config`, then environment and flags.
+fn config(args: &ServeArgs) -> Result<ServeConfig> {
+    let config: ServeConfig =
+        crate::config::layered(args.config.as_deref(), "a serve configuration", args)?;
+    config.check()?;
+    Ok(config)
+}
+
 fn settings(args: ServeArgs) -> Result<Settings> {
-    let file: ServeFile = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_norway::from_str(&text)
-                .with_context(|| format!("{}: not a serve configuration", path.display()))?
-        }
-        None => ServeFile::default(),
-    };
-    let listen = match args.listen.or(file.listen) {
-        Some(l) => l,
-        None => DEFAULT_LISTEN.parse().context("the default address")?,
-    };
-    let tokens_file = args.tokens_file.or(file.tokens_file);
+    let c = config(&args)?;
     // A demo holds no one's real data: without tokens it needs no sign-in, on loopback only.
-    let demo_open = args.demo && tokens_file.is_none();
-    if demo_open && !listen.ip().is_loopback() {
-        bail!("--demo without --tokens-file listens on loopback only, not {listen}");
+    let demo_open = args.demo && c.tokens_file.is_none();
+    if demo_open && !c.listen.ip().is_loopback() {
+        bail!(
+            "--demo without --tokens-file listens on loopback only, not {}",
+            c.listen
+        );
     }
-    let insecure = args.insecure_no_auth || file.insecure_no_auth || demo_open;
-    let auth = match (tokens_file, insecure) {
+    let auth = match (c.tokens_file, c.insecure_no_auth || demo_open) {
         (Some(_), true) => bail!("--tokens-file and --insecure-no-auth contradict each other"),
         (Some(f), false) => Authenticator::Tokens(load_tokens(&f)?),
         (None, true) => Authenticator::Insecure,
@@ -169,116 +144,55 @@ fn settings(args: ServeArgs) -> Result<Settings> {
              --insecure-no-auth to run without authentication"
         ),
     };
-    let cert = args.tls_cert.or(file.tls_cert);
-    let key = args.tls_key.or(file.tls_key);
-    let client_ca = args.client_ca.or(file.client_ca);
-    let tls = match (cert, key) {
+    let tls = match (c.tls_cert, c.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert,
             key,
-            client_ca,
+            client_ca: c.client_ca,
         }),
-        (None, None) if client_ca.is_some() => {
+        (None, None) if c.client_ca.is_some() => {
             bail!("--client-ca needs HTTPS: give --tls-cert and --tls-key")
         }
         (None, None) => None,
         _ => bail!("give both --tls-cert and --tls-key"),
     };
-    let max_age = match (args.retention_max_age, &file.retention_max_age) {
-        (Some(d), _) => Some(d),
-        (None, Some(text)) => Some(
-            parse_duration(text)
-                .map_err(anyhow::Error::msg)
-                .context("retentionMaxAge")?,
-        ),
-        (None, None) => None,
-    };
     // A demo's store is the throwaway embedded one, never a configured server's.
-    if args.demo && matches!(args.backend.store, Some(Backend::Clickhouse)) {
+    if args.demo && c.store == Backend::Clickhouse {
         bail!(
             "--demo loads generated events into a throwaway embedded store; it does not take --store clickhouse (nor KUBETRAIL_STORE=clickhouse)"
         );
     }
-    let positive = |key: &str, v: Option<u64>| -> Result<Option<u64>> {
-        match v {
-            Some(0) => bail!("{key}: must be greater than 0"),
-            v => Ok(v),
-        }
-    };
-    let ms = |key: &str, flag: Option<u64>, file: Option<u64>, default: Duration| {
-        positive(key, flag.or(file)).map(|v| v.map_or(default, Duration::from_millis))
-    };
-    let requests = RequestLimits {
-        max_url_bytes: positive(
-            "maxUrlBytes",
-            args.max_url_bytes.or(file.max_url_bytes).map(|v| v as u64),
-        )?
-        .map_or(kubetrail_server::DEFAULT_MAX_URL_BYTES, |v| v as usize),
-        body_read_timeout: ms(
-            "bodyReadTimeoutMs",
-            args.body_read_timeout_ms,
-            file.body_read_timeout_ms,
-            kubetrail_server::DEFAULT_BODY_READ_TIMEOUT,
-        )?,
-    };
-    let connections = ConnectionLimits {
-        header_read_timeout: ms(
-            "headerReadTimeoutMs",
-            args.header_read_timeout_ms,
-            file.header_read_timeout_ms,
-            kubetrail_server::tls::DEFAULT_HEADER_READ_TIMEOUT,
-        )?,
-        max_connections: positive(
-            "maxConnections",
-            args.max_connections
-                .or(file.max_connections)
-                .map(|v| v as u64),
-        )?
-        .map_or(kubetrail_server::tls::DEFAULT_MAX_CONNECTIONS, |v| {
-            v as usize
-        }),
-    };
-    let networks = match args.internal_networks.or(file.internal_networks) {
-        Some(list) => {
-            Networks::parse(&list).map_err(|e| anyhow::anyhow!("--internal-networks: {e}"))?
-        }
-        None => Networks::default(),
-    };
+    let networks = Networks::parse(&c.internal_networks)
+        .map_err(|e| anyhow::anyhow!("--internal-networks: {e}"))?;
     Ok(Settings {
         networks,
-        secure_cookies: args.secure_cookies || file.secure_cookies,
+        secure_cookies: c.secure_cookies,
         demo: args.demo.then_some(args.demo_events),
-        listen,
-        data_dir: args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("kubetrail-data")),
+        listen: c.listen,
+        data_dir: c.data_dir,
         auth,
         tls,
         limits: Limits {
-            max_body_bytes: args
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(kubetrail_server::DEFAULT_MAX_BODY_BYTES),
+            max_body_bytes: c.max_body_bytes,
         },
-        requests,
-        connections,
+        requests: RequestLimits {
+            max_url_bytes: c.max_url_bytes,
+            body_read_timeout: Duration::from_millis(c.body_read_timeout_ms),
+        },
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_millis(c.header_read_timeout_ms),
+            max_connections: c.max_connections,
+        },
         retention: Retention {
-            max_age,
-            max_bytes: args.retention_max_bytes.or(file.retention_max_bytes),
+            max_age: c.retention_max_age.map(|d| d.0),
+            max_bytes: c.retention_max_bytes,
         },
         backend: BackendArgs {
-            store: args.backend.store.or(file.store),
-            clickhouse_url: args.backend.clickhouse_url.or(file.clickhouse_url),
-            clickhouse_database: args
-                .backend
-                .clickhouse_database
-                .or(file.clickhouse_database),
-            clickhouse_user: args.backend.clickhouse_user.or(file.clickhouse_user),
-            clickhouse_password_file: args
-                .backend
-                .clickhouse_password_file
-                .or(file.clickhouse_password_file),
+            store: Some(c.store),
+            clickhouse_url: c.clickhouse_url,
+            clickhouse_database: Some(c.clickhouse_database),
+            clickhouse_user: c.clickhouse_user,
+            clickhouse_password_file: c.clickhouse_password_file,
         },
     })
 }
@@ -318,6 +232,10 @@ async fn shutdown_signal() {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    if args.print_config {
+        print!("{}", serde_norway::to_string(&config(&args)?)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     init_logging();
     let s = settings(args)?;
     if matches!(s.auth, Authenticator::Insecure) {
@@ -518,7 +436,7 @@ mod tests {
         let file = dir.path().join("serve.yaml");
         std::fs::write(
             &file,
-            "headerReadTimeoutMs: 2500\nbodyReadTimeoutMs: 30000\nmaxConnections: 64\nmaxUrlBytes: 4096\n",
+            "headerReadTimeoutMs: 2500\nbodyReadTimeoutMs: 30000\nmaxConnections: 64\nmaxUrlBytes: 4096\nretentionMaxAge: 30d\n",
         )
         .unwrap();
         let path = file.to_str().unwrap();
@@ -530,15 +448,26 @@ mod tests {
         assert_eq!(s.connections.max_connections, 64);
         assert_eq!(s.requests.body_read_timeout, Duration::from_secs(30));
         assert_eq!(s.requests.max_url_bytes, 4096);
+        assert_eq!(s.retention.max_age, Some(Duration::from_secs(30 * 86_400)));
         // Flags win.
-        let s = parse(&["--config", path, "--max-connections", "8"]).unwrap();
+        let s = parse(&[
+            "--config",
+            path,
+            "--max-connections",
+            "8",
+            "--retention-max-age",
+            "1d",
+        ])
+        .unwrap();
         assert_eq!(s.connections.max_connections, 8);
+        assert_eq!(s.retention.max_age, Some(Duration::from_secs(86_400)));
         // Zero would refuse everything, or wait for nothing.
         for (flag, key) in [
             ("--header-read-timeout-ms", "headerReadTimeoutMs"),
             ("--body-read-timeout-ms", "bodyReadTimeoutMs"),
             ("--max-connections", "maxConnections"),
             ("--max-url-bytes", "maxUrlBytes"),
+            ("--max-body-bytes", "maxBodyBytes"),
         ] {
             let e = parse(&[flag, "0"]).err().unwrap().to_string();
             assert!(e.contains(key), "{e}");

@@ -136,3 +136,76 @@ fn webhook_config_embeds_what_the_apiserver_needs() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("http:// or https://"), "{}", stderr(&o));
 }
+
+/// Defaults < file < environment < flags, as `--print-config` shows the merge; the agent's
+/// layers likewise, and a file key that does not exist is refused with its line.
+#[test]
+fn configuration_layers_merge_in_order() {
+    let (_d, config) = file(
+        "serve.yaml",
+        "dataDir: /from/file\nmaxConnections: 64\nstore: duckdb\nretentionMaxAge: 30d\n",
+    );
+    let config = config.to_str().unwrap();
+    let print = |env: &[(&str, &str)], flags: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubetrail"));
+        cmd.args(["serve", "--print-config", "--config", config])
+            .args(flags)
+            .env_remove("KUBETRAIL_DATA_DIR")
+            .env_remove("KUBETRAIL_STORE")
+            .env_remove("KUBETRAIL_CLICKHOUSE_URL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_norway::from_str(&stdout(&o)).unwrap();
+        v
+    };
+    let v = print(&[], &[]);
+    assert_eq!(v["dataDir"], "/from/file");
+    assert_eq!(v["maxConnections"], 64);
+    assert_eq!(v["maxUrlBytes"], 8192, "the default");
+    assert_eq!(v["retentionMaxAge"], "30d");
+    assert_eq!(v["version"], 1);
+    let v = print(&[("KUBETRAIL_DATA_DIR", "/from/env")], &[]);
+    assert_eq!(v["dataDir"], "/from/env", "the environment over the file");
+    let v = print(
+        &[("KUBETRAIL_DATA_DIR", "/from/env")],
+        &["--data-dir", "/from/flag", "--max-connections", "8"],
+    );
+    assert_eq!(v["dataDir"], "/from/flag", "the flag over the environment");
+    assert_eq!(v["maxConnections"], 8);
+
+    let (_a, agent) = file(
+        "agent.yaml",
+        "server: http://file:8080\npollIntervalMs: 500\n",
+    );
+    let o = kubetrail(
+        &[
+            "agent",
+            "--print-config",
+            "--config",
+            agent.to_str().unwrap(),
+            "--poll-interval-ms",
+            "250",
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_norway::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["server"], "http://file:8080");
+    assert_eq!(v["pollIntervalMs"], 250);
+    assert_eq!(v["batchMaxBytes"], 4194304);
+
+    let (_b, bad) = file("serve.yaml", "listen: 127.0.0.1:1\ntokenFile: x\n");
+    let o = kubetrail(
+        &["serve", "--print-config", "--config", bad.to_str().unwrap()],
+        "",
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("unknown field `tokenFile`") && e.contains("line 2"),
+        "{e}"
+    );
+}
