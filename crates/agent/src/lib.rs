@@ -184,15 +184,8 @@ impl Agent {
             .pending_gaps()
             .iter()
             .map(|g| Gap {
-                id: g.id.clone(),
-                cluster: String::new(),
                 node: self.config.node.clone(),
-                file: g.path.display().to_string(),
-                fingerprint: g.fingerprint.clone(),
-                from_offset: g.from_offset,
-                bytes: g.bytes,
-                detected_at: g.detected_at.clone(),
-                reason: g.reason.clone(),
+                ..g.clone()
             })
             .collect();
         let status = AgentStatus {

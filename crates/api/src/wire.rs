@@ -91,33 +91,9 @@ pub struct AggregateReply {
     pub buckets: Vec<Bucket>,
 }
 
-/// A stretch of audit log an agent could not deliver (the file was deleted, or the agent
-/// skipped it to stay within its backlog limit).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Gap {
-    /// Unique per agent and gap; the server stores each id once.
-    pub id: String,
-    /// Cluster (filled in by the server from the agent's identity when empty).
-    #[serde(default)]
-    pub cluster: String,
-    /// Node the agent runs on.
-    #[serde(default)]
-    pub node: String,
-    /// The file, as last seen.
-    pub file: String,
-    /// The file's fingerprint.
-    pub fingerprint: String,
-    /// First byte (of the uncompressed content) not delivered.
-    pub from_offset: u64,
-    /// Bytes known lost (the file's last known size minus `fromOffset`); the true loss can be
-    /// larger when the file grew after it was last seen.
-    pub bytes: u64,
-    /// When the agent noticed (RFC 3339).
-    pub detected_at: String,
-    /// Why: `deleted before it was read`, `skipped: backlog above limit`, ...
-    pub reason: String,
-}
+/// A stretch of audit log an agent could not deliver: the one type the follower, the agent
+/// and the server share.
+pub use kubetrail_model::{Gap, GapReason};
 
 /// What an agent reports periodically.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! The `audit.k8s.io` data model: audit [`Event`]s and [`EventList`]s as kube-apiserver writes
 //! them (v1, v1beta1 and v1alpha1), the enums they are built from ([`Level`], [`Stage`]), and the
-//! raw [`policy`] types that audit policy files decode into.
+//! raw [`policy`] types that audit policy files decode into; and the [`Gap`], a stretch of
+//! audit log known lost on its way to the store.
 //!
 //! Decoding is lossless: fields this crate does not know are kept and written back on encoding,
 //! so a round trip through [`Event`] changes nothing but the version-specific fields that have a
@@ -17,6 +18,7 @@ mod depth;
 mod encode;
 mod error;
 mod event;
+mod gap;
 mod level;
 pub mod policy;
 mod raw;
@@ -30,6 +32,7 @@ pub use decode::{
 pub use depth::MAX_DEPTH;
 pub use error::{Error, Result};
 pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
+pub use gap::{Gap, GapReason};
 pub use level::{Level, Stage};
 pub use raw::RawJson;
 pub use request::is_long_running;

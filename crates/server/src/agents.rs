@@ -201,7 +201,7 @@ mod tests {
             from_offset: 10,
             bytes: 90,
             detected_at: "2024-01-01T00:00:01Z".into(),
-            reason: "deleted before it was read".into(),
+            reason: kubetrail_api::wire::GapReason::Deleted,
         }
     }
 

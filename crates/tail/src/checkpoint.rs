@@ -8,10 +8,12 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use kubetrail_model::Gap;
 use serde::{Deserialize, Serialize};
 
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes. Version 1 (whose gaps named their file `path`) is
+/// still read.
+pub const VERSION: u32 = 2;
 
 /// One followed file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,26 +31,6 @@ pub struct FileState {
     pub finished: bool,
 }
 
-/// A stretch of log that could not be delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GapRecord {
-    /// Unique among this follower's gaps.
-    pub id: String,
-    /// The file as last seen.
-    pub path: PathBuf,
-    /// Its fingerprint.
-    pub fingerprint: String,
-    /// First byte not delivered.
-    pub from_offset: u64,
-    /// Bytes known lost.
-    pub bytes: u64,
-    /// When it was noticed (RFC 3339).
-    pub detected_at: String,
-    /// Why.
-    pub reason: String,
-}
-
 /// Everything the follower keeps.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,7 +40,7 @@ pub struct Checkpoint {
     /// Followed files.
     pub files: Vec<FileState>,
     /// Gaps not yet acknowledged by a server.
-    pub pending_gaps: Vec<GapRecord>,
+    pub pending_gaps: Vec<Gap>,
     /// Bytes lost so far, over the follower's life.
     pub dropped_bytes: u64,
 }
@@ -83,6 +65,18 @@ pub enum CheckpointError {
         /// Why.
         reason: String,
     },
+}
+
+/// Version 1 to 2: a pending gap's file was `path`; it is `file`, as on the wire.
+fn upgrade_from_1(value: &mut serde_json::Value) {
+    if let Some(gaps) = value.get_mut("pendingGaps").and_then(|g| g.as_array_mut()) {
+        for gap in gaps.iter_mut().filter_map(|g| g.as_object_mut()) {
+            if let Some(path) = gap.remove("path") {
+                gap.insert("file".into(), path);
+            }
+        }
+    }
+    value["version"] = VERSION.into();
 }
 
 impl Checkpoint {
@@ -111,12 +105,16 @@ impl Checkpoint {
 
     /// Reads the state from a checkpoint file's text; the error says why it is unusable.
     pub fn parse(text: &str) -> Result<Checkpoint, String> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if version != u64::from(VERSION) {
-            return Err(format!(
-                "format version {version}; this kubetrail reads version {VERSION}"
-            ));
+        match version {
+            1 => upgrade_from_1(&mut value),
+            v if v == u64::from(VERSION) => {}
+            _ => {
+                return Err(format!(
+                    "format version {version}; this kubetrail reads versions 1 to {VERSION}"
+                ));
+            }
         }
         serde_json::from_value(value).map_err(|e| e.to_string())
     }
@@ -173,10 +171,28 @@ mod tests {
         c.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), c);
         assert!(!path.with_extension("tmp").exists());
-        std::fs::write(&path, r#"{"version":2,"files":[]}"#).unwrap();
+        std::fs::write(&path, r#"{"version":3,"files":[]}"#).unwrap();
         let e = Checkpoint::load(&path).unwrap_err().to_string();
-        assert!(e.contains("format version 2"), "{e}");
+        assert!(e.contains("format version 3"), "{e}");
         std::fs::write(&path, "{\"vers").unwrap();
         assert!(Checkpoint::load(&path).is_err());
+    }
+
+    /// A checkpoint an earlier agent wrote keeps its files and its unreported gaps.
+    #[test]
+    fn reads_version_1() {
+        let v1 = r#"{"version":1,"files":[{"fingerprint":"fp","path":"/var/log/a.audit","offset":5,"sizeSeen":9,"finished":false}],"pendingGaps":[{"id":"g1","path":"/var/log/a-2024.audit","fingerprint":"f2","fromOffset":10,"bytes":90,"detectedAt":"2024-01-01T00:00:01Z","reason":"deleted before it was read to its end"}],"droppedBytes":90}"#;
+        let c = Checkpoint::parse(v1).unwrap();
+        assert_eq!(c.version, VERSION);
+        assert_eq!(c.files[0].path, PathBuf::from("/var/log/a.audit"));
+        assert_eq!(c.files[0].offset, 5);
+        let gap = &c.pending_gaps[0];
+        assert_eq!(gap.file, "/var/log/a-2024.audit");
+        assert_eq!(gap.reason, kubetrail_model::GapReason::Deleted);
+        assert_eq!((gap.from_offset, gap.bytes), (10, 90));
+        assert_eq!(c.dropped_bytes, 90);
+        // Written again, it is version 2 and reads back the same.
+        assert_eq!(Checkpoint::parse(&c.to_json()).unwrap(), c);
+        assert!(c.to_json().contains(r#""version":2"#));
     }
 }

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, FileState, GapRecord};
+use crate::checkpoint::{Checkpoint, CheckpointError, FileState};
 use crate::rotation::parse_backup_name;
+use kubetrail_model::{Gap, GapReason};
 
 /// How many first bytes identify a file (less when its first line is shorter).
 pub const FINGERPRINT_BYTES: usize = 1024;
@@ -232,23 +233,25 @@ impl Follower {
             .position(|f| f.fingerprint == fingerprint)
     }
 
-    fn gap(&mut self, file: &FileState, bytes: u64, reason: &str) {
+    fn gap(&mut self, file: &FileState, bytes: u64, reason: GapReason) {
         self.gap_seq += 1;
         let now = chrono::Utc::now();
         self.state.dropped_bytes += bytes;
-        self.state.pending_gaps.push(GapRecord {
+        self.state.pending_gaps.push(Gap {
             id: format!(
                 "{}-{}-{}",
                 file.fingerprint,
                 file.offset,
                 now.timestamp_micros()
             ),
-            path: file.path.clone(),
+            cluster: String::new(),
+            node: String::new(),
+            file: file.path.display().to_string(),
             fingerprint: file.fingerprint.clone(),
             from_offset: file.offset,
             bytes,
             detected_at: now.to_rfc3339(),
-            reason: reason.to_string(),
+            reason,
         });
     }
 
@@ -366,9 +369,9 @@ impl Follower {
                 // unread byte was seen (it grew after the last scan). `bytes` is a lower bound.
                 if !f.finished {
                     let reason = if f.path == self.active {
-                        "rotated away or truncated before it was read to its end"
+                        GapReason::RotatedAway
                     } else {
-                        "deleted before it was read to its end"
+                        GapReason::Deleted
                     };
                     self.gap(&f, f.size_seen.saturating_sub(f.offset), reason);
                 }
@@ -388,7 +391,7 @@ impl Follower {
                     self.gap(
                         &f,
                         f.size_seen.saturating_sub(f.offset),
-                        "skipped: the backlog was above --max-backlog-bytes",
+                        GapReason::BacklogSkipped,
                     );
                     let e = &mut self.state.files[i];
                     e.offset = e.size_seen.max(e.offset);
@@ -562,7 +565,7 @@ impl Follower {
     }
 
     /// Gaps not yet reported.
-    pub fn pending_gaps(&self) -> &[GapRecord] {
+    pub fn pending_gaps(&self) -> &[Gap] {
         &self.state.pending_gaps
     }
 
@@ -658,11 +661,11 @@ mod tests {
         assert_eq!(f.pending_gaps().len(), 1);
         let gap = &f.pending_gaps()[0];
         assert!(
-            gap.path
+            gap.file
                 .ends_with("kubernetes-2024-01-01T00-00-00.000.audit")
         );
         assert_eq!(gap.bytes, 1009);
-        assert!(gap.reason.contains("--max-backlog-bytes"));
+        assert_eq!(gap.reason, GapReason::BacklogSkipped);
         assert_eq!(f.dropped_bytes(), 1009);
         let c = f.next_chunk(1 << 20).unwrap().unwrap();
         assert!(

@@ -10,7 +10,7 @@ pub mod follow;
 pub mod lines;
 pub mod rotation;
 
-pub use checkpoint::{Checkpoint, CheckpointError, FileState, GapRecord};
+pub use checkpoint::{Checkpoint, CheckpointError, FileState};
 pub use follow::{Chunk, FollowError, FollowOptions, Follower, fingerprint_of};
 pub use lines::{Damage, Line, LineReader};
 pub use rotation::{LogFile, backup_name, order_paths, parse_backup_name};
