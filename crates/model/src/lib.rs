@@ -35,6 +35,6 @@ pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
 pub use gap::{Gap, GapReason};
 pub use level::{Level, Stage};
 pub use raw::RawJson;
-pub use request::is_long_running;
+pub use request::{KNOWN_VERBS, is_long_running};
 pub use time::MicroTime;
 pub use version::ApiVersion;

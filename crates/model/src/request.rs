@@ -11,6 +11,26 @@ pub fn is_long_running(verb: &str, subresource: &str) -> bool {
         )
 }
 
+/// Verbs the apiserver records: Kubernetes verbs, and lower-case HTTP methods for non-resource
+/// requests.
+pub const KNOWN_VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "proxy",
+    "post",
+    "put",
+    "head",
+    "options",
+    "connect",
+    "trace",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

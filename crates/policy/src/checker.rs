@@ -112,6 +112,31 @@ impl RequestAttributes {
         }
     }
 
+    /// Attributes from the JSON object of a `policy eval` line. `resourceRequest` may be left
+    /// out: a line that names a `resource` is a resource request, one that does not is not. A
+    /// line that says `resourceRequest: false` and names a resource contradicts itself, and
+    /// is refused rather than evaluated as the non-resource request it did not mean.
+    pub fn from_json(mut value: serde_json::Value) -> Result<Self, String> {
+        let names_resource = value
+            .get("resource")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|r| !r.is_empty());
+        if let Some(obj) = value.as_object_mut() {
+            match obj.get("resourceRequest") {
+                None => {
+                    obj.insert("resourceRequest".into(), names_resource.into());
+                }
+                Some(serde_json::Value::Bool(false)) if names_resource => {
+                    return Err(
+                        "\"resourceRequest\": false but a \"resource\" is named: leave resourceRequest out, or give a non-resource \"path\" instead".into(),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
     /// Borrowed view for evaluation.
     pub fn as_attributes(&self) -> Attributes<'_> {
         Attributes {
@@ -128,6 +153,28 @@ impl RequestAttributes {
             path: &self.path,
         }
     }
+}
+
+/// The groups kube-apiserver's authentication gives a request of `user` that authenticated
+/// with `groups` (`AuthenticatedGroupAdder`): `system:authenticated` is added unless the user
+/// is `system:anonymous` or the groups already hold `system:authenticated` or
+/// `system:unauthenticated`. The anonymous user, given no groups, has the anonymous
+/// authenticator's `system:unauthenticated`. No user: no groups are added.
+pub fn authenticated_groups(user: Option<&str>, mut groups: Vec<String>) -> Vec<String> {
+    const AUTHENTICATED: &str = "system:authenticated";
+    const UNAUTHENTICATED: &str = "system:unauthenticated";
+    let anonymous = user == Some("system:anonymous");
+    if anonymous && groups.is_empty() {
+        groups.push(UNAUTHENTICATED.into());
+    } else if user.is_some()
+        && !anonymous
+        && !groups
+            .iter()
+            .any(|g| g == AUTHENTICATED || g == UNAUTHENTICATED)
+    {
+        groups.push(AUTHENTICATED.into());
+    }
+    groups
 }
 
 /// The outcome of evaluating a request against a policy.
@@ -191,6 +238,26 @@ mod tests {
     use super::*;
     use crate::rule::{path_matches, resource_matches};
     use kubetrail_model::Stage;
+
+    #[test]
+    fn authentication_adds_the_all_users_group_once() {
+        let g = |user: Option<&str>, groups: &[&str]| {
+            let groups = groups.iter().map(|s| s.to_string()).collect();
+            authenticated_groups(user, groups)
+        };
+        assert_eq!(g(Some("alice"), &["dev"]), ["dev", "system:authenticated"]);
+        assert_eq!(
+            g(Some("alice"), &["system:authenticated", "dev"]),
+            ["system:authenticated", "dev"]
+        );
+        assert_eq!(
+            g(Some("x"), &["system:unauthenticated"]),
+            ["system:unauthenticated"]
+        );
+        assert_eq!(g(Some("system:anonymous"), &[]), ["system:unauthenticated"]);
+        assert_eq!(g(Some("system:anonymous"), &["custom"]), ["custom"]);
+        assert!(g(None, &[]).is_empty());
+    }
 
     #[test]
     fn resource_patterns() {

@@ -53,6 +53,9 @@ pub struct FieldError {
     /// `{field, type, detail}`).
     #[serde(skip)]
     pub line: Option<usize>,
+    /// The allowed value the bad one is probably a misspelling of (text output only).
+    #[serde(skip)]
+    pub hint: Option<String>,
 }
 
 impl FieldError {
@@ -64,6 +67,7 @@ impl FieldError {
             bad_value,
             locate: field.to_string(),
             line: None,
+            hint: None,
         }
     }
 
@@ -78,10 +82,21 @@ impl FieldError {
     }
 
     /// `field.NotSupported(path, value, valid)`: the detail lists the quoted valid values.
+    /// A close valid value becomes the hint.
     pub fn not_supported(field: &str, value: impl Into<Value>, valid: &[&str]) -> Self {
         let quoted: Vec<String> = valid.iter().map(|v| format!("{v:?}")).collect();
         let detail = format!("supported values: {}", quoted.join(", "));
-        Self::new(field, ErrorType::NotSupported, Some(value.into()), detail)
+        let value = value.into();
+        let hint = value.as_str().and_then(|v| closest(v, valid));
+        let mut e = Self::new(field, ErrorType::NotSupported, Some(value), detail);
+        e.hint = hint.map(str::to_string);
+        e
+    }
+
+    /// Names the value the bad one was probably meant to be.
+    pub fn with_hint(mut self, hint: Option<&str>) -> Self {
+        self.hint = hint.map(str::to_string);
+        self
     }
 
     /// A document that cannot be decoded.
@@ -113,8 +128,25 @@ impl fmt::Display for FieldError {
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
         }
+        if let Some(hint) = &self.hint {
+            write!(f, " (did you mean {hint:?}?)")?;
+        }
         Ok(())
     }
+}
+
+/// The one of `choices` that `word` is probably a misspelling of: the same but for case, or
+/// at most two edits away (and nearer than its own length).
+pub fn closest<'a>(word: &str, choices: &[&'a str]) -> Option<&'a str> {
+    if let Some(c) = choices.iter().find(|c| c.eq_ignore_ascii_case(word)) {
+        return Some(c);
+    }
+    choices
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ mod validate;
 mod version;
 pub mod yaml;
 
-pub use checker::{Decision, Policy, RequestAttributes};
+pub use checker::{Decision, Policy, RequestAttributes, authenticated_groups};
 pub use field::{ErrorType, FieldError};
 pub use load::{LoadOptions, Loaded, Warning, load_str};
 pub use rule::{Attributes, GroupResources, Mismatch, Rule, StageSet};

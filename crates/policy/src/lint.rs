@@ -3,7 +3,7 @@
 //! bodies, a missing catch-all rule, `RequestReceived` not omitted, features the target
 //! release lacks.
 
-use kubetrail_model::{Level, Stage};
+use kubetrail_model::{KNOWN_VERBS, Level, Stage};
 use serde::Serialize;
 
 use crate::checker::Policy;
@@ -42,6 +42,8 @@ pub fn lint_str(text: &str, options: LoadOptions) -> (Loaded, LintReport) {
             w.line = loaded.line_of(&w.field);
         }
     }
+    // In the order of the file; those without a line (none, when the file parsed) last.
+    warnings.sort_by_key(|w| w.line.unwrap_or(usize::MAX));
     let report = LintReport {
         valid: loaded.is_valid(),
         errors: loaded.errors.clone(),
@@ -60,6 +62,7 @@ pub fn policy_warnings(policy: &Policy, options: LoadOptions) -> Vec<Warning> {
     };
 
     for (j, rule) in policy.rules().iter().enumerate() {
+        out.extend(selector_warnings(j, rule));
         if let Some(i) = (0..j).find(|&i| covers(&policy.rules()[i], rule)) {
             out.push(warn(
                 format!("rules[{j}]"),
@@ -115,6 +118,80 @@ pub fn policy_warnings(policy: &Policy, options: LoadOptions) -> Vec<Warning> {
         ));
     }
     out
+}
+
+/// Selector values that are valid but can never match what they look like they match: the
+/// policy compares users, groups and verbs exactly (no wildcards), and requests carry
+/// lowercase verbs and plural lowercase resource names.
+fn selector_warnings(j: usize, rule: &Rule) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut warn = |field: String, message: String| {
+        out.push(Warning {
+            field,
+            message,
+            line: None,
+        })
+    };
+    for (key, values) in [("users", &rule.users), ("userGroups", &rule.user_groups)] {
+        for (k, v) in values.iter().enumerate() {
+            if v.contains('*') {
+                warn(
+                    format!("rules[{j}].{key}[{k}]"),
+                    format!(
+                        "{v:?} is matched literally: audit policies compare {key} exactly, without wildcards, so it matches only a name that is exactly {v:?}"
+                    ),
+                );
+            }
+        }
+    }
+    for (k, v) in rule.verbs.iter().enumerate() {
+        if KNOWN_VERBS.contains(&v.as_str()) {
+            continue;
+        }
+        let lower = v.to_lowercase();
+        let message = if KNOWN_VERBS.contains(&lower.as_str()) {
+            format!("{v:?} never matches: requests carry lowercase verbs; write {lower:?}")
+        } else if v == "*" {
+            "\"*\" is matched literally: audit policies compare verbs exactly; leave verbs out to match every verb".to_string()
+        } else {
+            let hint = crate::field::closest(&lower, KNOWN_VERBS)
+                .map_or(String::new(), |c| format!(" (did you mean {c:?}?)"));
+            format!(
+                "{v:?} is no verb kube-apiserver records{hint}: the verbs are {}",
+                KNOWN_VERBS.join(", ")
+            )
+        };
+        warn(format!("rules[{j}].verbs[{k}]"), message);
+    }
+    for (g, group) in rule.resources.iter().enumerate() {
+        for (k, r) in group.resources.iter().enumerate() {
+            let (resource, _) = r.split_once('/').unwrap_or((r, ""));
+            if resource.chars().any(|c| c.is_ascii_uppercase()) {
+                warn(
+                    format!("rules[{j}].resources[{g}].resources[{k}]"),
+                    format!(
+                        "{r:?} never matches: resources are named in lowercase plural, as in URLs (e.g. {:?}), not by kind",
+                        plural_guess(&resource.to_lowercase())
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The URL form English pluralisation gives a kind (`Deployment` → `deployments`, `Policy` →
+/// `policies`), for the hint only.
+fn plural_guess(lower: &str) -> String {
+    if let Some(stem) = lower.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'o', 'u'])
+    {
+        return format!("{stem}ies");
+    }
+    if lower.ends_with('s') || lower.ends_with("ch") || lower.ends_with('x') {
+        return format!("{lower}es");
+    }
+    format!("{lower}s")
 }
 
 fn line_suffix(line: Option<usize>) -> String {

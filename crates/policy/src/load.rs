@@ -129,16 +129,13 @@ fn decode_and_validate(loaded: &mut Loaded, tree: Option<&Node>, options: LoadOp
 
     let mut unknown = Vec::new();
     let decoded: Result<RawPolicy, _> =
-        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(json, &mut |path| {
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&json, &mut |path| {
             unknown.push(ignored_path(&path))
         }));
     let mut raw = match decoded {
         Ok(raw) => raw,
         Err(e) => {
-            let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { field };
-            let err = FieldError::decode(&field, e.into_inner().to_string());
-            loaded.errors.push(err);
+            loaded.errors.extend(decode_errors(&json, e));
             return;
         }
     };
@@ -169,6 +166,42 @@ fn decode_and_validate(loaded: &mut Loaded, tree: Option<&Node>, options: LoadOp
         ));
     }
     loaded.raw = Some(raw);
+}
+
+/// Every decoding error of a policy that does not decode, not only the first: each rule is
+/// decoded on its own, then the policy without its rules. `first` is the whole policy's error,
+/// the answer when the parts all decode (which they do not when it failed).
+fn decode_errors(
+    json: &Value,
+    first: serde_path_to_error::Error<serde_json::Error>,
+) -> Vec<FieldError> {
+    fn error(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+        let path = e.path().to_string();
+        let field = match (prefix, path.as_str()) {
+            (p, ".") => p.to_string(),
+            ("", path) => path.to_string(),
+            (p, path) => format!("{p}.{path}"),
+        };
+        FieldError::decode(&field, e.into_inner().to_string())
+    }
+    let mut out = Vec::new();
+    let mut rest = json.clone();
+    if let Some(rules) = rest.get_mut("rules").and_then(Value::as_array_mut) {
+        for (i, rule) in std::mem::take(rules).into_iter().enumerate() {
+            if let Err(e) =
+                serde_path_to_error::deserialize::<_, kubetrail_model::policy::PolicyRule>(rule)
+            {
+                out.push(error(&format!("rules[{i}]"), e));
+            }
+        }
+    }
+    if let Err(e) = serde_path_to_error::deserialize::<_, RawPolicy>(rest) {
+        out.push(error("", e));
+    }
+    if out.is_empty() {
+        out.push(error("", first));
+    }
+    out
 }
 
 /// `apiVersion` and `kind`: present, known, and accepted by the target release.

@@ -146,6 +146,7 @@ fn validate_omit_stages(stages: &[String], path: &str) -> Vec<FieldError> {
                 s.as_str(),
                 format!("allowed stages are {}", allowed.join(",")),
             )
+            .with_hint(crate::field::closest(s, &allowed))
         })
         .collect()
 }

@@ -11,25 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Record;
 
-/// Verbs the apiserver records: Kubernetes verbs, and lower-case HTTP methods for non-resource
-/// requests.
-pub const KNOWN_VERBS: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-    "proxy",
-    "post",
-    "put",
-    "head",
-    "options",
-    "connect",
-    "trace",
-];
+pub use kubetrail_model::KNOWN_VERBS;
 
 /// A half-open time range `[from, to)` in microseconds since the epoch; open ends are `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

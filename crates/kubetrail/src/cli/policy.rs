@@ -12,7 +12,8 @@ use kubetrail_policy::lint::lint_str;
 use kubetrail_policy::requestinfo::resolve;
 use kubetrail_policy::simulate::Simulator;
 use kubetrail_policy::{
-    Decision, KubeVersion, LoadOptions, Loaded, Policy, RequestAttributes, load_str,
+    Decision, KubeVersion, LoadOptions, Loaded, Policy, RequestAttributes, authenticated_groups,
+    load_str,
 };
 use kubetrail_tail::LineReader;
 use serde::Deserialize;
@@ -65,7 +66,8 @@ pub struct ExplainArgs {
     /// Authenticated user name; without it the request has no user (failed authentication).
     #[arg(long)]
     user: Option<String>,
-    /// A group of the user (repeatable).
+    /// A group of the user (repeatable). As kube-apiserver does, system:authenticated is
+    /// added for every user but system:anonymous (who gets system:unauthenticated).
     #[arg(long = "group", value_name = "GROUP")]
     groups: Vec<String>,
     /// Verb, when giving attributes instead of --request.
@@ -329,7 +331,7 @@ fn from_flags(args: &ExplainArgs) -> Result<RequestAttributes> {
     };
     let mut attrs = RequestAttributes {
         user: args.user.clone(),
-        groups: args.groups.clone(),
+        groups: authenticated_groups(args.user.as_deref(), args.groups.clone()),
         verb: verb.clone(),
         ..RequestAttributes::default()
     };
@@ -363,7 +365,7 @@ fn from_request(
     Ok(RequestAttributes::from_request_info(
         info,
         user.clone(),
-        groups.to_vec(),
+        authenticated_groups(user.as_deref(), groups.to_vec()),
     ))
 }
 
@@ -400,8 +402,7 @@ fn eval_line(policy: &Policy, line: &str) -> Result<serde_json::Value, String> {
             serde_json::from_value(value).map_err(|e| format!("invalid HTTP request: {e}"))?;
         from_request(&req.method, &req.url, &req.user, &req.groups).map_err(|e| e.to_string())?
     } else {
-        serde_json::from_value::<RequestAttributes>(value)
-            .map_err(|e| format!("invalid attributes: {e}"))?
+        RequestAttributes::from_json(value).map_err(|e| format!("invalid attributes: {e}"))?
     };
     let decision = policy.evaluate(&attrs.as_attributes());
     Ok(decision_json(&decision, &attrs))

@@ -113,6 +113,8 @@ fn eval_answers_one_line_per_line() {
         r#"{"verb":"get","resourceRequest":false,"path":"/healthz"}"#,
         r#"{"verb":"get","resource":"secrets","resourceRequest":true,"namespace":"default","name":"db"}"#,
         r#"{"verb":"get","colour":"blue"}"#,
+        r#"{"verb":"get","resource":"secrets","namespace":"default","name":"db"}"#,
+        r#"{"verb":"get","resource":"pods","resourceRequest":false}"#,
     ]
     .join("\n");
     let out = kubetrail(
@@ -124,7 +126,7 @@ fn eval_answers_one_line_per_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 8);
+    assert_eq!(lines.len(), 10);
 
     assert_eq!(
         lines[0],
@@ -134,6 +136,11 @@ fn eval_answers_one_line_per_line() {
     assert_eq!(lines[1]["level"], json!("Request"));
     assert_eq!(lines[1]["rule"], json!(9));
     assert_eq!(lines[1]["attributes"]["verb"], json!("watch"));
+    // A request as it arrives: authentication adds system:authenticated, as kube-apiserver's.
+    assert_eq!(
+        lines[1]["attributes"]["groups"],
+        json!(["dev", "system:authenticated"])
+    );
     assert_eq!(
         lines[1]["attributes"]["path"],
         json!("/api/v1/namespaces/default/pods")
@@ -159,6 +166,15 @@ fn eval_answers_one_line_per_line() {
             .as_str()
             .unwrap()
             .contains("unknown field `colour`")
+    );
+    // Attributes that name a resource are a resource request without saying so...
+    assert_eq!(lines[8]["rule"], lines[6]["rule"]);
+    assert_eq!(lines[8]["attributes"]["resourceRequest"], json!(true));
+    // ...and saying otherwise is refused, not evaluated as a non-resource request.
+    let e = lines[9]["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("line 10: invalid attributes: \"resourceRequest\": false"),
+        "{e}"
     );
 }
 
@@ -365,5 +381,50 @@ fn simulate_skips_malformed_lines_and_reads_gzip() {
     assert!(
         stderr.contains("audit.log:3: skipped: malformed JSON: EOF"),
         "{stderr}"
+    );
+}
+
+/// `explain` sees the groups the apiserver gives a request: every authenticated user is in
+/// system:authenticated, the anonymous user in system:unauthenticated.
+#[test]
+fn explain_adds_the_groups_authentication_adds() {
+    let (_d, policy) = file(
+        "policy.yaml",
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: None\n    userGroups: [system:unauthenticated]\n  - level: Request\n    userGroups: [system:authenticated]\n  - level: Metadata\n",
+    );
+    let policy = policy.to_str().unwrap();
+    let explain = |user: &str| {
+        let out = kubetrail(
+            &[
+                "policy", "explain", policy, "--verb", "get", "--path", "/version", "--user", user,
+                "--group", "dev", "-o", "json",
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        (v["level"].as_str().unwrap().to_string(), v["rule"].clone())
+    };
+    assert_eq!(explain("alice"), ("Request".to_string(), json!(1)));
+    let out = kubetrail(
+        &[
+            "policy",
+            "explain",
+            policy,
+            "--verb",
+            "get",
+            "--path",
+            "/version",
+            "--user",
+            "system:anonymous",
+            "-o",
+            "json",
+        ],
+        "",
+    );
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (v["level"].clone(), v["rule"].clone()),
+        (json!("None"), json!(0))
     );
 }

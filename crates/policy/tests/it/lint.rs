@@ -175,3 +175,71 @@ fn convert_edits_the_right_bytes_after_non_ascii_text() {
     let v1 = convert(text, ApiVersion::V1).unwrap();
     assert_eq!(v1, text.replace("v1beta1", "v1"));
 }
+
+/// Selectors that load but can never match what they seem to: users and verbs are compared
+/// exactly, verbs are lowercase, resources plural and lowercase.
+#[test]
+fn selectors_that_cannot_match_as_written_are_flagged() {
+    let text = format!(
+        "{HEAD}  - level: None\n    users: [\"system:*\"]\n  - level: None\n    userGroups: [\"dev*\"]\n    verbs: [GET, gett, \"*\", watch]\n  - level: Metadata\n    resources: [{{group: apps, resources: [Deployment, replicasets]}}]\n  - level: Metadata\n"
+    );
+    let w = warnings(&text);
+    let find = |field: &str| {
+        w.iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+            .unwrap_or_else(|| panic!("no warning for {field}: {w:?}"))
+    };
+    assert!(find("rules[0].users[0]").contains("matched literally"));
+    assert!(find("rules[1].userGroups[0]").contains("without wildcards"));
+    assert_eq!(
+        find("rules[1].verbs[0]"),
+        "\"GET\" never matches: requests carry lowercase verbs; write \"get\""
+    );
+    assert!(find("rules[1].verbs[1]").contains("(did you mean \"get\"?)"));
+    assert!(find("rules[1].verbs[2]").contains("leave verbs out"));
+    assert!(
+        find("rules[2].resources[0].resources[0]").contains("(e.g. \"deployments\")"),
+        "{w:?}"
+    );
+    // Correct values are not flagged.
+    assert!(!w.iter().any(|(f, _)| f == "rules[1].verbs[3]"));
+    assert!(
+        !w.iter()
+            .any(|(f, _)| f == "rules[2].resources[0].resources[1]")
+    );
+}
+
+/// Warnings come in the order of the file, whichever check found them.
+#[test]
+fn warnings_follow_the_lines_of_the_file() {
+    let text = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Request\n    resources: [{group: \"\", resources: [secrets]}]\n  - level: None\n    verbs: [GET]\n    unknownKey: 1\n";
+    let (_, report) = lint_str(text, LoadOptions::default());
+    let lines: Vec<usize> = report.warnings.iter().map(|w| w.line.unwrap()).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "{:?}", report.warnings);
+    assert!(lines.len() >= 4, "{:?}", report.warnings);
+}
+
+/// A misspelt stage or level is an error, as kube-apiserver has it, with the value meant.
+#[test]
+fn misspelt_stages_and_levels_say_what_was_meant() {
+    let (_, report) = lint_str(
+        &format!(
+            "{HEAD}  - level: Metadata\n    omitStages: [RequestRecieved]\n  - level: metadata\n"
+        ),
+        LoadOptions::default(),
+    );
+    let shown: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "rules[0].omitStages[0]: Invalid value: \"RequestRecieved\": allowed stages are RequestReceived,ResponseStarted,ResponseComplete,Panic (did you mean \"RequestReceived\"?)",
+            "rules[1].level: Unsupported value: \"metadata\": supported values: \"None\", \"Metadata\", \"Request\", \"RequestResponse\" (did you mean \"Metadata\"?)",
+        ]
+    );
+    // The JSON contract stays kube-apiserver's {field, type, detail}.
+    let json = serde_json::to_value(&report.errors[0]).unwrap();
+    assert_eq!(json.as_object().unwrap().len(), 3, "{json}");
+}

@@ -178,6 +178,34 @@ fn decoding_errors_name_the_field() {
     );
 }
 
+/// kube-apiserver stops at the first decoding error; lint names every one, each at its line.
+#[test]
+fn every_decoding_error_is_named_not_only_the_first() {
+    let loaded = load(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: RequestReceived\nrules:\n  - level: None\n    users: alice\n  - level: Metadata\n  - level: None\n    verbs: {get: true}\n",
+    );
+    let found: Vec<(&str, Option<usize>)> = loaded
+        .errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("rules[0].users", Some(6)),
+            ("rules[2].verbs", Some(9)),
+            ("omitStages", Some(3)),
+        ]
+    );
+    assert!(
+        loaded
+            .errors
+            .iter()
+            .all(|e| e.error_type == ErrorType::Decode)
+    );
+    assert!(loaded.policy.is_none());
+}
+
 #[test]
 fn yaml_syntax_errors_have_a_line() {
     let loaded = load(
