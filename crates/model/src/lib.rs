@@ -15,6 +15,7 @@
 
 mod decode;
 mod depth;
+mod duration;
 mod encode;
 mod error;
 mod event;
@@ -30,6 +31,7 @@ pub use decode::{
     ListItem, decode_event, decode_event_list, decode_event_list_items, decode_event_value,
 };
 pub use depth::MAX_DEPTH;
+pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use event::{Event, EventList, ObjectReference, ResponseStatus, UserInfo};
 pub use gap::{Gap, GapReason};

@@ -1,0 +1,264 @@
+//! A rule's `match` blocks compiled to comparisons that dismiss most events before any
+//! expression runs: verbs as a bit set over the known verbs, codes as integers, names as
+//! exact strings or `*` patterns.
+
+use kubetrail_model::{Event, KNOWN_VERBS};
+
+use crate::facts::Facts;
+use crate::glob::glob;
+use crate::spec::{MatchSpec, Outcome};
+
+/// The verbs a block allows: a bit per known verb, and the unknown ones spelled out.
+#[derive(Debug, Clone, Default)]
+struct Verbs {
+    any: bool,
+    known: u32,
+    other: Vec<String>,
+}
+
+impl Verbs {
+    fn new(verbs: &[String]) -> Verbs {
+        let mut v = Verbs {
+            any: verbs.is_empty() || verbs.iter().any(|x| x == "*"),
+            ..Verbs::default()
+        };
+        for verb in verbs {
+            match verb_bit(verb) {
+                Some(bit) => v.known |= bit,
+                None => v.other.push(verb.clone()),
+            }
+        }
+        v
+    }
+
+    fn allows(&self, verb: &str) -> bool {
+        self.any
+            || match verb_bit(verb) {
+                Some(bit) => self.known & bit != 0,
+                None => self.other.iter().any(|v| v == verb),
+            }
+    }
+}
+
+/// The bit of a known verb.
+pub(crate) fn verb_bit(verb: &str) -> Option<u32> {
+    KNOWN_VERBS
+        .iter()
+        .position(|v| *v == verb)
+        .map(|i| 1u32 << i)
+}
+
+/// One resource pattern, as audit policies write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ResourcePattern {
+    /// `*`: everything, subresources included.
+    Any,
+    /// `pods`: the resource itself, not its subresources.
+    Exact(String),
+    /// `pods/exec`.
+    Sub(String, String),
+    /// `pods/*`: any subresource of the resource.
+    AnySub(String),
+    /// `*/scale`: that subresource of any resource.
+    SubOfAny(String),
+}
+
+impl ResourcePattern {
+    pub(crate) fn parse(s: &str) -> ResourcePattern {
+        match s.split_once('/') {
+            None if s == "*" => ResourcePattern::Any,
+            None => ResourcePattern::Exact(s.to_string()),
+            Some(("*", sub)) => ResourcePattern::SubOfAny(sub.to_string()),
+            Some((res, "*")) => ResourcePattern::AnySub(res.to_string()),
+            Some((res, sub)) => ResourcePattern::Sub(res.to_string(), sub.to_string()),
+        }
+    }
+
+    fn matches(&self, resource: &str, sub: &str) -> bool {
+        match self {
+            ResourcePattern::Any => true,
+            ResourcePattern::Exact(r) => r == resource && sub.is_empty(),
+            ResourcePattern::Sub(r, s) => r == resource && s == sub,
+            ResourcePattern::AnySub(r) => r == resource && !sub.is_empty(),
+            ResourcePattern::SubOfAny(s) => s == sub,
+        }
+    }
+
+    /// The resource name an event must have to match, when there is exactly one.
+    pub(crate) fn resource(&self) -> Option<&str> {
+        match self {
+            ResourcePattern::Exact(r) | ResourcePattern::Sub(r, _) | ResourcePattern::AnySub(r) => {
+                Some(r)
+            }
+            ResourcePattern::Any | ResourcePattern::SubOfAny(_) => None,
+        }
+    }
+}
+
+/// One compiled `match` block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    verbs: Verbs,
+    api_groups: Vec<String>,
+    pub(crate) resources: Vec<ResourcePattern>,
+    namespaces: Vec<String>,
+    users: Vec<String>,
+    exclude_users: Vec<String>,
+    groups: Vec<String>,
+    codes: Vec<i32>,
+    outcome: Outcome,
+    impersonated: Option<bool>,
+}
+
+impl Block {
+    /// Compiles a block as written.
+    pub fn new(spec: &MatchSpec) -> Block {
+        Block {
+            verbs: Verbs::new(&spec.verbs),
+            api_groups: spec.api_groups.clone(),
+            resources: spec
+                .resources
+                .iter()
+                .map(|r| ResourcePattern::parse(r))
+                .collect(),
+            namespaces: spec.namespaces.clone(),
+            users: spec.users.clone(),
+            exclude_users: spec.exclude_users.clone(),
+            groups: spec.groups.clone(),
+            codes: spec.codes.clone(),
+            outcome: spec.outcome,
+            impersonated: spec.impersonated,
+        }
+    }
+
+    /// Whether the event passes every key of the block.
+    pub fn matches(&self, event: &Event, facts: &Facts) -> bool {
+        let verb = event.verb.as_deref().unwrap_or("");
+        if !self.verbs.allows(verb) {
+            return false;
+        }
+        let object = event.object_ref.as_ref();
+        if !self.resources.is_empty() {
+            let resource = object.and_then(|o| o.resource.as_deref()).unwrap_or("");
+            let sub = object.and_then(|o| o.subresource.as_deref()).unwrap_or("");
+            if !self.resources.iter().any(|p| p.matches(resource, sub)) {
+                return false;
+            }
+        }
+        if !self.api_groups.is_empty() {
+            let group = object.and_then(|o| o.api_group.as_deref()).unwrap_or("");
+            if !self.api_groups.iter().any(|g| g == group || g == "*") {
+                return false;
+            }
+        }
+        if !self.namespaces.is_empty() {
+            let ns = object.and_then(|o| o.namespace.as_deref()).unwrap_or("");
+            if !self.namespaces.iter().any(|n| n == ns || n == "*") {
+                return false;
+            }
+        }
+        if !self.codes.is_empty() && !facts.code.is_some_and(|c| self.codes.contains(&c)) {
+            return false;
+        }
+        let ok = match self.outcome {
+            Outcome::Any => true,
+            Outcome::Succeeded => facts.succeeded,
+            Outcome::Ok => facts.ok,
+            Outcome::Failed => !facts.ok,
+        };
+        if !ok {
+            return false;
+        }
+        if let Some(want) = self.impersonated
+            && facts.impersonated != want
+        {
+            return false;
+        }
+        let user = facts.user;
+        if !self.users.is_empty() && !self.users.iter().any(|p| glob(user, p)) {
+            return false;
+        }
+        if self.exclude_users.iter().any(|p| glob(user, p)) {
+            return false;
+        }
+        if !self.groups.is_empty() {
+            let groups = event
+                .user
+                .as_ref()
+                .map(|u| u.groups.as_slice())
+                .unwrap_or(&[]);
+            if !groups.iter().any(|g| self.groups.contains(g)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The resource names an event must have for this block to match; `None` when any may.
+    pub(crate) fn required_resources(&self) -> Option<Vec<&str>> {
+        if self.resources.is_empty() {
+            return None;
+        }
+        self.resources.iter().map(|p| p.resource()).collect()
+    }
+}
+
+/// A rule's blocks: any one must match (no block: every event matches).
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl Matcher {
+    /// Compiles the blocks as written.
+    pub fn new(specs: &[MatchSpec]) -> Matcher {
+        Matcher {
+            blocks: specs.iter().map(Block::new).collect(),
+        }
+    }
+
+    /// Whether any block matches.
+    pub fn matches(&self, event: &Event, facts: &Facts) -> bool {
+        self.blocks.is_empty() || self.blocks.iter().any(|b| b.matches(event, facts))
+    }
+
+    /// The resource names an event must have to match; `None` when any may.
+    pub(crate) fn required_resources(&self) -> Option<Vec<&str>> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let mut all = Vec::new();
+        for b in &self.blocks {
+            all.extend(b.required_resources()?);
+        }
+        Some(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_patterns_follow_audit_policy_spelling() {
+        let p = ResourcePattern::parse;
+        assert!(p("pods").matches("pods", ""));
+        assert!(!p("pods").matches("pods", "exec"));
+        assert!(p("pods/exec").matches("pods", "exec"));
+        assert!(!p("pods/exec").matches("pods", "attach"));
+        assert!(p("pods/*").matches("pods", "log"));
+        assert!(!p("pods/*").matches("pods", ""));
+        assert!(p("*/scale").matches("deployments", "scale"));
+        assert!(p("*").matches("secrets", ""));
+        assert!(p("*").matches("pods", "exec"));
+    }
+
+    #[test]
+    fn unknown_verbs_are_compared_by_name() {
+        let v = Verbs::new(&["create".into(), "frobnicate".into()]);
+        assert!(v.allows("create"));
+        assert!(v.allows("frobnicate"));
+        assert!(!v.allows("get"));
+        assert!(Verbs::new(&[]).allows("anything"));
+    }
+}
