@@ -6,15 +6,20 @@ use serde::{Deserialize, Serialize};
 use crate::facts::Facts;
 use crate::spec::Severity;
 
-/// The object an alert is about.
+/// The object an alert is about: the event's `objectRef`, `""` for what it lacks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AlertObject {
-    /// `resource` or `resource/subresource`.
+    /// The resource (`pods`).
     pub resource: String,
+    /// The subresource (`exec`), `""` when none.
+    pub subresource: String,
     /// `""` when cluster-scoped.
     pub namespace: String,
     /// `""` when the request named none.
     pub name: String,
+    /// `""` for the core group.
+    pub api_group: String,
 }
 
 /// A rule that fired.
@@ -59,10 +64,8 @@ impl Alert {
         let e = facts.event;
         let object = e.object_ref.as_ref();
         let text = |s: Option<&String>| s.cloned().unwrap_or_default();
-        let resource = object.and_then(|o| o.resource.clone()).unwrap_or_default();
-        let resource = match object.and_then(|o| o.subresource.as_deref()) {
-            Some(sub) if !sub.is_empty() => format!("{resource}/{sub}"),
-            _ => resource,
+        let field = |f: fn(&kubetrail_model::ObjectReference) -> &Option<String>| {
+            object.and_then(|o| f(o).clone()).unwrap_or_default()
         };
         Alert {
             rule: rule.to_string(),
@@ -80,9 +83,11 @@ impl Alert {
             source_ip: e.source_ips.first().cloned().unwrap_or_default(),
             verb: text(e.verb.as_ref()),
             object_ref: AlertObject {
-                resource,
-                namespace: text(object.and_then(|o| o.namespace.as_ref())),
-                name: text(object.and_then(|o| o.name.as_ref())),
+                resource: field(|o| &o.resource),
+                subresource: field(|o| &o.subresource),
+                namespace: field(|o| &o.namespace),
+                name: field(|o| &o.name),
+                api_group: field(|o| &o.api_group),
             },
             request_uri: text(e.request_uri.as_ref()),
             evidence: serde_json::Map::new(),

@@ -43,9 +43,11 @@ pub struct Engine {
     runtime: Runtime,
     rules: Vec<Rule>,
     state: Vec<State>,
-    /// Rules that any resource may trigger, and the rest by resource.
-    anywhere: Vec<usize>,
-    by_resource: HashMap<String, Vec<usize>>,
+    /// Lists of rules in rule order: first those that any resource may trigger, then per
+    /// resource named by some rule the rules it may trigger (those of any resource included).
+    lists: Vec<Vec<usize>>,
+    /// The list of each resource some rule names.
+    by_resource: HashMap<String, usize, foldhash::fast::RandomState>,
     fired: HashSet<(usize, String)>,
     fired_order: VecDeque<(usize, String)>,
     counters: Counters,
@@ -82,6 +84,17 @@ impl Engine {
                 by_resource.entry(res.clone()).or_default().push(i);
             }
         }
+        let mut lists = vec![anywhere];
+        let by_resource = by_resource
+            .into_iter()
+            .map(|(resource, mut list)| {
+                list.extend(&lists[0]);
+                list.sort_unstable();
+                list.dedup();
+                lists.push(list);
+                (resource, lists.len() - 1)
+            })
+            .collect();
         let state = rules
             .iter()
             .map(|r| match r.kind {
@@ -96,7 +109,7 @@ impl Engine {
             runtime,
             rules,
             state,
-            anywhere,
+            lists,
             by_resource,
             fired: HashSet::new(),
             fired_order: VecDeque::new(),
@@ -132,21 +145,14 @@ impl Engine {
         self.fired_order.clear();
     }
 
-    /// The rules an event's resource may trigger, in rule order.
-    fn candidates(&self, event: &Event) -> Vec<usize> {
+    /// The list of the rules an event's resource may trigger.
+    fn candidates(&self, event: &Event) -> usize {
         let resource = event
             .object_ref
             .as_ref()
             .and_then(|o| o.resource.as_deref())
             .unwrap_or("");
-        let indexed = self
-            .by_resource
-            .get(resource)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let mut all: Vec<usize> = self.anywhere.iter().chain(indexed).copied().collect();
-        all.sort_unstable();
-        all
+        self.by_resource.get(resource).copied().unwrap_or(0)
     }
 
     /// Evaluates every rule on one event, appending the alerts it raises.
@@ -155,14 +161,15 @@ impl Engine {
         if event.stage == Some(Stage::RequestReceived) {
             return;
         }
-        let candidates = self.candidates(event);
-        if candidates.is_empty() {
+        let list = self.candidates(event);
+        if self.lists[list].is_empty() {
             return;
         }
         let time = event_time(event).unwrap_or(0);
         let facts = Facts::new(event);
         let audit_id = event.audit_id.as_deref().unwrap_or("");
-        for i in candidates {
+        for k in 0..self.lists[list].len() {
+            let i = self.lists[list][k];
             let before = out.len();
             let result = self.evaluate(i, &facts, cluster, time, out);
             if let Err(e) = result {

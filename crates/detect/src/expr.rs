@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use cel::{Context, Env, Program, Value};
+use cel::common::types::{CelBool, CelString};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::{Context, Env, ExecutionError, Program, Value};
 
 use crate::facts::{Facts, VARS, var_index};
 use crate::glob::glob;
@@ -44,6 +47,35 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// How many compiled patterns `matches` keeps (per thread); beyond it the cache starts over.
+const PATTERNS_KEPT: usize = 1024;
+
+thread_local! {
+    static PATTERNS: std::cell::RefCell<std::collections::HashMap<String, Result<regex::Regex, String>>> =
+        std::cell::RefCell::default();
+}
+
+/// `s.matches(re)`: whether the RE2 pattern matches anywhere in `s`.
+fn matches(this: &CelString<'_>, re: &CelString<'_>) -> Result<CelBool, ExecutionError> {
+    PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(re.inner()) {
+            if cache.len() >= PATTERNS_KEPT {
+                cache.clear();
+            }
+            let compiled = regex::Regex::new(re.inner()).map_err(|e| e.to_string());
+            cache.insert(re.inner().to_string(), compiled);
+        }
+        match &cache[re.inner()] {
+            Ok(compiled) => Ok(CelBool::from(compiled.is_match(this.inner()))),
+            Err(err) => Err(ExecutionError::FunctionError {
+                function: "matches".to_string(),
+                message: format!("'{}' not a valid regex:\n{err}", re.inner()),
+            }),
+        }
+    })
+}
+
 /// The CEL environment and the root scope with kubetrail's functions.
 pub struct Runtime {
     env: Arc<Env>,
@@ -75,6 +107,11 @@ impl Runtime {
         let mut env = Env::stdlib();
         // The strings extension gives lowerAscii, split, join, ... as Kubernetes' CEL has them.
         let _ = env.add_extension(cel::extensions::strings);
+        // CEL's `matches` (RE2 syntax; the regex crate is RE2's semantics), both call styles,
+        // with each pattern compiled once.
+        let _ = cel::add_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>, id = "matches");
+        let _ =
+            cel::add_member_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>);
         let env = Arc::new(env);
         let mut root = Context::with_env(env.clone());
         // Names are ours and distinct from the standard ones, so registering cannot conflict.
@@ -112,6 +149,44 @@ impl Runtime {
 impl Default for Runtime {
     fn default() -> Self {
         Runtime::new()
+    }
+}
+
+/// A rule's parameters as a CEL map, converted once for every evaluation.
+pub struct Params {
+    /// The parameters.
+    pub value: Value,
+    val: Option<Box<dyn Val>>,
+}
+
+impl Params {
+    /// Parameters from a CEL value (a map).
+    pub fn new(value: Value) -> Params {
+        let val = Box::<dyn Val>::try_from(value.clone()).ok();
+        Params { value, val }
+    }
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Params({:?})", self.value)
+    }
+}
+
+/// The variables one evaluation reads, lent by name.
+struct Bound<'a> {
+    vars: &'a [usize],
+    vals: &'a [Option<&'a dyn Val>],
+    params: Option<&'a dyn Val>,
+}
+
+impl VariableResolver for Bound<'_> {
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        if name == "params" {
+            return self.params.map(CowVal::Borrowed);
+        }
+        let at = self.vars.iter().position(|&i| VARS[i] == name)?;
+        self.vals[at].map(CowVal::Borrowed)
     }
 }
 
@@ -183,17 +258,34 @@ impl Expr {
     }
 
     /// Evaluates the expression over an event with the rule's parameters.
-    pub fn eval(&self, runtime: &Runtime, facts: &Facts, params: &Value) -> Result<Value, String> {
-        let mut scope = runtime.root.new_inner_scope();
-        for &i in &self.vars {
-            scope.add_variable_from_value(VARS[i], facts.var(i).clone());
-        }
-        scope.add_variable_from_value("params", params.clone());
+    pub fn eval(&self, runtime: &Runtime, facts: &Facts, params: &Params) -> Result<Value, String> {
+        // The variables are converted once per event (in `facts`) and lent to the program,
+        // not copied into its scope.
+        // Most expressions read a few variables: those are lent from the stack.
+        let mut few: [Option<&dyn Val>; 12] = [None; 12];
+        let many: Vec<Option<&dyn Val>>;
+        let vals: &[Option<&dyn Val>] = if self.vars.len() <= few.len() {
+            for (slot, &i) in few.iter_mut().zip(&self.vars) {
+                *slot = facts.val(i);
+            }
+            &few[..self.vars.len()]
+        } else {
+            many = self.vars.iter().map(|&i| facts.val(i)).collect();
+            &many
+        };
+        let bound = Bound {
+            vars: &self.vars,
+            vals,
+            params: params.val.as_deref(),
+        };
+        let root: &Context<'_, '_> = &runtime.root;
+        let mut scope = root.new_inner_scope();
+        scope.set_variable_resolver(&bound);
         self.program.execute(&scope).map_err(|e| format!("{e:?}"))
     }
 
     /// Evaluates a condition: it must give a bool.
-    pub fn test(&self, runtime: &Runtime, facts: &Facts, params: &Value) -> Result<bool, String> {
+    pub fn test(&self, runtime: &Runtime, facts: &Facts, params: &Params) -> Result<bool, String> {
         match self.eval(runtime, facts, params)? {
             Value::Bool(b) => Ok(b),
             other => Err(format!("the condition gave {other:?}, not a bool")),
@@ -201,7 +293,7 @@ impl Expr {
     }
 
     /// Evaluates a key: a string (other values are written as CEL would print them).
-    pub fn key(&self, runtime: &Runtime, facts: &Facts, params: &Value) -> Result<String, String> {
+    pub fn key(&self, runtime: &Runtime, facts: &Facts, params: &Params) -> Result<String, String> {
         Ok(match self.eval(runtime, facts, params)? {
             Value::String(s) => s.to_string(),
             other => format!("{other:?}"),
@@ -224,5 +316,24 @@ mod tests {
         assert!(Expr::compile(&rt, "containers.exists(c, c.name == params.x)").is_ok());
         let err = Expr::compile(&rt, "verb ==").unwrap_err();
         assert!(err.contains("1:8"), "{err}");
+    }
+
+    #[test]
+    fn matches_is_cels_in_both_call_styles_and_a_bad_pattern_is_an_error() {
+        let rt = Runtime::new();
+        let event = kubetrail_model::decode_event(br#"{"verb":"delete"}"#).unwrap();
+        let facts = Facts::new(&event);
+        let params = Params::new(Value::Null);
+        let run = |src: &str| Expr::compile(&rt, src).unwrap().eval(&rt, &facts, &params);
+        assert_eq!(run("verb.matches('^del')"), Ok(Value::Bool(true)));
+        assert_eq!(run("matches(verb, 'et')"), Ok(Value::Bool(true)));
+        assert_eq!(run("verb.matches('^get$')"), Ok(Value::Bool(false)));
+        // The second call takes the cached pattern and gives the same answer.
+        assert_eq!(
+            run("verb.matches('^del') && verb.matches('^del')"),
+            Ok(Value::Bool(true))
+        );
+        let err = run("verb.matches('(del')").unwrap_err();
+        assert!(err.contains("not a valid regex"), "{err}");
     }
 }

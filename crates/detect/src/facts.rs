@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cel::Value;
+use cel::common::value::Val;
 use cel::objects::{Key, Map};
 use kubetrail_model::{Event, UserInfo};
 
@@ -19,17 +20,24 @@ pub struct Facts<'e> {
     pub event: &'e Event,
     /// `user.username`, `""` when absent.
     pub user: &'e str,
+    /// The verb's bit among the known verbs (see `matcher`).
+    pub verb_bit: Option<u32>,
     /// `responseStatus.code`.
     pub code: Option<i32>,
-    /// The `authorization.k8s.io/decision` annotation, `""` when absent.
-    pub decision: &'e str,
     /// No error code.
     pub succeeded: bool,
-    /// Succeeded and not forbidden.
-    pub ok: bool,
     /// An impersonated user with a name or groups.
     pub impersonated: bool,
+    decision: OnceCell<&'e str>,
+    /// What expressions read, made when the first one runs (most events never get that far).
+    cache: OnceCell<Box<Cache>>,
+}
+
+/// The variables of one event, each built on first use.
+#[derive(Debug)]
+struct Cache {
     vars: [OnceCell<Value>; VARS.len()],
+    vals: [OnceCell<Option<Box<dyn Val>>>; VARS.len()],
     bodies: [OnceCell<Value>; 2],
 }
 
@@ -83,11 +91,6 @@ impl<'e> Facts<'e> {
     /// The facts of an event.
     pub fn new(event: &'e Event) -> Facts<'e> {
         let code = event.response_status.as_ref().and_then(|s| s.code);
-        let decision = event
-            .annotations
-            .get("authorization.k8s.io/decision")
-            .map(String::as_str)
-            .unwrap_or("");
         let succeeded = code.is_none_or(|c| c < 400);
         let impersonated = event.impersonated_user.as_ref().is_some_and(|u| {
             u.username.as_deref().is_some_and(|n| !n.is_empty()) || !u.groups.is_empty()
@@ -99,14 +102,42 @@ impl<'e> Facts<'e> {
                 .as_ref()
                 .and_then(|u| u.username.as_deref())
                 .unwrap_or(""),
+            verb_bit: crate::matcher::verb_bit(event.verb.as_deref().unwrap_or("")),
             code,
-            decision,
             succeeded,
-            ok: succeeded && decision != "forbid",
             impersonated,
-            vars: std::array::from_fn(|_| OnceCell::new()),
-            bodies: Default::default(),
+            decision: OnceCell::new(),
+            cache: OnceCell::new(),
         }
+    }
+
+    /// The `authorization.k8s.io/decision` annotation, `""` when absent.
+    pub fn decision(&self) -> &'e str {
+        // A scan of the few annotations, lengths first, beats the map's search over keys
+        // that share the `authorization.k8s.io/` prefix.
+        const KEY: &str = "authorization.k8s.io/decision";
+        self.decision.get_or_init(|| {
+            self.event
+                .annotations
+                .iter()
+                .find(|(k, _)| k.len() == KEY.len() && k.as_str() == KEY)
+                .map_or("", |(_, v)| v.as_str())
+        })
+    }
+
+    /// Succeeded and not forbidden.
+    pub fn ok(&self) -> bool {
+        self.succeeded && self.decision() != "forbid"
+    }
+
+    fn cache(&self) -> &Cache {
+        self.cache.get_or_init(|| {
+            Box::new(Cache {
+                vars: std::array::from_fn(|_| OnceCell::new()),
+                vals: std::array::from_fn(|_| OnceCell::new()),
+                bodies: Default::default(),
+            })
+        })
     }
 
     /// The namespace, `""` when cluster-scoped.
@@ -123,12 +154,19 @@ impl<'e> Facts<'e> {
 
     /// The CEL value of a variable of [`VARS`], built on first use.
     pub fn var(&self, index: usize) -> &Value {
-        self.vars[index].get_or_init(|| self.build(VARS[index]))
+        self.cache().vars[index].get_or_init(|| self.build(VARS[index]))
+    }
+
+    /// A variable of [`VARS`] as a program reads it, converted on first use.
+    pub fn val(&self, index: usize) -> Option<&dyn Val> {
+        self.cache().vals[index]
+            .get_or_init(|| Box::<dyn Val>::try_from(self.var(index).clone()).ok())
+            .as_deref()
     }
 
     /// The request (0) or response (1) body as a CEL value, `null` when absent.
     fn body(&self, which: usize) -> &Value {
-        self.bodies[which].get_or_init(|| {
+        self.cache().bodies[which].get_or_init(|| {
             let raw = if which == 0 {
                 self.event.request_object.as_ref()
             } else {
@@ -192,8 +230,8 @@ impl<'e> Facts<'e> {
             }),
             "u" => Value::from(self.user),
             "code" => Value::Int(self.code.unwrap_or(0).into()),
-            "decision" => Value::from(self.decision),
-            "ok" => Value::Bool(self.ok),
+            "decision" => Value::from(self.decision()),
+            "ok" => Value::Bool(self.ok()),
             "succeeded" => Value::Bool(self.succeeded),
             "ns" => Value::from(self.namespace()),
             "name" => Value::from(self.object(|o| o.name.as_deref())),

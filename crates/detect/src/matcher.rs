@@ -31,9 +31,9 @@ impl Verbs {
         v
     }
 
-    fn allows(&self, verb: &str) -> bool {
+    fn allows(&self, verb: &str, bit: Option<u32>) -> bool {
         self.any
-            || match verb_bit(verb) {
+            || match bit {
                 Some(bit) => self.known & bit != 0,
                 None => self.other.iter().any(|v| v == verb),
             }
@@ -99,6 +99,7 @@ impl ResourcePattern {
 #[derive(Debug, Clone)]
 pub struct Block {
     verbs: Verbs,
+    verb_names: Vec<String>,
     api_groups: Vec<String>,
     pub(crate) resources: Vec<ResourcePattern>,
     namespaces: Vec<String>,
@@ -115,6 +116,7 @@ impl Block {
     pub fn new(spec: &MatchSpec) -> Block {
         Block {
             verbs: Verbs::new(&spec.verbs),
+            verb_names: spec.verbs.clone(),
             api_groups: spec.api_groups.clone(),
             resources: spec
                 .resources
@@ -134,7 +136,7 @@ impl Block {
     /// Whether the event passes every key of the block.
     pub fn matches(&self, event: &Event, facts: &Facts) -> bool {
         let verb = event.verb.as_deref().unwrap_or("");
-        if !self.verbs.allows(verb) {
+        if !self.verbs.allows(verb, facts.verb_bit) {
             return false;
         }
         let object = event.object_ref.as_ref();
@@ -163,8 +165,8 @@ impl Block {
         let ok = match self.outcome {
             Outcome::Any => true,
             Outcome::Succeeded => facts.succeeded,
-            Outcome::Ok => facts.ok,
-            Outcome::Failed => !facts.ok,
+            Outcome::Ok => facts.ok(),
+            Outcome::Failed => !facts.ok(),
         };
         if !ok {
             return false;
@@ -256,9 +258,120 @@ mod tests {
     #[test]
     fn unknown_verbs_are_compared_by_name() {
         let v = Verbs::new(&["create".into(), "frobnicate".into()]);
-        assert!(v.allows("create"));
-        assert!(v.allows("frobnicate"));
-        assert!(!v.allows("get"));
-        assert!(Verbs::new(&[]).allows("anything"));
+        assert!(v.allows("create", verb_bit("create")));
+        assert!(v.allows("frobnicate", verb_bit("frobnicate")));
+        assert!(!v.allows("get", verb_bit("get")));
+        assert!(Verbs::new(&[]).allows("anything", verb_bit("anything")));
+    }
+}
+
+/// A request a match block lets through, as a policy sees it: what `rules list --policy`
+/// asks the policy about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The verb.
+    pub verb: String,
+    /// The API group.
+    pub api_group: String,
+    /// The resource.
+    pub resource: String,
+    /// The subresource, `""` for none.
+    pub subresource: String,
+    /// The namespace, `""` for cluster-scoped resources.
+    pub namespace: String,
+    /// A user the block lets through.
+    pub user: String,
+    /// A group the block asks for, if it asks.
+    pub group: Option<String>,
+    /// A response code the block lets through.
+    pub code: i32,
+    /// Whether the request impersonates somebody.
+    pub impersonated: bool,
+}
+
+/// The API group of built-in resources rules name without one.
+fn builtin_group(resource: &str) -> &'static str {
+    match resource {
+        "deployments" | "daemonsets" | "statefulsets" | "replicasets" => "apps",
+        "cronjobs" | "jobs" => "batch",
+        "roles" | "clusterroles" | "rolebindings" | "clusterrolebindings" => {
+            "rbac.authorization.k8s.io"
+        }
+        "certificatesigningrequests" => "certificates.k8s.io",
+        "mutatingwebhookconfigurations" | "validatingwebhookconfigurations" => {
+            "admissionregistration.k8s.io"
+        }
+        _ => "",
+    }
+}
+
+/// Whether a built-in resource is cluster-scoped.
+fn cluster_scoped(resource: &str) -> bool {
+    matches!(
+        resource,
+        "nodes"
+            | "namespaces"
+            | "clusterroles"
+            | "clusterrolebindings"
+            | "certificatesigningrequests"
+            | "mutatingwebhookconfigurations"
+            | "validatingwebhookconfigurations"
+            | "persistentvolumes"
+    )
+}
+
+impl Block {
+    /// The requests the block lets through, one per verb and named resource; none when the
+    /// block names no resource (it lets any through).
+    pub fn samples(&self) -> Vec<Sample> {
+        let verbs: Vec<String> = if self.verb_names.is_empty() {
+            vec!["get".into()]
+        } else {
+            self.verb_names.clone()
+        };
+        let namespaces = &self.namespaces;
+        let mut out = Vec::new();
+        for p in &self.resources {
+            let (resource, sub) = match p {
+                ResourcePattern::Exact(r) => (r.as_str(), ""),
+                ResourcePattern::Sub(r, s) => (r.as_str(), s.as_str()),
+                _ => continue,
+            };
+            for verb in &verbs {
+                let api_group = self
+                    .api_groups
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| builtin_group(resource).to_string());
+                let namespace = if cluster_scoped(resource) {
+                    String::new()
+                } else {
+                    namespaces
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "default".into())
+                };
+                out.push(Sample {
+                    verb: verb.clone(),
+                    api_group,
+                    resource: resource.to_string(),
+                    subresource: sub.to_string(),
+                    namespace,
+                    user: self
+                        .users
+                        .iter()
+                        .find(|u| !u.contains('*'))
+                        .cloned()
+                        .unwrap_or_else(|| "alice".into()),
+                    group: self.groups.first().cloned(),
+                    code: self.codes.first().copied().unwrap_or(match self.outcome {
+                        Outcome::Failed => 403,
+                        _ => 200,
+                    }),
+                    impersonated: self.impersonated == Some(true),
+                });
+            }
+        }
+        out
     }
 }

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cel::Value;
 use kubetrail_model::{Level, parse_duration};
 
-use crate::expr::{Expr, Runtime};
+use crate::expr::{Expr, Params, Runtime};
 use crate::facts::{Facts, json};
 use crate::matcher::Matcher;
 use crate::spec::{Example, Kind, MatchBlocks, References, RuleSpec, Severity};
@@ -62,7 +61,7 @@ impl Test {
         &self,
         rt: &Runtime,
         facts: &Facts,
-        params: &Value,
+        params: &Params,
     ) -> Result<bool, String> {
         if !self.matcher.matches(facts.event, facts) {
             return Ok(false);
@@ -123,7 +122,7 @@ pub struct Rule {
     pub origin: Origin,
     /// The resources (as `match` spells them) its events have; empty when any may.
     pub resources: Vec<String>,
-    pub(crate) params: Value,
+    pub(crate) params: Params,
     pub(crate) test: Test,
     pub(crate) evidence: Vec<(String, Expr)>,
     pub(crate) key: Option<Expr>,
@@ -197,12 +196,12 @@ impl Rule {
             }
             parameters.insert(name.clone(), value.clone());
         }
-        let params = json(&serde_json::Value::Object(
+        let params = Params::new(json(&serde_json::Value::Object(
             parameters
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-        ));
+        )));
         let test = Test::compile(rt, &spec.matches, spec.condition.as_deref()).map_err(err)?;
         let evidence = compile_map(rt, "evidence", &spec.evidence).map_err(err)?;
         let collect = compile_map(rt, "collect", &spec.collect).map_err(err)?;
@@ -353,6 +352,17 @@ impl Rule {
             limits,
             spec,
         })
+    }
+
+    /// The requests the rule's events are (its own match blocks, a sequence's first step,
+    /// a table's writes), as an audit policy sees them; empty when the rule names no
+    /// resource.
+    pub fn samples(&self) -> Vec<crate::matcher::Sample> {
+        std::iter::once(&self.test.matcher)
+            .chain(self.first.iter().map(|f| &f.matcher))
+            .chain(self.record.iter().map(|u| &u.test.matcher))
+            .flat_map(|m| m.blocks.iter().flat_map(|b| b.samples()))
+            .collect()
     }
 
     /// The rule as written, compiled again with other parameter values.

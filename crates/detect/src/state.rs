@@ -39,10 +39,39 @@ struct Entry {
     collected: Vec<String>,
 }
 
+/// A key's counted events, with the auditIDs and distinct values they hold kept up to date
+/// as events enter and leave, so that counting is constant time.
 #[derive(Debug, Default)]
 struct Window {
     entries: VecDeque<Entry>,
+    ids: HashSet<String>,
+    distinct: HashMap<String, usize>,
     quiet_until: i64,
+}
+
+impl Window {
+    fn push(&mut self, e: Entry) {
+        if !e.audit_id.is_empty() {
+            self.ids.insert(e.audit_id.clone());
+        }
+        *self.distinct.entry(e.distinct.clone()).or_default() += 1;
+        self.entries.push_back(e);
+    }
+
+    fn expire(&mut self, before: i64) {
+        while self.entries.front().is_some_and(|e| e.time <= before) {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            self.ids.remove(&e.audit_id);
+            if let Some(n) = self.distinct.get_mut(&e.distinct) {
+                *n -= 1;
+                if *n == 0 {
+                    self.distinct.remove(&e.distinct);
+                }
+            }
+        }
+    }
 }
 
 /// Threshold state: a window per key.
@@ -91,25 +120,19 @@ impl Threshold {
             });
         }
         let window = self.keys.entry(key).or_default();
+        window.expire(time - limits.window);
         // Each auditID counts once: the other stages of a request are the same request.
-        if !audit_id.is_empty() && window.entries.iter().any(|e| e.audit_id == audit_id) {
+        if !audit_id.is_empty() && window.ids.contains(&audit_id) {
             return Ok(None);
         }
-        window.entries.push_back(Entry {
+        window.push(Entry {
             time,
             audit_id,
             distinct,
             collected,
         });
-        while window
-            .entries
-            .front()
-            .is_some_and(|e| e.time <= time - limits.window)
-        {
-            window.entries.pop_front();
-        }
-        let distinct: HashSet<&str> = window.entries.iter().map(|e| e.distinct.as_str()).collect();
-        if distinct.len() < limits.threshold || time < window.quiet_until {
+        let count = window.distinct.len();
+        if count < limits.threshold || time < window.quiet_until {
             return Ok(None);
         }
         window.quiet_until = time.saturating_add(limits.suppress);
@@ -126,7 +149,7 @@ impl Threshold {
             ..Found::default()
         };
         found.related.reverse();
-        found.evidence.insert("count".into(), distinct.len().into());
+        found.evidence.insert("count".into(), count.into());
         found
             .evidence
             .insert("window".into(), micros_text(limits.window).into());
