@@ -38,6 +38,14 @@ enum Command {
     History(cli::question::HistoryArgs),
     /// The audit centre's reports: overview, resources, users, failures.
     Report(cli::report::ReportArgs),
+    /// Run the detection rules over audit log files and print the alerts, in event-time order.
+    ///
+    /// Exit status: 0 when it ran (alerts or not), 3 with --fail-on when an alert of that
+    /// severity or above fired.
+    Detect(Box<cli::detect::DetectArgs>),
+    /// The detection rules: list them, lint rule files, run their examples.
+    #[command(subcommand)]
+    Rules(cli::detect::RulesCommand),
     /// Generate realistic audit traffic (JSON lines, or a rotated set of log files).
     Gen(cli::generate::GenArgs),
     /// Run the server: webhook receiver, agent ingest, query and report API, metrics.
@@ -76,6 +84,8 @@ fn main() -> ExitCode {
         Command::Who(args) => cli::question::who(args),
         Command::History(args) => cli::question::history(args),
         Command::Report(args) => cli::report::run(args),
+        Command::Detect(args) => cli::detect::detect(*args),
+        Command::Rules(cmd) => cli::detect::rules(cmd),
         Command::Gen(args) => cli::generate::run(args),
         Command::Serve(args) => cli::serve::run(*args),
         Command::Agent(args) => cli::agent::run(*args),

@@ -71,7 +71,7 @@ fn modified_micros(path: &std::path::Path) -> Option<i64> {
 }
 
 /// Lists the files to read, directories expanded (not recursively).
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;

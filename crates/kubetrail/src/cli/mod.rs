@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod common;
 pub mod demo;
+pub mod detect;
 pub mod generate;
 pub mod import;
 pub mod install;

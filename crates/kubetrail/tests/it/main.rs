@@ -5,6 +5,7 @@
 
 mod clickhouse;
 mod collect;
+mod detect;
 mod import;
 mod install;
 mod policy;
