@@ -14,6 +14,7 @@
 //! - Retention drops whole day partitions, and deletes the rest of a boundary day with a
 //!   mutation it waits for.
 
+mod alerts;
 mod client;
 mod sql;
 
@@ -22,17 +23,18 @@ use std::collections::HashSet;
 use kubetrail_model::{Level, Stage};
 use kubetrail_store::sql::{COLUMNS, Dialect, GROUP_SEP, PAGE_ORDER, where_clause};
 use kubetrail_store::{
-    Aggregation, AggregationResult, AppendOutcome, Cursor, Error, Filter, GroupCount,
-    HistogramBucket, Page, Record, Result, Retention, RetentionOutcome, SectionCount, Store,
-    StoredIdentity, counted_flags, plan_append,
+    Aggregation, AggregationResult, AlertField, AlertFilter, AlertRecord, AppendOutcome, Cursor,
+    Error, Filter, GroupCount, HistogramBucket, Page, Record, Result, Retention, RetentionOutcome,
+    SectionCount, Store, StoredIdentity, counted_flags, plan_append,
 };
 use serde_json::Value;
 
 use client::int;
 pub use client::{ClickHouse, Connection};
 
-/// The schema version this build writes: 2 added `content_hash` to the sorting key.
-const SCHEMA_VERSION: u32 = 2;
+/// The schema version this build writes: 2 added `content_hash` to the sorting key, 3 the
+/// alerts table.
+const SCHEMA_VERSION: u32 = 3;
 
 /// The ClickHouse store.
 pub struct ClickHouseStore {
@@ -151,7 +153,7 @@ impl ClickHouseStore {
                 ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (cluster, ts, audit_id, stage, content_hash)",
                 self.table
             ))?;
-            self.set_schema_version(SCHEMA_VERSION)?;
+            self.set_schema_version(2)?;
         } else if found < 2 {
             // Rows stored before have 0 and are compared by their text when claimed. The
             // sorting key may only grow by a column added in the same statement (without a
@@ -171,6 +173,10 @@ impl ClickHouseStore {
                 }
             }
             self.set_schema_version(2)?;
+        }
+        if found < 3 {
+            self.create_alerts()?;
+            self.set_schema_version(3)?;
         }
         Ok(())
     }
@@ -451,6 +457,16 @@ impl Store for ClickHouseStore {
         }
     }
 
+    fn append_alerts(&self, alerts: &[AlertRecord]) -> Result<usize> {
+        self.store_alerts(alerts)
+    }
+    fn query_alerts(&self, filter: &AlertFilter, limit: usize) -> Result<Vec<AlertRecord>> {
+        self.alerts(filter, limit)
+    }
+    fn count_alerts(&self, filter: &AlertFilter, field: AlertField) -> Result<Vec<(String, u64)>> {
+        self.alert_counts(filter, field)
+    }
+
     fn apply_retention(&self, retention: &Retention) -> Result<RetentionOutcome> {
         let before = self.count()?;
         if let Some(age) = retention.max_age {
@@ -464,6 +480,7 @@ impl Store for ClickHouseStore {
                 }
             }
             self.delete_where(&format!("ts < {cutoff}"))?;
+            self.delete_alerts_before(cutoff)?;
         }
         if let Some(max) = retention.max_bytes {
             for (partition, _) in self.partitions()? {

@@ -11,6 +11,7 @@
 //! Imports go through [`DuckDbBulk`] instead: two connections, each with a transaction open
 //! over many batches.
 
+mod alerts;
 mod bulk;
 mod rollup;
 pub mod testing;
@@ -26,9 +27,9 @@ use duckdb::types::Value;
 use duckdb::{Connection, params_from_iter};
 use kubetrail_store::sql::{self, Dialect, GROUP_SEP, Param};
 use kubetrail_store::{
-    Aggregation, AggregationResult, AppendOutcome, BulkAppend, Cursor, Error, Filter, GroupCount,
-    HistogramBucket, Page, Record, RecoveryReport, Result, Retention, RetentionOutcome,
-    SectionSpec, Store,
+    Aggregation, AggregationResult, AlertField, AlertFilter, AlertRecord, AppendOutcome,
+    BulkAppend, Cursor, Error, Filter, GroupCount, HistogramBucket, Page, Record, RecoveryReport,
+    Result, Retention, RetentionOutcome, SectionSpec, Store,
 };
 use write::RecentStarts;
 
@@ -74,6 +75,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         3,
         "ALTER TABLE events ADD COLUMN content_hash BIGINT DEFAULT 0;",
     ),
+    (4, alerts::MIGRATION),
 ];
 
 /// Connections that answer queries, besides the one that writes.
@@ -532,6 +534,15 @@ impl Store for DuckDbStore {
 
     fn apply_retention(&self, retention: &Retention) -> Result<RetentionOutcome> {
         self.retain(retention)
+    }
+    fn append_alerts(&self, alerts: &[AlertRecord]) -> Result<usize> {
+        self.store_alerts(alerts)
+    }
+    fn query_alerts(&self, filter: &AlertFilter, limit: usize) -> Result<Vec<AlertRecord>> {
+        self.alerts(filter, limit)
+    }
+    fn count_alerts(&self, filter: &AlertFilter, field: AlertField) -> Result<Vec<(String, u64)>> {
+        self.alert_counts(filter, field)
     }
     fn count(&self) -> Result<u64> {
         let conn = self.read();

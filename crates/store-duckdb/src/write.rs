@@ -335,6 +335,9 @@ impl DuckDbStore {
             deleted += self
                 .delete_and_recount(&conn, "DELETE FROM events WHERE ts < ?", cutoff)
                 .map_err(|e| self.fail("deleting old events", e))?;
+            // Alerts go with the events they rest on.
+            conn.execute("DELETE FROM alerts WHERE ts < ?", [cutoff])
+                .map_err(|e| self.fail("deleting old alerts", e))?;
         }
         if let Some(max_bytes) = retention.max_bytes {
             let size = self.size_bytes()?;

@@ -8,6 +8,7 @@
 //! The store knows events and the query model; what a report means (which requests count as
 //! failed, as RBAC changes, ...) belongs to the callers.
 
+pub mod alerts;
 mod error;
 pub mod intake;
 mod intersect;
@@ -19,6 +20,7 @@ pub mod sql;
 mod store;
 pub mod text;
 
+pub use alerts::{AlertField, AlertFilter, AlertRecord};
 pub use error::{Cause, Error, ErrorKind, Result};
 pub use intersect::Unrepresentable;
 pub use kubetrail_model::is_long_running;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Aggregation, AggregationResult, AppendOutcome, BulkAppend, Cursor, ErrorKind, Filter, Page,
-    Record, RecoveryReport, Result, Retention, RetentionOutcome, Store,
+    Aggregation, AggregationResult, AlertField, AlertFilter, AlertRecord, AppendOutcome,
+    BulkAppend, Cursor, ErrorKind, Filter, Page, Record, RecoveryReport, Result, Retention,
+    RetentionOutcome, Store,
 };
 
 /// A store operation, as metrics name it.
@@ -129,6 +130,15 @@ impl Store for Metered {
     }
     fn recovery_report(&self) -> Option<RecoveryReport> {
         self.inner.recovery_report()
+    }
+    fn append_alerts(&self, alerts: &[AlertRecord]) -> Result<usize> {
+        self.timed(Operation::Append, |s| s.append_alerts(alerts))
+    }
+    fn query_alerts(&self, filter: &AlertFilter, limit: usize) -> Result<Vec<AlertRecord>> {
+        self.timed(Operation::Query, |s| s.query_alerts(filter, limit))
+    }
+    fn count_alerts(&self, filter: &AlertFilter, field: AlertField) -> Result<Vec<(String, u64)>> {
+        self.timed(Operation::Aggregate, |s| s.count_alerts(filter, field))
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::Duration;
 use kubetrail_model::Stage;
 
 use crate::record::same_content;
-use crate::{Aggregation, AggregationResult, Cursor, Filter, Page, Record, Result, identity_of};
+use crate::{
+    Aggregation, AggregationResult, AlertField, AlertFilter, AlertRecord, Cursor, Error, Filter,
+    Page, Record, Result, identity_of,
+};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -238,6 +241,26 @@ pub trait Store: Send + Sync {
     /// the operator and a metric. The default has nothing to report.
     fn recovery_report(&self) -> Option<RecoveryReport> {
         None
+    }
+
+    /// Stores alerts, idempotently: an alert is unique by (cluster, rule, auditID) and one
+    /// already stored (or earlier in the batch) changes nothing. Returns how many were new.
+    /// Durable when this returns `Ok`. The default (test doubles) keeps none and says so.
+    fn append_alerts(&self, alerts: &[AlertRecord]) -> Result<usize> {
+        let _ = alerts;
+        Err(Error::Internal("this store keeps no alerts".into()))
+    }
+
+    /// Alerts matching `filter`, newest first (ties by rule, then auditID), at most `limit`.
+    fn query_alerts(&self, filter: &AlertFilter, limit: usize) -> Result<Vec<AlertRecord>> {
+        let _ = (filter, limit);
+        Err(Error::Internal("this store keeps no alerts".into()))
+    }
+
+    /// Alerts matching `filter` counted by `field`, most first (ties by value).
+    fn count_alerts(&self, filter: &AlertFilter, field: AlertField) -> Result<Vec<(String, u64)>> {
+        let _ = (filter, field);
+        Err(Error::Internal("this store keeps no alerts".into()))
     }
 }
 

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             schema_is_versioned,
             invalid_filters_are_rejected,
             ready_when_it_gives_back_events,
+            alerts_are_stored_once_filtered_and_counted,
         );
     };
     (@checks $open:path; $($check:ident),* $(,)?) => {
@@ -72,6 +73,7 @@ mod tests {
         let sources = [
             include_str!("conformance/mod.rs"),
             include_str!("conformance/aggregation.rs"),
+            include_str!("conformance/alerts.rs"),
         ];
         let mut checks: Vec<&str> = sources
             .iter()

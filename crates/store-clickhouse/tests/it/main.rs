@@ -85,7 +85,7 @@ fn a_schema_1_table_is_migrated_and_keeps_its_events() {
     .unwrap();
 
     let store = ClickHouseStore::open(connection).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     assert_eq!(store.count().unwrap(), 1);
     let page = store.query(&Filter::default(), None, 10).unwrap();
     assert_eq!(page.records[0].raw, old.raw);

@@ -6,10 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod aggregation;
+mod alerts;
 
 pub use aggregation::{
     aggregations_count, one_pass_aggregations_agree_with_count_by, requests_are_counted_once,
 };
+pub use alerts::alerts_are_stored_once_filtered_and_counted;
 
 use std::time::Duration;
 
@@ -70,7 +72,7 @@ impl WithHash for Record {
 }
 
 /// Every check, by name, in the order the macro lists them.
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     "append_is_idempotent",
     "append_all_counts_each_batch",
     "bulk_load_counts_as_appends_do",
@@ -85,6 +87,7 @@ pub const ALL: [&str; 14] = [
     "schema_is_versioned",
     "invalid_filters_are_rejected",
     "ready_when_it_gives_back_events",
+    "alerts_are_stored_once_filtered_and_counted",
 ];
 
 pub(crate) fn ids(store: &dyn Store, filter: &Filter) -> Vec<String> {
