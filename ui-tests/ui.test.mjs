@@ -67,7 +67,8 @@ before(async () => {
   );
   // About 30k events ending now, so the default range (24h) has data too.
   writeFileSync(path.join(dir, 'gen.jsonl'), kubetrail('gen', '--events', '30000', '--seed', '11', '--rate', '0.6'));
-  kubetrail('import', '--data-dir', data, '--cluster', 'prod', path.join(dir, 'gen.jsonl'));
+  // With the detection rules: the generated day has execs and port-forwards that raise alerts.
+  kubetrail('import', '--detect', '--data-dir', data, '--cluster', 'prod', path.join(dir, 'gen.jsonl'));
   const samples = readdirSync(path.join(repo, 'testdata/real-audit'))
     .filter((f) => f.endsWith('.jsonl'))
     .map((f) => path.join(repo, 'testdata/real-audit', f));
@@ -290,6 +291,90 @@ test('from the overview to an event, its user and its object\'s history', async 
   await shot('history');
 });
 
+// An exec into a pod by a user whose name is markup, sent to the running server's webhook:
+// live detection raises pod-exec on it after the commit.
+const hostileExecId = '6f0c1e2d-hostile-exec-8000-000000000009';
+async function postHostileExec() {
+  const t = iso(new Date(now.getTime() - 5 * 60 * 1000)).replace('Z', '.000000Z');
+  const list = { kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items: [{
+    level: 'Metadata', auditID: hostileExecId, stage: 'ResponseStarted',
+    requestURI: '/api/v1/namespaces/default/pods/web/exec?command=sh&container=web&stdin=true',
+    verb: 'create', user: { username: '"><img src=x onerror=alert(8)>', groups: ['system:authenticated'] },
+    sourceIPs: ['203.0.113.66'], userAgent: '<script>alert(9)</script>',
+    objectRef: { resource: 'pods', namespace: 'default', name: 'web', apiVersion: 'v1', subresource: 'exec' },
+    responseStatus: { metadata: {}, code: 101 }, requestReceivedTimestamp: t, stageTimestamp: t,
+  }] };
+  const r = await fetch(`${base}/api/v1/audit/webhook?cluster=lab`, {
+    method: 'POST', body: JSON.stringify(list),
+    headers: { authorization: `Bearer ${INGEST}`, 'content-type': 'application/json' },
+  });
+  assert.equal(r.status, 200, await r.text());
+  // Detection runs after the acknowledgement: wait for the alert.
+  for (let i = 0; i < 200; i++) {
+    const a = await api(`/api/v1/alerts?cluster=lab&rule=pod-exec`);
+    if (a.alerts.some((x) => x.auditID === hostileExecId)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail('live detection raised no alert for the exec');
+}
+
+test('the Alerts page shows what the rules raised, as the API answers it', async () => {
+  await postHostileExec();
+  await page.goto(`${base}/alerts?${DAY}`);
+  const listed = await api(`/api/v1/alerts?${DAY_API}&limit=5000`);
+  assert.ok(listed.alerts.length > 0, 'the generated day raised alerts');
+  // Each severity's tile counts the API's alerts of that severity.
+  for (const sev of ['critical', 'high', 'medium', 'low', 'info']) {
+    assert.equal(await tile(`sev-${sev}`), listed.alerts.filter((a) => a.severity === sev).length, sev);
+  }
+  // Newest first, the API's order.
+  const rows = await page.locator('table.alerts tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.dataset.rule, tr.dataset.auditId]));
+  assert.deepEqual(rows, listed.alerts.slice(0, 500).map((a) => [a.rule, a.auditID]));
+  await shot('alerts');
+  // At least high: every row is high or critical, and the count is the API's.
+  await page.selectOption('form.filter select[name=minSeverity]', 'high');
+  await page.click('form.filter button[type=submit]');
+  await page.waitForURL(/minSeverity=high/);
+  const high = await api(`/api/v1/alerts?${DAY_API}&minSeverity=high&limit=5000`);
+  const sevs = await page.locator('table.alerts tbody tr .sev').allInnerTexts();
+  assert.equal(sevs.length, Math.min(500, high.alerts.length));
+  assert.ok(sevs.every((s) => s === 'high' || s === 'critical'), sevs.join());
+  // A rule's alerts, and from an alert to its event, which names the alert.
+  await page.goto(`${base}/alerts?${DAY}&rule=pod-exec`);
+  const first = page.locator('table.alerts tbody tr').first();
+  const auditId = await first.getAttribute('data-audit-id');
+  await first.locator('td:last-child a').first().click();
+  await page.waitForURL(/\/event\?/);
+  assert.equal(await page.locator('#event-audit-id').innerText(), auditId);
+  assert.match(await page.locator('#event-alerts').innerText(), /pod-exec/);
+  // A typo is refused with the closest rule, not answered "no alerts".
+  const typo = await page.goto(`${base}/alerts?${DAY}&rule=pod-exek`);
+  assert.equal(typo.status(), 400);
+  assert.match(await page.locator('p.error').innerText(), /did you mean "pod-exec"/);
+  // The overview's panel counts the same alerts.
+  await page.goto(`${base}/?${DAY}`);
+  const medium = number(await page.locator('#alerts-by-severity tr[data-severity="medium"] td.num').innerText());
+  assert.equal(medium, listed.alerts.filter((a) => a.severity === 'medium').length);
+});
+
+test('the rule catalogue lists every running rule with its alerts', async () => {
+  await page.goto(`${base}/rules?${DAY}`);
+  const { rules } = await api('/api/v1/rules');
+  const ids = await page.locator('table.rules > tbody > tr').evaluateAll((trs) => trs.map((t) => t.dataset.rule));
+  assert.deepEqual(ids, rules.map((r) => r.id));
+  assert.equal(ids.length, 35);
+  const execs = await api(`/api/v1/alerts?${DAY_API}&rule=pod-exec&limit=5000`);
+  assert.equal(number(await page.locator('tr[data-rule="pod-exec"] td.num').innerText()), execs.alerts.length);
+  // What a rule detects, the upstream rules it covers and its parameters unfold in place.
+  await page.locator('tr[data-rule="pod-exec"] summary').click();
+  assert.match(await page.locator('tr[data-rule="pod-exec"] details').innerText(), /falco/);
+  await shot('rules');
+  await page.locator('tr[data-rule="pod-exec"] td.num a').click();
+  await page.waitForURL(/\/alerts\?.*rule=pod-exec/);
+  assert.equal(await page.locator('table.alerts tbody tr').count(), Math.min(500, execs.alerts.length));
+});
+
 test('attacker-controlled text is inert on every page', async () => {
   const hostileUser = '"><img src=x onerror=alert(1)>';
   const pages = [
@@ -303,6 +388,9 @@ test('attacker-controlled text is inert on every page', async () => {
     '/event?cluster=lab&auditID=6f0c1e2d-hostile-4000-8000-000000000001',
     '/event?cluster=lab&auditID=6f0c1e2d-hostile-4000-8000-000000000002',
     `/history?resource=configmaps&namespace=default&name=${encodeURIComponent('javascript:alert(3)')}&cluster=lab`,
+    `/alerts?${ALL}&cluster=lab`,
+    `/rules?${ALL}`,
+    `/event?cluster=lab&auditID=${hostileExecId}`,
   ];
   for (const p of pages) {
     const response = await page.goto(base + p);

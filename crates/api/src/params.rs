@@ -23,7 +23,9 @@
 //! so without a bound a short URL could ask for an unbounded answer.
 
 use kubetrail_store::text::{format_micros, parse_duration, parse_time};
-use kubetrail_store::{CodeFilter, Decision, Filter, ResourceSelector, StageSelection, TimeRange};
+use kubetrail_store::{
+    AlertFilter, CodeFilter, Decision, Filter, ResourceSelector, StageSelection, TimeRange,
+};
 
 /// The parameters every filtering endpoint takes.
 pub const FILTER_KEYS: [&str; 16] = [
@@ -243,6 +245,110 @@ pub fn filter_from_pairs(
     Ok((f, rest))
 }
 
+/// The parameters `/api/v1/alerts` and the Alerts page take: who, where, which rule and how
+/// severe, and the time of the triggering event.
+pub const ALERT_KEYS: [&str; 10] = [
+    "cluster",
+    "rule",
+    "severity",
+    "minSeverity",
+    "namespace",
+    "user",
+    "auditID",
+    "since",
+    "from",
+    "to",
+];
+
+/// Severities, least first.
+pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+fn severity(v: &str) -> Result<usize, String> {
+    SEVERITIES.iter().position(|s| *s == v).ok_or_else(|| {
+        format!(
+            "unknown severity {v:?}: expected one of {}",
+            SEVERITIES.join(", ")
+        )
+    })
+}
+
+/// Reads an alert filter from `pairs` as [`filter_from_pairs`] reads an event filter:
+/// repeated parameters are ORed, `severity` names severities and `minSeverity` the least one
+/// (both given: those of the list at or above it), `since`/`from`/`to` bound the triggering
+/// event's time. Rule ids are taken as given: the caller checks them against the rules it
+/// knows.
+pub fn alert_filter_from_pairs(
+    pairs: &[(String, String)],
+    extra: &[&str],
+    now_micros: i64,
+) -> Result<(AlertFilter, Vec<(String, String)>), String> {
+    let mut f = AlertFilter::default();
+    let mut rest = Vec::new();
+    let mut time = Vec::new();
+    let mut least: Option<usize> = None;
+    let mut named: Vec<usize> = Vec::new();
+    let mut total = 0usize;
+    for (k, v) in pairs {
+        let key = k.as_str();
+        let err = |e: String| format!("parameter {key}: {e}");
+        if ALERT_KEYS.contains(&key) {
+            total += 1;
+            if total > MAX_FILTER_VALUES {
+                return Err(format!(
+                    "parameter {key}: more than {MAX_FILTER_VALUES} filter values in one query"
+                ));
+            }
+        }
+        match key {
+            "cluster" => f.clusters.push(v.clone()),
+            "rule" => f.rules.push(v.clone()),
+            "namespace" => f.namespaces.push(v.clone()),
+            "user" => f.users.push(v.clone()),
+            "auditID" => f.audit_ids.push(v.clone()),
+            // An empty field of a form: no filter.
+            "severity" | "minSeverity" if v.is_empty() => {}
+            "severity" => named.push(severity(v).map_err(err)?),
+            "minSeverity" => {
+                if least.is_some() {
+                    return Err("parameter minSeverity given more than once".into());
+                }
+                least = Some(severity(v).map_err(err)?);
+            }
+            "since" | "from" | "to" => time.push((k.clone(), v.clone())),
+            _ if extra.contains(&key) => rest.push((k.clone(), v.clone())),
+            _ => {
+                let mut known: Vec<&str> = ALERT_KEYS.to_vec();
+                known.extend_from_slice(extra);
+                return Err(format!(
+                    "unknown parameter {key:?}: expected one of {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    // The time parameters read exactly as an event filter's.
+    let (window, _) = filter_from_pairs(&time, &[], now_micros)?;
+    f.time = window.time;
+    let mut levels: Vec<usize> = if named.is_empty() {
+        least.map_or_else(Vec::new, |l| (l..SEVERITIES.len()).collect())
+    } else {
+        named
+            .into_iter()
+            .filter(|n| least.is_none_or(|l| *n >= l))
+            .collect()
+    };
+    levels.sort_unstable();
+    levels.dedup();
+    f.severities = levels.iter().map(|i| SEVERITIES[*i].to_string()).collect();
+    if f.severities.is_empty()
+        && (least.is_some() || pairs.iter().any(|(k, v)| k == "severity" && !v.is_empty()))
+    {
+        // `severity=low&minSeverity=high`: nothing can match; say so rather than match all.
+        return Err("parameters severity and minSeverity leave no severity".into());
+    }
+    Ok((f, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +505,39 @@ mod tests {
         assert_eq!(f.time.to_micros, None);
         assert_eq!(f.users, ["bob"]);
         assert_eq!(rest, [("limit".to_string(), "5".to_string())]);
+    }
+
+    #[test]
+    fn alert_filters_read_severities_rules_and_time() {
+        let now = 1_800_000_000_000_000;
+        let (f, rest) = alert_filter_from_pairs(
+            &pairs("rule=pod-exec&rule=secret-read&minSeverity=high&since=1h&limit=5&cluster=prod"),
+            &["limit"],
+            now,
+        )
+        .unwrap();
+        assert_eq!(f.rules, ["pod-exec", "secret-read"]);
+        assert_eq!(f.severities, ["high", "critical"]);
+        assert_eq!(f.clusters, ["prod"]);
+        assert_eq!(f.time.from_micros, Some(now - 3_600_000_000));
+        assert_eq!(rest, [("limit".to_string(), "5".to_string())]);
+        let (f, _) = alert_filter_from_pairs(
+            &pairs("severity=critical&severity=low&minSeverity=medium"),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert_eq!(f.severities, ["critical"]);
+        let (f, _) = alert_filter_from_pairs(&pairs("severity=&minSeverity="), &[], now).unwrap();
+        assert!(f.severities.is_empty());
+        let e = alert_filter_from_pairs(&pairs("severity=hgih"), &[], now).unwrap_err();
+        assert!(e.contains("hgih") && e.contains("critical"), "{e}");
+        let e =
+            alert_filter_from_pairs(&pairs("severity=low&minSeverity=high"), &[], now).unwrap_err();
+        assert!(e.contains("no severity"), "{e}");
+        let e = alert_filter_from_pairs(&pairs("verb=get"), &[], now).unwrap_err();
+        assert!(e.contains("unknown parameter \"verb\""), "{e}");
+        let e = alert_filter_from_pairs(&pairs("since=soon"), &[], now).unwrap_err();
+        assert!(e.contains("since"), "{e}");
     }
 }

@@ -17,6 +17,10 @@ pub const AGENT_STATUS: &str = "/api/v1/agents/status";
 pub const AGENTS: &str = "/api/v1/agents";
 /// Collection gaps agents reported.
 pub const GAPS: &str = "/api/v1/agents/gaps";
+/// Alerts the detection rules raised.
+pub const ALERTS: &str = "/api/v1/alerts";
+/// The detection rules `serve` runs.
+pub const RULES: &str = "/api/v1/rules";
 /// The OpenAPI document.
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// Liveness.

@@ -128,3 +128,43 @@ pub struct AgentView {
     /// When it arrived (RFC 3339).
     pub seen_at: String,
 }
+
+/// `GET /api/v1/alerts`: alerts, newest first (ties by rule, then auditID).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlertsReply {
+    /// Each alert as `kubetrail detect -o json` writes it.
+    pub alerts: Vec<Box<RawValue>>,
+}
+
+/// A detection rule, with the alerts it has raised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleItem {
+    /// The id.
+    pub id: String,
+    /// The title.
+    pub title: String,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// The audit level its events must be logged at (`Metadata`, `Request`, `RequestResponse`).
+    pub level: String,
+    /// `stateless`, `threshold`, `sequence` or `table`.
+    pub kind: String,
+    /// What it detects and why.
+    pub description: String,
+    /// The upstream detections it covers, by source (`falco`, `panther`, `sigma`, `elastic`, `datadog`).
+    pub references: serde_json::Map<String, serde_json::Value>,
+    /// Its parameters and their values.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Alerts stored for it (of the clusters the caller may read).
+    pub alerts: u64,
+}
+
+/// `GET /api/v1/rules`: the rules `serve` runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RulesReply {
+    /// False when `serve` runs without detection (`noDetection`); no rules are listed then.
+    pub detection: bool,
+    /// The rules, in the order they run.
+    pub rules: Vec<RuleItem>,
+}

@@ -22,6 +22,22 @@ pub struct AlertObject {
     pub api_group: String,
 }
 
+impl AlertObject {
+    /// The object as a person reads it: `pods/exec prod/web`, `clusterroles admin`, `nodes`.
+    pub fn text(&self) -> String {
+        let mut s = self.resource.clone();
+        if !self.subresource.is_empty() {
+            s = format!("{s}/{}", self.subresource);
+        }
+        if !self.namespace.is_empty() {
+            s = format!("{s} {}/{}", self.namespace, self.name);
+        } else if !self.name.is_empty() {
+            s = format!("{s} {}", self.name);
+        }
+        s
+    }
+}
+
 /// A rule that fired.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -104,7 +120,27 @@ pub fn format_micros(micros: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_micros;
+    use super::{AlertObject, format_micros};
+
+    #[test]
+    fn objects_read_as_kubectl_names_them() {
+        let o = |resource: &str, sub: &str, ns: &str, name: &str| AlertObject {
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            api_group: String::new(),
+        };
+        assert_eq!(
+            o("pods", "exec", "prod", "web").text(),
+            "pods/exec prod/web"
+        );
+        assert_eq!(
+            o("clusterroles", "", "", "admin").text(),
+            "clusterroles admin"
+        );
+        assert_eq!(o("nodes", "", "", "").text(), "nodes");
+    }
 
     #[test]
     fn times_are_written_as_the_apiserver_writes_them() {

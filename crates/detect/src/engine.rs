@@ -157,6 +157,18 @@ impl Engine {
 
     /// Evaluates every rule on one event, appending the alerts it raises.
     pub fn observe(&mut self, event: &Event, cluster: &str, out: &mut Vec<Alert>) {
+        self.observe_only(event, cluster, out, None);
+    }
+
+    /// Evaluates the rules `only` selects (by index in rule order; all when `None`) on one
+    /// event: how a restarted engine sees again, for each rule, what its state reaches back to.
+    pub fn observe_only(
+        &mut self,
+        event: &Event,
+        cluster: &str,
+        out: &mut Vec<Alert>,
+        only: Option<&[bool]>,
+    ) {
         self.counters.events += 1;
         if event.stage == Some(Stage::RequestReceived) {
             return;
@@ -170,6 +182,9 @@ impl Engine {
         let audit_id = event.audit_id.as_deref().unwrap_or("");
         for k in 0..self.lists[list].len() {
             let i = self.lists[list][k];
+            if only.is_some_and(|o| !o.get(i).copied().unwrap_or(false)) {
+                continue;
+            }
             let before = out.len();
             let result = self.evaluate(i, &facts, cluster, time, out);
             if let Err(e) = result {

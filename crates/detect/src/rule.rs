@@ -354,6 +354,18 @@ impl Rule {
         })
     }
 
+    /// How far back in event time the rule's state reaches, in microseconds: a window and
+    /// its suppression, or a table's TTL and its suppression; 0 for a stateless rule. An
+    /// engine that sees again the events of this span decides as one that never stopped.
+    pub fn memory_micros(&self) -> i64 {
+        let l = &self.limits;
+        match self.kind {
+            Kind::Stateless => 0,
+            Kind::Threshold | Kind::Sequence => l.window.saturating_add(l.suppress),
+            Kind::Table => l.ttl.saturating_add(l.suppress),
+        }
+    }
+
     /// The requests the rule's events are (its own match blocks, a sequence's first step,
     /// a table's writes), as an audit policy sees them; empty when the rule names no
     /// resource.

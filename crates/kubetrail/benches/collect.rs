@@ -71,7 +71,24 @@ fn spawn_http(app: axum::Router) -> SocketAddr {
     addr
 }
 
-fn server(dir: &Path) -> (SocketAddr, Arc<dyn Store>) {
+/// The default pack, for a server that detects.
+fn default_rules() -> kubetrail_server::RuleLoader {
+    Arc::new(|| {
+        let rt = kubetrail_detect::Runtime::new();
+        let rules = kubetrail_detect::load(&rt, true, &[], &kubetrail_detect::Overrides::new())
+            .map_err(|e| format!("{e:?}"))?;
+        Ok((rt, rules))
+    })
+}
+
+fn server(
+    dir: &Path,
+    detect: bool,
+) -> (
+    SocketAddr,
+    Arc<dyn Store>,
+    Option<Arc<kubetrail_server::Detector>>,
+) {
     let store: Arc<dyn Store> = Arc::new(DuckDbStore::open(dir).expect("store"));
     let tokens = kubetrail_server::auth::parse_tokens(&format!(
         "- {{name: bench, token: {TOKEN}, role: admin}}"
@@ -84,11 +101,24 @@ fn server(dir: &Path) -> (SocketAddr, Arc<dyn Store>) {
         Some(dir.to_path_buf()),
     )
     .expect("state");
-    (spawn_http(router(Arc::new(state))), store)
+    let state = if detect {
+        state
+            .with_detection(default_rules())
+            .expect("the pack loads")
+    } else {
+        state
+    };
+    let detector = state.detector.clone();
+    (spawn_http(router(Arc::new(state))), store, detector)
 }
 
-fn webhook(lines: &[String], work: &Path) {
-    let (addr, store) = server(&work.join("webhook-store"));
+fn webhook(lines: &[String], work: &Path, detect: bool) {
+    let name = if detect {
+        "webhook+detection"
+    } else {
+        "webhook"
+    };
+    let (addr, store, detector) = server(&work.join(format!("{name}-store")), detect);
     let bodies: Vec<Vec<u8>> = lines
         .chunks(400)
         .map(|batch| {
@@ -136,7 +166,25 @@ fn webhook(lines: &[String], work: &Path) {
     latencies.sort();
     let stored = store.count().expect("count");
     assert_eq!(stored, lines.len() as u64, "every event stored");
-    println!("webhook events/s\t{:.0}", lines.len() as f64 / secs);
+    println!(
+        "{name} events/s (acknowledged)\t{:.0}",
+        lines.len() as f64 / secs
+    );
+    if let Some(d) = &detector {
+        while !d.caught_up() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let all = started.elapsed().as_secs_f64();
+        println!(
+            "{name} events/s (evaluated, alerts stored)\t{:.0}",
+            lines.len() as f64 / all
+        );
+        println!(
+            "{name} detection caught up after the last ack\t{:.2} s",
+            all - secs
+        );
+        return;
+    }
     println!("webhook MB/s\t{:.1}", bytes as f64 / 1048576.0 / secs);
     let metrics = ureq::Agent::new_with_defaults()
         .get(&format!("http://{addr}/metrics"))
@@ -303,7 +351,7 @@ fn agent_to_sink(lines: &[String], work: &Path, token_file: &Path) {
 }
 
 fn agent_to_store(lines: &[String], work: &Path, token_file: &Path) {
-    let (addr, store) = server(&work.join("agent-store"));
+    let (addr, store, _) = server(&work.join("agent-store"), false);
     let logs = work.join("agent-store-logs");
     std::fs::create_dir_all(&logs).expect("dir");
     write_rotated(&logs, lines, 64 << 20);
@@ -377,7 +425,8 @@ fn main() {
     // `KUBETRAIL_BENCH_ONLY=webhook` (or `agent`) runs one part.
     let only = std::env::var("KUBETRAIL_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "webhook" {
-        webhook(&lines, work.path());
+        webhook(&lines, work.path(), false);
+        webhook(&lines, work.path(), true);
     }
     if only.is_empty() || only == "agent" {
         agent_to_sink(&lines, work.path(), &token_file);

@@ -4,6 +4,9 @@
 //! is answered only once the commit holding it is durable. Alone, a batch is committed at
 //! once: grouping adds no waiting.
 //!
+//! A committed group goes on to live detection ([`crate::detection`]), when it runs, by a
+//! queue push that never waits: detection never delays an acknowledgement.
+//!
 //! A commit that fails is never acknowledged: every request of the group gets the error (503
 //! for an unavailable store, so the sender retries). Once the store says it is damaged
 //! ([`Error::is_damaged`]), the committer remembers it: later batches are refused with that
@@ -15,6 +18,8 @@ use std::sync::{Arc, OnceLock};
 
 use kubetrail_store::{AppendOutcome, Error, Record, Store};
 use tokio::sync::oneshot;
+
+use crate::detection::Detector;
 
 /// Most events in one group commit.
 const MAX_GROUP_EVENTS: usize = 50_000;
@@ -31,6 +36,8 @@ pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
     /// The damage the store reported, once it did.
     failure: Arc<OnceLock<Error>>,
+    /// Where committed events go next, once detection runs.
+    detector: Arc<OnceLock<Arc<Detector>>>,
 }
 
 /// Remembers `e` if it says the store is damaged (the first such error is kept).
@@ -74,6 +81,8 @@ impl Committer {
         let (tx, rx) = mpsc::channel::<Job>();
         let failure = Arc::new(OnceLock::new());
         let failed = failure.clone();
+        let detector: Arc<OnceLock<Arc<Detector>>> = Arc::new(OnceLock::new());
+        let detect = detector.clone();
         std::thread::Builder::new()
             .name("kubetrail-commit".into())
             .spawn(move || {
@@ -100,6 +109,11 @@ impl Committer {
                     match result {
                         Ok(outcomes) => {
                             for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                                // Queued before the answer (a queue push, never a wait), so
+                                // that a caller who saw the answer finds it queued.
+                                if let Some(d) = detect.get() {
+                                    d.submit(job.records);
+                                }
                                 // The request may have gone (client disconnected): nothing to do.
                                 let _ = job.reply.send(Ok(outcome));
                             }
@@ -113,7 +127,11 @@ impl Committer {
                     }
                 }
             })?;
-        Ok(Committer { tx, failure })
+        Ok(Committer {
+            tx,
+            failure,
+            detector,
+        })
     }
 
     /// Commits `records`; returns once they are durable.
@@ -130,6 +148,11 @@ impl Committer {
         };
         self.tx.send(Job { records, reply }).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Hands every later committed group to `detector`; false when one was set already.
+    pub(crate) fn detect_with(&self, detector: Arc<Detector>) -> bool {
+        self.detector.set(detector).is_ok()
     }
 
     /// The damage the store reported, if it did.

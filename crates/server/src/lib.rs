@@ -15,8 +15,10 @@
 //! ([`kubetrail_api::params`]).
 
 mod agents;
+mod alerts;
 pub mod auth;
 mod commit;
+pub mod detection;
 mod error;
 mod ingest;
 pub mod metrics;
@@ -37,6 +39,7 @@ use kubetrail_store::Store;
 
 pub use agents::AgentBook;
 pub use auth::{Authenticator, Principal, Role, TokenEntry, load_tokens};
+pub use detection::{Detector, RuleLoader, RuleSummary};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use query::OPENAPI_JSON;
@@ -105,6 +108,8 @@ pub struct AppState {
     pub ui: UiSettings,
     /// Web UI sessions.
     pub sessions: web::Sessions,
+    /// Live detection, when it runs.
+    pub detector: Option<Arc<Detector>>,
     recent: ingest::RecentBatches,
     committer: commit::Committer,
 }
@@ -133,6 +138,7 @@ impl AppState {
             agents: AgentBook::open(state_dir)?,
             ui: UiSettings::default(),
             sessions: web::Sessions::default(),
+            detector: None,
             recent: ingest::RecentBatches::new(4096),
         })
     }
@@ -141,6 +147,31 @@ impl AppState {
     pub fn with_ui(mut self, ui: UiSettings) -> Self {
         self.ui = ui;
         self
+    }
+
+    /// The same state with live detection by the rules `loader` loads: every committed event
+    /// is evaluated after its commit. Fails when the rules do not load.
+    pub fn with_detection(self, loader: RuleLoader) -> Result<Self, String> {
+        self.with_detection_notifying(loader, None)
+    }
+
+    /// [`with_detection`](Self::with_detection), announcing new alerts to `notifier`'s sinks.
+    pub fn with_detection_notifying(
+        mut self,
+        loader: RuleLoader,
+        notifier: Option<Arc<kubetrail_notify::Notifier>>,
+    ) -> Result<Self, String> {
+        let detector = Arc::new(Detector::start(
+            self.store.clone(),
+            loader,
+            self.metrics.detection(),
+            notifier,
+        )?);
+        if !self.committer.detect_with(detector.clone()) {
+            return Err("detection runs already".into());
+        }
+        self.detector = Some(detector);
+        Ok(self)
     }
 
     /// The same state with these URL and body-time limits.
@@ -188,6 +219,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::AGGREGATE, get(query::aggregate))
         .route(paths::HISTORY, get(query::history))
         .route(&format!("{}/{{name}}", paths::REPORTS), get(query::report))
+        .route(paths::ALERTS, get(alerts::alerts))
+        .route(paths::RULES, get(alerts::rules))
         .route(paths::GAPS, get(agents::gaps))
         .route(paths::AGENTS, get(agents::list))
         .route(paths::METRICS, get(metrics::render))

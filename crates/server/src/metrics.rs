@@ -233,6 +233,221 @@ struct Seen {
     dropped: BTreeMap<AgentLabels, u64>,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+    severity: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// What live detection counts (all clusters together: hidden from cluster-bound tokens).
+#[derive(Clone, Default)]
+pub struct DetectionMetrics {
+    events: Counter,
+    skipped: Counter,
+    alerts_raised: Family<RuleLabels, Counter>,
+    rule_errors: Family<RuleLabel, Counter>,
+    alerts_stored: Counter,
+    alerts_dropped: Counter,
+    alerts_unsaved: Gauge,
+    rules: Gauge,
+    reloads: Family<OutcomeLabel, Counter>,
+    /// When a skip was last logged (seconds since the epoch), to log at most every 10 s.
+    last_skip_log: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl DetectionMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "detection_events",
+            "Committed events the detection rules evaluated (replays after a start or reload included)",
+            self.events.clone(),
+        );
+        registry.register(
+            "detection_skipped_events",
+            "Committed events not evaluated live because detection was behind (they are stored)",
+            self.skipped.clone(),
+        );
+        registry.register(
+            "alerts_raised",
+            "Alerts a rule raised, by rule and severity (raised again on replay included)",
+            self.alerts_raised.clone(),
+        );
+        registry.register(
+            "detection_rule_errors",
+            "Events on which a rule's expression failed (the rule did not fire), by rule",
+            self.rule_errors.clone(),
+        );
+        registry.register(
+            "alerts_stored",
+            "Alerts stored that the store did not hold yet",
+            self.alerts_stored.clone(),
+        );
+        registry.register(
+            "alerts_dropped",
+            "Alerts dropped because the store refused them for too long",
+            self.alerts_dropped.clone(),
+        );
+        registry.register(
+            "alerts_unsaved",
+            "Alerts waiting for the store to take them",
+            self.alerts_unsaved.clone(),
+        );
+        registry.register(
+            "detection_rules",
+            "Detection rules running",
+            self.rules.clone(),
+        );
+        registry.register(
+            "detection_reloads",
+            "Rule reloads, by outcome (applied, refused)",
+            self.reloads.clone(),
+        );
+    }
+
+    pub(crate) fn evaluated(&self, n: usize) {
+        self.events.inc_by(n as u64);
+    }
+
+    /// Counts skipped events; true when the skip should be logged (at most every 10 s).
+    pub(crate) fn skipped(&self, n: usize) -> bool {
+        self.skipped.inc_by(n as u64);
+        let now = chrono::Utc::now().timestamp();
+        let last = self
+            .last_skip_log
+            .load(std::sync::atomic::Ordering::Relaxed);
+        now >= last + 10
+            && self
+                .last_skip_log
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    pub(crate) fn rule_counts(
+        &self,
+        rule: &str,
+        severity: kubetrail_detect::Severity,
+        raised: u64,
+        errors: u64,
+    ) {
+        if raised > 0 {
+            self.alerts_raised
+                .get_or_create(&RuleLabels {
+                    rule: rule.to_string(),
+                    severity: severity.as_str(),
+                })
+                .inc_by(raised);
+        }
+        if errors > 0 {
+            self.rule_errors
+                .get_or_create(&RuleLabel {
+                    rule: rule.to_string(),
+                })
+                .inc_by(errors);
+        }
+    }
+
+    pub(crate) fn stored(&self, n: usize) {
+        self.alerts_stored.inc_by(n as u64);
+    }
+
+    pub(crate) fn dropped(&self, n: usize) {
+        self.alerts_dropped.inc_by(n as u64);
+    }
+
+    pub(crate) fn unsaved(&self, n: usize) {
+        self.alerts_unsaved.set(n as i64);
+    }
+
+    pub(crate) fn rules_loaded(&self, n: usize) {
+        self.rules.set(n as i64);
+    }
+
+    pub(crate) fn reloaded(&self, applied: bool) {
+        self.reloads
+            .get_or_create(&OutcomeLabel {
+                outcome: if applied { "applied" } else { "refused" },
+            })
+            .inc();
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
+/// What the alert sinks report (server-wide: hidden from cluster-bound tokens).
+#[derive(Clone, Default)]
+pub struct NotifyMetrics {
+    delivered: Family<SinkLabel, Counter>,
+    failures: Family<SinkLabel, Counter>,
+    dropped: Family<SinkLabel, Counter>,
+    pending: Family<SinkLabel, Gauge>,
+}
+
+impl NotifyMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "notify_delivered",
+            "Alert notifications a sink took, by sink",
+            self.delivered.clone(),
+        );
+        registry.register(
+            "notify_failures",
+            "Delivery attempts to a sink that failed (the notifications stay in its outbox), by sink",
+            self.failures.clone(),
+        );
+        registry.register(
+            "notify_dropped",
+            "Alert notifications dropped because a sink's outbox was full, by sink",
+            self.dropped.clone(),
+        );
+        registry.register(
+            "notify_pending",
+            "Alert notifications waiting in a sink's outbox, by sink",
+            self.pending.clone(),
+        );
+    }
+}
+
+impl kubetrail_notify::Observer for NotifyMetrics {
+    fn delivered(&self, sink: &str, n: usize) {
+        self.delivered
+            .get_or_create(&SinkLabel { sink: sink.into() })
+            .inc_by(n as u64);
+    }
+    fn failed(&self, sink: &str) {
+        self.failures
+            .get_or_create(&SinkLabel { sink: sink.into() })
+            .inc();
+    }
+    fn dropped(&self, sink: &str, n: usize) {
+        self.dropped
+            .get_or_create(&SinkLabel { sink: sink.into() })
+            .inc_by(n as u64);
+    }
+    fn pending(&self, sink: &str, n: usize) {
+        self.pending
+            .get_or_create(&SinkLabel { sink: sink.into() })
+            .set(n as i64);
+    }
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -245,6 +460,8 @@ pub struct Metrics {
     store_damaged: Gauge,
     store_recovered_wal_bytes: Gauge,
     store_operations: StoreOperations,
+    detection: DetectionMetrics,
+    notify: NotifyMetrics,
 }
 
 impl Default for Metrics {
@@ -275,9 +492,13 @@ impl Metrics {
                 seconds: Family::new_with_constructor(commit_histogram),
                 errors: Family::default(),
             },
+            detection: DetectionMetrics::default(),
+            notify: NotifyMetrics::default(),
             registry: Registry::default(),
         };
         m.clusters.register(&mut registry);
+        m.detection.register(&mut registry);
+        m.notify.register(&mut registry);
         registry.register(
             "batch_commit_seconds",
             "Time to commit one batch to the store",
@@ -315,6 +536,16 @@ impl Metrics {
             m.store_operations.errors.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// What the alert sinks report to.
+    pub fn notify(&self) -> NotifyMetrics {
+        self.notify.clone()
+    }
+
+    /// What live detection reports to.
+    pub fn detection(&self) -> DetectionMetrics {
+        self.detection.clone()
     }
 
     /// What the server's [`Metered`](kubetrail_store::metered::Metered) store reports to.

@@ -34,7 +34,10 @@ fn parse_filter(
     Ok((filter, rest))
 }
 
-fn one<'a>(rest: &'a [(String, String)], key: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn one<'a>(
+    rest: &'a [(String, String)],
+    key: &str,
+) -> Result<Option<&'a str>, ApiError> {
     let mut values = rest
         .iter()
         .filter(|(k, _)| k == key)
@@ -48,7 +51,11 @@ fn one<'a>(rest: &'a [(String, String)], key: &str) -> Result<Option<&'a str>, A
     Ok(first)
 }
 
-fn limit_of(rest: &[(String, String)], default: usize, max: usize) -> Result<usize, ApiError> {
+pub(crate) fn limit_of(
+    rest: &[(String, String)],
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     match one(rest, "limit")? {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
@@ -62,7 +69,7 @@ fn limit_of(rest: &[(String, String)], default: usize, max: usize) -> Result<usi
 
 /// Runs a store call on the blocking pool ([`crate::on_store`]); a store error is answered
 /// by its kind, naming `what` was done.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     what: &'static str,
     f: impl FnOnce(&dyn Store) -> kubetrail_store::Result<T> + Send + 'static,

@@ -270,6 +270,13 @@ pub async fn page(
     let started = Instant::now();
     let worker = state.clone();
     let shown = viewer.clone();
+    // The pages that show rules get the running ones (their counts are the pages' own).
+    let rules: Option<Vec<kubetrail_api::wire::RuleItem>> = state.detector.as_ref().map(|d| {
+        d.rules()
+            .into_iter()
+            .map(crate::alerts::rule_item)
+            .collect()
+    });
     let result = crate::on_store(&state, move |store| {
         let ctx = Context {
             store,
@@ -277,6 +284,7 @@ pub async fn page(
             viewer: &shown,
             networks: &worker.ui.networks,
             gaps: &gaps,
+            rules: rules.as_deref(),
         };
         kubetrail_ui::render(page, &ctx, &query)
     })

@@ -229,7 +229,9 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
                 .collect()
         })
         .unwrap_or_default();
+    let raised = crate::alerts::of_event(ctx, &chosen.cluster, &chosen.audit_id)?;
     let body = event_body(chosen, &stages, &annotations, &stored);
+    let body = html! { (crate::alerts::event_section(&raised)) (body) };
     Ok(layout::page(ctx.viewer, "Event", Nav::Search, None, body))
 }
 

@@ -15,6 +15,8 @@ pub enum Nav {
     Resources,
     /// Search (and event, user, history pages reached from it).
     Search,
+    /// Alerts and the rule catalogue.
+    Alerts,
     /// Not one of the above.
     None,
 }
@@ -41,6 +43,7 @@ fn header(viewer: Option<&Viewer>, nav: Nav, scope: Option<&Scope>) -> Markup {
         (Nav::Overview, "/", "Overview"),
         (Nav::Resources, "/resources", "Resource operations"),
         (Nav::Search, "/search", "Search"),
+        (Nav::Alerts, "/alerts", "Alerts"),
     ];
     html! {
         header.top {

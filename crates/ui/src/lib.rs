@@ -12,6 +12,7 @@
 //! collapsible JSON is `<details>`), so the server can forbid scripts outright in its
 //! Content-Security-Policy.
 
+mod alerts;
 mod chart;
 mod counts;
 mod event;
@@ -78,6 +79,8 @@ pub struct Context<'a> {
     pub networks: &'a Networks,
     /// Collection gaps the agents reported.
     pub gaps: &'a [Gap],
+    /// The detection rules the server runs; `None` when it runs none.
+    pub rules: Option<&'a [kubetrail_api::wire::RuleItem]>,
 }
 
 /// Why a page could not be shown.
@@ -138,17 +141,23 @@ pub enum Page {
     User,
     /// `/history`: every write to one object.
     History,
+    /// `/alerts`: what the detection rules raised.
+    Alerts,
+    /// `/rules`: the detection rules.
+    Rules,
 }
 
 impl Page {
     /// Every page.
-    pub const ALL: [Page; 6] = [
+    pub const ALL: [Page; 8] = [
         Page::Overview,
         Page::Resources,
         Page::Search,
         Page::Event,
         Page::User,
         Page::History,
+        Page::Alerts,
+        Page::Rules,
     ];
 
     /// The page's path.
@@ -160,6 +169,8 @@ impl Page {
             Page::Event => "/event",
             Page::User => "/user",
             Page::History => "/history",
+            Page::Alerts => "/alerts",
+            Page::Rules => "/rules",
         }
     }
 
@@ -178,6 +189,8 @@ pub fn render(page: Page, ctx: &Context<'_>, query: &str) -> Result<String, UiEr
         Page::Event => event::render(ctx, query)?,
         Page::User => user::render(ctx, query)?,
         Page::History => history::render(ctx, query)?,
+        Page::Alerts => alerts::render(ctx, query)?,
+        Page::Rules => alerts::render_rules(ctx, query)?,
     };
     Ok(markup.into_string())
 }

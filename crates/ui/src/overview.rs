@@ -221,6 +221,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         f.and_then(|f| scope.filter_link("/search", f))
             .unwrap_or_else(|| format!("#{anchor}"))
     };
+    let alerts = crate::alerts::overview_panel(ctx, &scope)?;
     let split_link = |by: &str| scope.without("/", &["by"], &[("by", by)]);
     let body = html! {
         h1 { "Overview" }
@@ -245,6 +246,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             (chart)
         }
         div.grid {
+            @if let Some(panel) = &alerts { (panel) }
             (counts::key_table(&scope, "top-users", "Top users", &o.top_users, Field::User, &all, TOP))
             (counts::key_table(&scope, "top-resources", "Top resources", &o.top_resources, Field::Resource, &all, TOP))
             (counts::key_table(&scope, "top-namespaces", "Top namespaces", &o.top_namespaces, Field::Namespace, &all, TOP))

@@ -1,6 +1,7 @@
 //! `kubetrail serve --demo`: a throwaway data directory loaded with the bundled real audit
 //! samples (each as its own cluster) and a week of generated traffic for two clusters ending
-//! now, so the web UI has something true to show on first start.
+//! now, so the web UI has something true to show on first start. The default detection pack
+//! runs over all of it as it is loaded, so the Alerts page has the alerts of that week.
 
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -46,6 +47,8 @@ pub struct Loaded {
     pub samples: u64,
     /// Generated events.
     pub generated: u64,
+    /// Alerts the default pack raised over both.
+    pub alerts: u64,
 }
 
 /// Loads the samples and about `events` generated events ending now into `store`.
@@ -53,14 +56,20 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
     let now = Utc::now();
     let received = now.timestamp_micros();
     let mut loaded = Loaded::default();
+    let rt = kubetrail_detect::Runtime::new();
+    let rules = kubetrail_detect::load(&rt, true, &[], &kubetrail_detect::Overrides::new())
+        .map_err(|e| anyhow::anyhow!("the default pack does not load: {e:?}"))?;
+    let mut engine = kubetrail_detect::Engine::new(rt, rules);
+    let mut alerts = Vec::new();
     for (cluster, text) in SAMPLES {
         let batch: Vec<Record> = text
             .lines()
             .filter(|l| !l.trim().is_empty())
             .filter_map(|l| {
-                decode_event(l.as_bytes())
-                    .ok()
-                    .map(|e| Record::from_event(e, l, cluster, received))
+                decode_event(l.as_bytes()).ok().map(|e| {
+                    engine.observe(&e, cluster, &mut alerts);
+                    Record::from_event(e, l, cluster, received)
+                })
             })
             .collect();
         loaded.samples += store
@@ -94,6 +103,7 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
                     break 'generate;
                 }
                 if let Ok(event) = decode_event(e.json.as_bytes()) {
+                    engine.observe(&event, cluster, &mut alerts);
                     batch.push(Record::from_event(
                         event,
                         e.json.as_str(),
@@ -115,6 +125,14 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
             .context("storing generated events")?
             .stored;
     }
+    let records = alerts
+        .iter()
+        .map(kubetrail_server::detection::alert_record)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    loaded.alerts = store
+        .append_alerts(&records)
+        .context("storing the alerts")? as u64;
     Ok(loaded)
 }
 
@@ -138,5 +156,11 @@ mod tests {
             loaded.generated
         );
         assert_eq!(store.count().unwrap(), loaded.samples + loaded.generated);
+        // The pack ran over it: the samples' execs and the week's human exec sessions alert.
+        let by_rule = store
+            .count_alerts(&Default::default(), kubetrail_store::AlertField::Rule)
+            .unwrap();
+        assert_eq!(by_rule.iter().map(|(_, n)| n).sum::<u64>(), loaded.alerts);
+        assert!(by_rule.iter().any(|(r, _)| r == "pod-exec"), "{by_rule:?}");
     }
 }

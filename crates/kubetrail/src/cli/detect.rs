@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use kubetrail_detect::{
-    Alert, Engine, Overrides, Rule, Runtime, Severity, event_time, load, parse_override,
+    Engine, Overrides, Rule, Runtime, Severity, event_time, load, parse_override,
 };
 use kubetrail_model::{Level, decode_event};
 use kubetrail_policy::{LoadOptions, RequestAttributes, load_str};
@@ -29,7 +29,7 @@ pub enum Format {
 }
 
 /// Which rules run.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
     /// Rule files to load besides the default pack (repeatable).
     #[arg(long = "rules", value_name = "PATH")]
@@ -43,7 +43,29 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
-    fn load(&self, rt: &Runtime) -> Result<Vec<Rule>> {
+    /// Rules as a configuration names them: files, whether the default pack runs, and
+    /// parameters by rule and name.
+    pub(crate) fn new(
+        rules: Vec<PathBuf>,
+        no_default_rules: bool,
+        parameters: &std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) -> RuleArgs {
+        let set = parameters
+            .iter()
+            .flat_map(|(rule, params)| {
+                params
+                    .iter()
+                    .map(move |(name, value)| (rule.clone(), name.clone(), value.clone()))
+            })
+            .collect();
+        RuleArgs {
+            rules,
+            no_default_rules,
+            set,
+        }
+    }
+
+    pub(crate) fn load(&self, rt: &Runtime) -> Result<Vec<Rule>> {
         let mut files = Vec::new();
         for p in &self.rules {
             for f in rule_files(p)? {
@@ -104,20 +126,6 @@ pub struct DetectArgs {
     /// backup first).
     #[arg(required = true, value_name = "LOG|DIR")]
     paths: Vec<PathBuf>,
-}
-
-fn object(a: &Alert) -> String {
-    let o = &a.object_ref;
-    let mut s = o.resource.clone();
-    if !o.subresource.is_empty() {
-        s = format!("{s}/{}", o.subresource);
-    }
-    if !o.namespace.is_empty() {
-        s = format!("{s} {}/{}", o.namespace, o.name);
-    } else if !o.name.is_empty() {
-        s = format!("{s} {}", o.name);
-    }
-    s
 }
 
 /// Lines handed to a decoding thread at a time.
@@ -273,7 +281,7 @@ pub fn detect(args: DetectArgs) -> Result<ExitCode> {
                     a.rule.clone(),
                     escape(&a.user),
                     escape(&a.verb),
-                    escape(&object(&a)),
+                    escape(&a.object_ref.text()),
                 ]),
             }
         }
@@ -550,4 +558,49 @@ fn list(args: ListArgs) -> Result<ExitCode> {
         write!(out, "{}", render(headers, &rows))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `import --detect` raised and stored.
+pub(crate) struct Detected {
+    /// Alerts the rules raised.
+    pub raised: u64,
+    /// Of those, alerts the store did not hold yet.
+    pub stored: u64,
+}
+
+/// Alerts stored at a time.
+const ALERT_BATCH: usize = 1000;
+
+/// Runs the rules over log files, in event-time order, and stores the alerts (a repeat of a
+/// stored alert changes nothing, so importing again raises nothing new).
+pub(crate) fn detect_into(
+    rt: Runtime,
+    rules: Vec<Rule>,
+    cluster: &str,
+    paths: &[PathBuf],
+    store: &dyn kubetrail_store::Store,
+) -> Result<Detected> {
+    let (events, _) = read_events(paths)?;
+    let mut engine = Engine::new(rt, rules);
+    let mut alerts = Vec::new();
+    let mut pending = Vec::new();
+    let mut done = Detected {
+        raised: 0,
+        stored: 0,
+    };
+    for e in events.in_time_order() {
+        engine.observe(e, cluster, &mut alerts);
+        for a in alerts.drain(..) {
+            done.raised += 1;
+            pending
+                .push(kubetrail_server::detection::alert_record(&a).map_err(anyhow::Error::msg)?);
+        }
+        if pending.len() >= ALERT_BATCH {
+            done.stored += store.append_alerts(&pending).context("storing alerts")? as u64;
+            pending.clear();
+        }
+    }
+    done.stored += store.append_alerts(&pending).context("storing alerts")? as u64;
+    std::mem::forget(events);
+    Ok(done)
 }

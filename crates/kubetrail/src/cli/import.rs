@@ -32,6 +32,11 @@ pub struct ImportArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Also run the detection rules over what is imported and store their alerts.
+    #[arg(long)]
+    detect: bool,
+    #[command(flatten)]
+    rules: super::detect::RuleArgs,
     /// Audit log files (plain or .gz), or directories of them (a rotated set is read oldest
     /// backup first, the active file last).
     #[arg(required = true, value_name = "FILE|DIR")]
@@ -53,6 +58,11 @@ pub struct Summary {
     malformed_reasons: Vec<String>,
     /// Files that could not be read to their end (a `.gz` cut short): where, and why.
     damaged_files: Vec<String>,
+    /// With `--detect`: alerts the rules raised, and of those the ones not stored before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts_raised: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts_stored: Option<u64>,
     seconds: f64,
 }
 
@@ -97,6 +107,14 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         .filter_map(|f| std::fs::metadata(&f.path).ok())
         .map(|m| m.len())
         .sum();
+    // A rule file that does not load is refused before anything is imported.
+    let detection = if args.detect {
+        let rt = kubetrail_detect::Runtime::new();
+        let rules = args.rules.load(&rt)?;
+        Some((rt, rules))
+    } else {
+        None
+    };
     let store = args.store.open_for_write()?;
 
     let progress = ProgressBar::new(total_bytes);
@@ -196,6 +214,12 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the reader thread panicked"))??;
     progress.finish_and_clear();
+    if let Some((rt, rules)) = detection {
+        let paths: Vec<PathBuf> = ordered.iter().map(|f| f.path.clone()).collect();
+        let done = super::detect::detect_into(rt, rules, &args.cluster, &paths, store.as_ref())?;
+        summary.alerts_raised = Some(done.raised);
+        summary.alerts_stored = Some(done.stored);
+    }
     // Closing checkpoints the database: part of the work, so part of the time.
     drop(store);
     summary.seconds = started.elapsed().as_secs_f64();
@@ -228,6 +252,9 @@ fn print_summary(s: &Summary, store: &str) {
         );
     }
     println!("  malformed:    {}", s.malformed);
+    if let (Some(raised), Some(stored)) = (s.alerts_raised, s.alerts_stored) {
+        println!("  alerts:       {raised} raised, {stored} new");
+    }
     for reason in &s.malformed_reasons {
         println!("    {}", super::table::escape(reason));
     }

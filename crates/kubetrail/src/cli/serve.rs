@@ -89,6 +89,18 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     secure_cookies: bool,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    no_detection: bool,
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    no_default_rules: bool,
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_url: Option<String>,
     /// Serve a throwaway store loaded with the bundled real audit samples and a week of
     /// generated traffic; without --tokens-file, on loopback only and without sign-in.
     #[arg(long, conflicts_with_all = ["data_dir", "config"])]
@@ -113,6 +125,12 @@ struct Settings {
     backend: BackendArgs,
     networks: Networks,
     secure_cookies: bool,
+    /// Which rules run live; `None` without detection.
+    detection: Option<super::detect::RuleArgs>,
+    /// Where new alerts go.
+    notify: Vec<kubetrail_notify::SinkConfig>,
+    /// The server's address as people reach it.
+    external_url: Option<String>,
     /// Generated events of a demo, when this is one.
     demo: Option<u64>,
 }
@@ -164,7 +182,16 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     }
     let networks = Networks::parse(&c.internal_networks)
         .map_err(|e| anyhow::anyhow!("--internal-networks: {e}"))?;
+    let detection = (!c.no_detection).then(|| {
+        super::detect::RuleArgs::new(c.rules.clone(), c.no_default_rules, &c.rule_parameters)
+    });
+    if detection.is_none() && !c.notify.is_empty() {
+        bail!("notify needs detection: it sends the alerts the rules raise (noDetection is set)");
+    }
     Ok(Settings {
+        notify: c.notify.clone(),
+        external_url: c.external_url.clone(),
+        detection,
         networks,
         secure_cookies: c.secure_cookies,
         demo: args.demo.then_some(args.demo_events),
@@ -231,6 +258,32 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Reloads the detection rules at every SIGHUP; a set that does not load is refused with its
+/// error and the running rules stay.
+async fn reload_on_hangup(detector: Arc<kubetrail_server::Detector>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("SIGHUP cannot be caught: the rules are not reloaded on it");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let d = detector.clone();
+            match tokio::task::spawn_blocking(move || d.reload()).await {
+                Ok(Ok(n)) => tracing::info!(rules = n, "detection rules reloaded"),
+                Ok(Err(e)) => {
+                    tracing::error!("detection rules not reloaded, the running rules stay: {e}")
+                }
+                Err(e) => tracing::error!("reloading the detection rules failed: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = detector;
+}
+
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     if args.print_config {
         print!("{}", serde_norway::to_string(&config(&args)?)?);
@@ -259,9 +312,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         );
         let loaded = super::demo::load(store.as_ref(), events)?;
         eprintln!(
-            "kubetrail serve --demo: {} sample events (clusters falco, audit2rbac, audit2rbac-v1beta1, panther) and {} generated (clusters prod, staging, the last 7 days) in {}",
+            "kubetrail serve --demo: {} sample events (clusters falco, audit2rbac, audit2rbac-v1beta1, panther) and {} generated (clusters prod, staging, the last 7 days), {} alerts, in {}",
             loaded.samples,
             loaded.generated,
+            loaded.alerts,
             data_dir.display()
         );
     }
@@ -269,12 +323,35 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         secure_cookies: s.tls.is_some() || s.secure_cookies,
         networks: s.networks.clone(),
     };
-    let state = Arc::new(
-        AppState::new(store.clone(), s.auth, s.limits, Some(data_dir.clone()))
-            .with_context(|| format!("reading agent gaps in {}", data_dir.display()))?
-            .with_ui(ui)
-            .with_request_limits(s.requests),
-    );
+    let mut state = AppState::new(store.clone(), s.auth, s.limits, Some(data_dir.clone()))
+        .with_context(|| format!("reading agent gaps in {}", data_dir.display()))?
+        .with_ui(ui)
+        .with_request_limits(s.requests);
+    if let Some(rules) = &s.detection {
+        let rules = rules.clone();
+        let loader: kubetrail_server::RuleLoader = Arc::new(move || {
+            let rt = kubetrail_detect::Runtime::new();
+            let loaded = rules.load(&rt).map_err(|e| format!("{e:#}"))?;
+            Ok((rt, loaded))
+        });
+        let notifier = if s.notify.is_empty() {
+            None
+        } else {
+            let n = kubetrail_notify::Notifier::start(
+                &s.notify,
+                &data_dir.join("outbox"),
+                s.external_url.clone(),
+                Arc::new(state.metrics.notify()),
+            )
+            .context("notify")?;
+            tracing::info!(sinks = ?n.sinks(), "alerts are sent to these sinks");
+            Some(Arc::new(n))
+        };
+        state = state
+            .with_detection_notifying(loader, notifier)
+            .map_err(|e| anyhow::anyhow!("detection: {e}"))?;
+    }
+    let state = Arc::new(state);
     let demo = s.demo.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -316,6 +393,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                     tokio::time::sleep(Duration::from_secs(600)).await;
                 }
             });
+        }
+        if let Some(detector) = state.detector.clone() {
+            tokio::spawn(reload_on_hangup(detector));
         }
         serve_with(
             listener,

@@ -25,6 +25,10 @@ pub use duration::HumanDuration;
 pub use reference::document_flags;
 pub use serve::ServeConfig;
 
+/// Keys that are maps or lists of objects: written in the configuration file, with no flag.
+#[cfg(test)]
+pub const FILE_ONLY_KEYS: [&str; 2] = ["ruleParameters", "notify"];
+
 /// The configuration format this build reads.
 pub const VERSION: u32 = 1;
 

@@ -65,6 +65,7 @@ fn shown(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
+        Value::Array(items) if items.is_empty() => Some("none".into()),
         Value::Array(items) => Some(items.iter().filter_map(shown).collect::<Vec<_>>().join(",")),
         other => Some(other.to_string()),
     }

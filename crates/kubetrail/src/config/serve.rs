@@ -92,6 +92,36 @@ pub struct ServeConfig {
     /// terminates TLS); with `tlsCert` it always is.
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Do not run the detection rules on committed events (no alerts are raised).
+    #[serde(default)]
+    pub no_detection: bool,
+    /// Rule files, or directories of `.yaml` rule files, run besides the embedded default
+    /// pack; read again on SIGHUP (a set that does not load is refused, the running rules stay).
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
+    /// Leave the embedded default rule pack out.
+    #[serde(default)]
+    pub no_default_rules: bool,
+    /// Rule parameters that replace the rules' defaults, by rule id and parameter name
+    /// (e.g. `{forbidden-burst: {threshold: 50}}`); read again on SIGHUP.
+    #[serde(default)]
+    #[schemars(
+        with = "std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>"
+    )]
+    pub rule_parameters:
+        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Where new alerts are sent, each sink with a durable outbox in the data directory
+    /// (`outbox/NAME.jsonl`): a list of `{name, type: alertmanager|webhook|slack, url,
+    /// secretFile?, maxPending?}`. `alertmanager` posts to `URL/api/v2/alerts`; `webhook` posts
+    /// `{"alerts": [...]}` signed with `X-Kubetrail-Signature: sha256=HMAC` when `secretFile`
+    /// is given; `slack` posts an incoming-webhook message. Needs detection.
+    #[serde(default)]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub notify: Vec<kubetrail_notify::SinkConfig>,
+    /// The address people reach this server at (e.g. `https://kubetrail.example`): links in
+    /// notifications point there.
+    #[serde(default)]
+    pub external_url: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {

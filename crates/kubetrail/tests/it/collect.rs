@@ -18,6 +18,8 @@ use kubetrail_api::{Client, ClientOptions};
 use kubetrail_store::Filter;
 use kubetrail_tail::backup_name;
 
+use crate::free_port;
+
 const ADMIN: &str = "admin-token-for-collect-tests";
 const INGEST: &str = "ingest-token-for-collect-tests";
 
@@ -103,14 +105,6 @@ impl Writer {
         self.file.write_all(format!("{line}\n").as_bytes()).unwrap();
         self.size += len;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_port(port: u16) {

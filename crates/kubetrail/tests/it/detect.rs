@@ -255,3 +255,81 @@ rules:
         stdout(&table)
     );
 }
+
+#[test]
+fn import_detect_stores_each_alert_once_however_often_it_runs() {
+    let log = [
+        event("b2", "2026-11-01T10:00:05.000000Z", "bob", "prod", 101),
+        event("a1", "2026-11-01T10:00:01.000000Z", "alice", "default", 101),
+        event("c3", "2026-11-01T10:00:09.000000Z", "carol", "default", 403),
+    ]
+    .join("\n");
+    let (dir, path) = file("audit.log", &log);
+    let data = dir.path().join("data");
+    let import = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "import",
+            "--json",
+            "--detect",
+            "--cluster",
+            "east",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push(path.to_str().unwrap());
+        serde_json::from_str(stdout(&ok(&args)).trim()).unwrap()
+    };
+    let first = import(&[]);
+    assert_eq!(first["stored"], 3);
+    let raised = first["alertsRaised"].as_u64().unwrap();
+    assert!(raised >= 2, "{first}");
+    assert_eq!(first["alertsStored"].as_u64(), Some(raised));
+    // Importing again stores no event and no alert anew.
+    let again = import(&[]);
+    assert_eq!(again["stored"], 0);
+    assert_eq!(again["alertsRaised"].as_u64(), Some(raised));
+    assert_eq!(again["alertsStored"], 0);
+
+    // The store is closed again before the next import opens it.
+    {
+        use kubetrail_store::Store;
+        let store = kubetrail_store_duckdb::DuckDbStore::open(&data).unwrap();
+        let execs = store
+            .query_alerts(
+                &kubetrail_store::AlertFilter {
+                    rules: vec!["pod-exec".into()],
+                    ..Default::default()
+                },
+                10,
+            )
+            .unwrap();
+        let ids: Vec<&str> = execs.iter().map(|a| a.audit_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["b2", "a1"],
+            "newest first; the denied exec raised none"
+        );
+        assert_eq!(execs[0].cluster, "east");
+        assert_eq!(execs[0].user, "bob");
+        assert_eq!(execs[0].namespace, "prod");
+        let json: Value = serde_json::from_str(&execs[0].json).unwrap();
+        assert!(
+            json["requestURI"].as_str().unwrap().contains("/exec"),
+            "{json}"
+        );
+    }
+    // An import without --detect says nothing about alerts.
+    let plain: Value = serde_json::from_str(
+        stdout(&ok(&[
+            "import",
+            "--json",
+            "--data-dir",
+            data.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]))
+        .trim(),
+    )
+    .unwrap();
+    assert!(plain.get("alertsRaised").is_none(), "{plain}");
+}

@@ -366,6 +366,8 @@ async fn the_openapi_document_lists_every_path() {
         paths::AGENT_STATUS,
         paths::GAPS,
         paths::AGENTS,
+        paths::ALERTS,
+        paths::RULES,
         paths::OPENAPI,
         paths::HEALTHZ,
         paths::READYZ,

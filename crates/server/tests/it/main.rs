@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod detection;
 mod hostile_ingest;
 mod ingest;
 mod limits;
@@ -60,6 +61,22 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(DuckDbStore::open(dir.path()).unwrap());
         Self::over(store, limits, dir)
+    }
+
+    /// A server over a fresh store that runs the default detection pack.
+    pub(crate) fn detecting() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(DuckDbStore::open(dir.path()).unwrap());
+        Self::detecting_over(store, dir)
+    }
+
+    /// A server over `store` that runs the default detection pack: what a restart over the
+    /// same store is.
+    pub(crate) fn detecting_over(store: Arc<dyn Store>, dir: tempfile::TempDir) -> Self {
+        let mut h = Self::over(store, Limits::default(), dir);
+        let state = Arc::into_inner(h.state).expect("nothing else holds a new state");
+        h.state = Arc::new(state.with_detection(default_rules()).unwrap());
+        h
     }
 
     pub(crate) fn over(store: Arc<dyn Store>, limits: Limits, dir: tempfile::TempDir) -> Self {
@@ -147,6 +164,16 @@ impl Harness {
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
         (status, json)
     }
+}
+
+/// Loads the embedded default pack.
+pub(crate) fn default_rules() -> kubetrail_server::RuleLoader {
+    Arc::new(|| {
+        let rt = kubetrail_detect::Runtime::new();
+        let rules = kubetrail_detect::load(&rt, true, &[], &kubetrail_detect::Overrides::new())
+            .map_err(|e| format!("{e:?}"))?;
+        Ok((rt, rules))
+    })
 }
 
 /// The events of a real sample file, as the items of an `EventList` in `api_version`.

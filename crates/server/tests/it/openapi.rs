@@ -24,6 +24,8 @@ fn served_paths() -> Vec<String> {
         paths::AGENT_STATUS.to_string(),
         paths::AGENTS.to_string(),
         paths::GAPS.to_string(),
+        paths::ALERTS.to_string(),
+        paths::RULES.to_string(),
         paths::OPENAPI.to_string(),
         paths::HEALTHZ.to_string(),
         paths::READYZ.to_string(),
@@ -208,6 +210,8 @@ async fn answers_have_the_documented_shapes() {
         (&reports, format!("{}/failures", paths::REPORTS)),
         (paths::GAPS, paths::GAPS.to_string()),
         (paths::AGENTS, paths::AGENTS.to_string()),
+        (paths::ALERTS, format!("{}?minSeverity=low", paths::ALERTS)),
+        (paths::RULES, paths::RULES.to_string()),
     ];
     for (path, uri) in asks {
         let (status, value) = h.get(&uri, Some(READ)).await;
