@@ -10,6 +10,7 @@ use kubetrail_model::{Event, Stage};
 use crate::alert::Alert;
 use crate::expr::Runtime;
 use crate::facts::Facts;
+use crate::matcher::Head;
 use crate::rule::Rule;
 use crate::spec::Kind;
 use crate::state::{Sequence, Table, Threshold};
@@ -153,6 +154,25 @@ impl Engine {
             .and_then(|o| o.resource.as_deref())
             .unwrap_or("");
         self.by_resource.get(resource).copied().unwrap_or(0)
+    }
+
+    /// Whether an event with this head may concern some rule: may pass the match blocks of a
+    /// rule its resource may trigger (a rule's own, a sequence's first step, a table's
+    /// writes). False means evaluating it would change nothing, so a caller that holds the
+    /// columns need not decode the event at all; it counts it with [`Engine::pass`].
+    pub fn may_concern(&self, head: &Head<'_>) -> bool {
+        let list = self.by_resource.get(head.resource).copied().unwrap_or(0);
+        self.lists[list].iter().any(|&i| {
+            let r = &self.rules[i];
+            r.test.matcher.may_match(head)
+                || r.first.as_ref().is_some_and(|f| f.matcher.may_match(head))
+                || r.record.iter().any(|u| u.test.matcher.may_match(head))
+        })
+    }
+
+    /// Counts an event seen and not evaluated (see [`Engine::may_concern`]).
+    pub fn pass(&mut self) {
+        self.counters.events += 1;
     }
 
     /// Evaluates every rule on one event, appending the alerts it raises.

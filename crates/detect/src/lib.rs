@@ -30,6 +30,7 @@ pub use engine::{Counters, Engine, event_time};
 pub use examples::{ExampleFailure, ExampleReport, run_examples};
 pub use expr::Runtime;
 pub use lint::lint;
+pub use matcher::Head;
 pub use pack::{DEFAULT_PACK, Overrides, load, load_file, parse_override};
 pub use rule::{Origin, Rule, RuleError};
 pub use spec::{Kind, Severity};

@@ -95,6 +95,32 @@ impl ResourcePattern {
     }
 }
 
+/// What is known of an event before it is decoded: the columns a store keeps. `impersonated`
+/// is `None` when it cannot be told (a store keeps the impersonated user's name, not groups).
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// The verb.
+    pub verb: &'a str,
+    /// `objectRef.resource`, `""` when none.
+    pub resource: &'a str,
+    /// `objectRef.subresource`.
+    pub subresource: &'a str,
+    /// `objectRef.apiGroup`.
+    pub api_group: &'a str,
+    /// `objectRef.namespace`.
+    pub namespace: &'a str,
+    /// `user.username`.
+    pub user: &'a str,
+    /// `user.groups`.
+    pub groups: &'a [String],
+    /// `responseStatus.code`.
+    pub code: Option<i32>,
+    /// The `authorization.k8s.io/decision` annotation, `""` when absent.
+    pub decision: &'a str,
+    /// Whether somebody was impersonated, when known.
+    pub impersonated: Option<bool>,
+}
+
 /// One compiled `match` block.
 #[derive(Debug, Clone)]
 pub struct Block {
@@ -196,6 +222,61 @@ impl Block {
         true
     }
 
+    /// Whether an event with this head may pass the block: [`Block::matches`] on the columns
+    /// alone, passing what they cannot tell. False means it does not match.
+    pub fn may_match(&self, h: &Head<'_>) -> bool {
+        if !self.verbs.allows(h.verb, verb_bit(h.verb)) {
+            return false;
+        }
+        if !self.resources.is_empty()
+            && !self
+                .resources
+                .iter()
+                .any(|p| p.matches(h.resource, h.subresource))
+        {
+            return false;
+        }
+        if !self.api_groups.is_empty()
+            && !self.api_groups.iter().any(|g| g == h.api_group || g == "*")
+        {
+            return false;
+        }
+        if !self.namespaces.is_empty()
+            && !self.namespaces.iter().any(|n| n == h.namespace || n == "*")
+        {
+            return false;
+        }
+        if !self.codes.is_empty() && !h.code.is_some_and(|c| self.codes.contains(&c)) {
+            return false;
+        }
+        let succeeded = h.code.is_none_or(|c| c < 400);
+        let ok = succeeded && h.decision != "forbid";
+        let passes = match self.outcome {
+            Outcome::Any => true,
+            Outcome::Succeeded => succeeded,
+            Outcome::Ok => ok,
+            Outcome::Failed => !ok,
+        };
+        if !passes {
+            return false;
+        }
+        if let (Some(want), Some(is)) = (self.impersonated, h.impersonated)
+            && want != is
+        {
+            return false;
+        }
+        if !self.users.is_empty() && !self.users.iter().any(|p| glob(h.user, p)) {
+            return false;
+        }
+        if self.exclude_users.iter().any(|p| glob(h.user, p)) {
+            return false;
+        }
+        if !self.groups.is_empty() && !h.groups.iter().any(|g| self.groups.contains(g)) {
+            return false;
+        }
+        true
+    }
+
     /// The resource names an event must have for this block to match; `None` when any may.
     pub(crate) fn required_resources(&self) -> Option<Vec<&str>> {
         if self.resources.is_empty() {
@@ -222,6 +303,11 @@ impl Matcher {
     /// Whether any block matches.
     pub fn matches(&self, event: &Event, facts: &Facts) -> bool {
         self.blocks.is_empty() || self.blocks.iter().any(|b| b.matches(event, facts))
+    }
+
+    /// Whether an event with this head may match ([`Block::may_match`]).
+    pub fn may_match(&self, head: &Head<'_>) -> bool {
+        self.blocks.is_empty() || self.blocks.iter().any(|b| b.may_match(head))
     }
 
     /// The resource names an event must have to match; `None` when any may.

@@ -183,6 +183,21 @@ fn webhook(lines: &[String], work: &Path, detect: bool) {
             "{name} detection caught up after the last ack\t{:.2} s",
             all - secs
         );
+        let metrics = ureq::Agent::new_with_defaults()
+            .get(&format!("http://{addr}/metrics"))
+            .header("authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        for l in metrics.lines().filter(|l| {
+            l.starts_with("kubetrail_alerts_stored_total")
+                || l.starts_with("kubetrail_store_operation_seconds_count{operation=\"append\"")
+                || l.starts_with("kubetrail_store_operation_seconds_sum{operation=\"append\"")
+        }) {
+            let (k, v) = l.rsplit_once(' ').unwrap_or((l, ""));
+            println!("{name} {k}\t{v}");
+        }
         return;
     }
     println!("webhook MB/s\t{:.1}", bytes as f64 / 1048576.0 / secs);
@@ -425,8 +440,10 @@ fn main() {
     // `KUBETRAIL_BENCH_ONLY=webhook` (or `agent`) runs one part.
     let only = std::env::var("KUBETRAIL_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "webhook" {
-        webhook(&lines, work.path(), false);
+        // Each run gets its own server and store; the order is alternated so that what one
+        // run leaves behind (the store's background work) weighs on both kinds alike.
         webhook(&lines, work.path(), true);
+        webhook(&lines, work.path(), false);
     }
     if only.is_empty() || only == "agent" {
         agent_to_sink(&lines, work.path(), &token_file);

@@ -26,7 +26,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use kubetrail_detect::{Alert, Engine, Kind, Rule, Runtime, event_time};
+use kubetrail_detect::{Alert, Engine, Head, Kind, Rule, Runtime, event_time};
 use kubetrail_model::decode_event;
 use kubetrail_notify::{Notice, Notifier};
 use kubetrail_store::{AlertRecord, Cursor, Filter, Record, ResourceSelector, Store, TimeRange};
@@ -50,6 +50,12 @@ pub const MAX_REPLAY_EVENTS: usize = 500_000;
 /// Most alerts kept while the store refuses them; past it the oldest are dropped (and
 /// counted).
 const MAX_UNSAVED_ALERTS: usize = 100_000;
+
+/// While detection is behind, alerts are stored once this many are waiting…
+const SAVE_EVERY_ALERTS: usize = 1000;
+
+/// …or this long after the last store call.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Events a replay reads from the store at a time.
 const REPLAY_PAGE: usize = 5_000;
@@ -110,6 +116,30 @@ pub fn alert_record(a: &Alert) -> Result<AlertRecord, String> {
     })
 }
 
+/// What the store's columns tell of an event, for the engine's prefilter. Whether somebody
+/// was impersonated: a name says yes, an event text without `impersonatedUser` says no.
+fn head(r: &Record) -> Head<'_> {
+    let impersonated = if !r.impersonated_user.is_empty() {
+        Some(true)
+    } else if r.raw.contains("\"impersonatedUser\"") {
+        None
+    } else {
+        Some(false)
+    };
+    Head {
+        verb: &r.verb,
+        resource: &r.resource,
+        subresource: &r.subresource,
+        api_group: &r.api_group,
+        namespace: &r.namespace,
+        user: &r.user,
+        groups: &r.groups,
+        code: r.code,
+        decision: &r.decision,
+        impersonated,
+    }
+}
+
 /// Rule titles by id.
 fn titles(rules: &[Rule]) -> std::collections::HashMap<String, String> {
     rules
@@ -155,6 +185,8 @@ pub struct Detector {
     queued: Arc<AtomicUsize>,
     /// True while the engine replays stored events (after a start or reload).
     replaying: Arc<AtomicBool>,
+    /// Alerts raised and not yet offered to the store.
+    unsaved: Arc<AtomicUsize>,
     loader: RuleLoader,
     rules: Arc<RwLock<Vec<RuleSummary>>>,
     metrics: DetectionMetrics,
@@ -182,7 +214,9 @@ impl Detector {
         let (tx, rx) = mpsc::sync_channel(4096);
         let queued = Arc::new(AtomicUsize::new(0));
         let replaying = Arc::new(AtomicBool::new(true));
+        let unsaved = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
+            unsaved_count: unsaved.clone(),
             store,
             queued: queued.clone(),
             replaying: replaying.clone(),
@@ -200,6 +234,7 @@ impl Detector {
             tx,
             queued,
             replaying,
+            unsaved,
             loader,
             rules: summaries,
             metrics,
@@ -263,7 +298,9 @@ impl Detector {
     /// True when every event handed over is evaluated and its alerts offered to the store,
     /// and no replay runs.
     pub fn caught_up(&self) -> bool {
-        !self.replaying.load(Ordering::Acquire) && self.queued.load(Ordering::Acquire) == 0
+        !self.replaying.load(Ordering::Acquire)
+            && self.queued.load(Ordering::Acquire) == 0
+            && self.unsaved.load(Ordering::Acquire) == 0
     }
 
     /// The running rules.
@@ -277,6 +314,8 @@ struct Worker {
     store: Arc<dyn Store>,
     queued: Arc<AtomicUsize>,
     replaying: Arc<AtomicBool>,
+    /// How many `unsaved` holds, for [`Detector::caught_up`].
+    unsaved_count: Arc<AtomicUsize>,
     metrics: DetectionMetrics,
     /// Alerts the store has not taken yet.
     unsaved: Vec<AlertRecord>,
@@ -294,12 +333,23 @@ impl Worker {
         self.replay(&mut engine);
         self.save();
         self.replaying.store(false, Ordering::Release);
+        let mut last_save = std::time::Instant::now();
         loop {
-            match rx.recv_timeout(Duration::from_secs(1)) {
+            let wait = SAVE_EVERY
+                .saturating_sub(last_save.elapsed())
+                .max(Duration::from_millis(1));
+            match rx.recv_timeout(wait) {
                 Ok(Message::Committed(records)) => {
-                    self.evaluate(&mut engine, records.iter().map(|r| (&r.cluster, &r.raw)));
-                    self.save();
+                    self.evaluate(&mut engine, &records);
+                    // Alerts are stored by the thousand or every second: a store call per
+                    // batch would take the store from the commits it would wait behind.
+                    if self.unsaved.len() >= SAVE_EVERY_ALERTS || last_save.elapsed() >= SAVE_EVERY
+                    {
+                        self.save();
+                        last_save = std::time::Instant::now();
+                    }
                     self.queued.fetch_sub(records.len(), Ordering::AcqRel);
+                    continue;
                 }
                 Ok(Message::Rules(rt, rules)) => {
                     self.titles = titles(&rules);
@@ -315,44 +365,45 @@ impl Worker {
                 }
             }
             self.save();
+            last_save = std::time::Instant::now();
         }
     }
 
     /// Evaluates events, in event-time order, and queues their alerts for the store.
-    fn evaluate<'a>(
-        &mut self,
-        engine: &mut Engine,
-        events: impl Iterator<Item = (&'a String, &'a String)>,
-    ) {
-        self.evaluate_only(engine, events, None);
+    fn evaluate(&mut self, engine: &mut Engine, records: &[Record]) {
+        self.evaluate_only(engine, records, None);
     }
 
-    fn evaluate_only<'a>(
-        &mut self,
-        engine: &mut Engine,
-        events: impl Iterator<Item = (&'a String, &'a String)>,
-        only: Option<&[bool]>,
-    ) {
-        let mut decoded: Vec<(i64, usize, &String, kubetrail_model::Event)> = events
-            .enumerate()
-            .filter_map(|(i, (cluster, raw))| {
-                // Stored events decoded once already: one that no longer does is left out.
-                let e = decode_event(raw.as_bytes()).ok()?;
-                Some((event_time(&e).unwrap_or(i64::MIN), i, cluster, e))
-            })
-            .collect();
+    /// Evaluates the records `only` selects rules for. A record whose columns say no rule can
+    /// concern it ([`Engine::may_concern`]: most of them) is counted and never decoded.
+    fn evaluate_only(&mut self, engine: &mut Engine, records: &[Record], only: Option<&[bool]>) {
+        let mut decoded: Vec<(i64, usize, &str, kubetrail_model::Event)> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            if r.stage == Some(kubetrail_model::Stage::RequestReceived)
+                || !engine.may_concern(&head(r))
+            {
+                engine.pass();
+                continue;
+            }
+            // Stored events decoded once already: one that no longer does is left out.
+            if let Ok(e) = decode_event(r.raw.as_bytes()) {
+                decoded.push((event_time(&e).unwrap_or(i64::MIN), i, &r.cluster, e));
+            }
+        }
         decoded.sort_unstable_by_key(|(t, i, _, _)| (*t, *i));
         let mut alerts = Vec::new();
         for (_, _, cluster, e) in &decoded {
             engine.observe_only(e, cluster, &mut alerts, only);
         }
-        self.metrics.evaluated(decoded.len());
+        self.metrics.evaluated(records.len());
         for a in &alerts {
             match alert_record(a) {
                 Ok(r) => self.unsaved.push(r),
                 Err(e) => tracing::error!("an alert could not be stored: {e}"),
             }
         }
+        self.unsaved_count
+            .store(self.unsaved.len(), Ordering::Release);
         self.report(engine);
     }
 
@@ -418,6 +469,8 @@ impl Worker {
             }
         }
         self.metrics.unsaved(self.unsaved.len());
+        self.unsaved_count
+            .store(self.unsaved.len(), Ordering::Release);
     }
 
     /// The unsaved alerts the store does not hold yet (by index), each key once: what is
@@ -519,7 +572,7 @@ impl Worker {
                 }
             };
             seen += events.len();
-            self.evaluate_only(engine, events.iter().map(|(c, r)| (c, r)), Some(&only));
+            self.evaluate_only(engine, &events, Some(&only));
         }
         // Alerts raised again count as raised (the store keeps each once; `alerts_stored`
         // counts the new ones).
@@ -530,16 +583,13 @@ impl Worker {
         );
     }
 
-    /// The (cluster, event JSON) of the events `filter` selects, newest first, at most
-    /// [`MAX_REPLAY_EVENTS`].
-    fn read_back(&self, filter: &Filter) -> kubetrail_store::Result<Vec<(String, String)>> {
+    /// The events `filter` selects, newest first, at most [`MAX_REPLAY_EVENTS`].
+    fn read_back(&self, filter: &Filter) -> kubetrail_store::Result<Vec<Record>> {
         let mut out = Vec::new();
         let mut cursor: Option<Cursor> = None;
         loop {
             let page = self.store.query(filter, cursor.as_ref(), REPLAY_PAGE)?;
-            for r in page.records {
-                out.push((r.cluster, r.raw));
-            }
+            out.extend(page.records);
             if out.len() >= MAX_REPLAY_EVENTS {
                 out.truncate(MAX_REPLAY_EVENTS);
                 tracing::warn!(

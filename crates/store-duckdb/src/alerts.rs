@@ -22,6 +22,9 @@ pub(crate) const MIGRATION: &str = "CREATE TABLE alerts (
         PRIMARY KEY (cluster, rule, audit_id)
     );";
 
+/// Alerts one INSERT statement carries.
+const ALERT_ROWS_PER_INSERT: usize = 200;
+
 impl DuckDbStore {
     pub(crate) fn store_alerts(&self, alerts: &[AlertRecord]) -> Result<usize> {
         self.failed()?;
@@ -33,24 +36,29 @@ impl DuckDbStore {
         let run = || -> duckdb::Result<usize> {
             conn.execute_batch("BEGIN TRANSACTION;")?;
             let mut stored = 0;
-            {
+            // One statement per chunk of rows: a statement per alert would hold the store
+            // (and the commits waiting for it) for a planning pass each.
+            for chunk in fresh.chunks(ALERT_ROWS_PER_INSERT) {
+                let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
                 let mut insert = conn.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO alerts ({ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT OR IGNORE INTO alerts ({ALERT_COLUMNS}) VALUES {rows}"
                 ))?;
-                for a in fresh {
-                    stored += insert.execute(duckdb::params![
-                        a.cluster,
-                        a.rule,
-                        a.audit_id,
-                        a.severity,
-                        a.ts_micros,
-                        a.user,
-                        a.namespace,
-                        a.resource,
-                        a.name,
-                        a.json
-                    ])?;
+                let mut values: Vec<&dyn duckdb::ToSql> = Vec::with_capacity(chunk.len() * 10);
+                for a in chunk {
+                    values.extend([
+                        &a.cluster as &dyn duckdb::ToSql,
+                        &a.rule,
+                        &a.audit_id,
+                        &a.severity,
+                        &a.ts_micros,
+                        &a.user,
+                        &a.namespace,
+                        &a.resource,
+                        &a.name,
+                        &a.json,
+                    ]);
                 }
+                stored += insert.execute(values.as_slice())?;
             }
             conn.execute_batch("COMMIT;")?;
             Ok(stored)

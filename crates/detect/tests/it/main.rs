@@ -4,3 +4,4 @@
 mod falco;
 mod pack;
 mod panther;
+mod prefilter;

@@ -154,4 +154,22 @@ pub fn alerts_are_stored_once_filtered_and_counted(store: &dyn Store) {
         .count_alerts(&AlertFilter::default(), AlertField::Cluster)
         .unwrap();
     assert_eq!(by_cluster, [("a".to_string(), 5), ("b".into(), 1)]);
+
+    // A large batch (more rows than one statement carries), with repeats inside it and of
+    // stored alerts: each new alert is counted once.
+    let mut many: Vec<AlertRecord> = (0..450)
+        .map(|i| alert("bulk", "pod-exec", &format!("m{i}"), "low", T0 + i))
+        .collect();
+    many.extend((0..10).map(|i| alert("bulk", "pod-exec", &format!("m{i}"), "low", T0 + i)));
+    many.push(alert("a", "pod-exec", "4", "medium", T0 + 4 * S));
+    assert_eq!(store.append_alerts(&many).unwrap(), 450);
+    let bulk = AlertFilter {
+        clusters: vec!["bulk".into()],
+        ..AlertFilter::default()
+    };
+    assert_eq!(store.query_alerts(&bulk, 1000).unwrap().len(), 450);
+    assert_eq!(
+        store.count_alerts(&bulk, AlertField::Rule).unwrap(),
+        [("pod-exec".to_string(), 450)]
+    );
 }
