@@ -112,6 +112,17 @@ fn server(
     (spawn_http(router(Arc::new(state))), store, detector)
 }
 
+/// The server's `/metrics` text (empty when it does not answer).
+fn metrics_text(addr: SocketAddr) -> String {
+    ureq::Agent::new_with_defaults()
+        .get(&format!("http://{addr}/metrics"))
+        .header("authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default()
+}
+
 fn webhook(lines: &[String], work: &Path, detect: bool) {
     let name = if detect {
         "webhook+detection"
@@ -183,13 +194,7 @@ fn webhook(lines: &[String], work: &Path, detect: bool) {
             "{name} detection caught up after the last ack\t{:.2} s",
             all - secs
         );
-        let metrics = ureq::Agent::new_with_defaults()
-            .get(&format!("http://{addr}/metrics"))
-            .header("authorization", &format!("Bearer {TOKEN}"))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .unwrap_or_default();
+        let metrics = metrics_text(addr);
         for l in metrics.lines().filter(|l| {
             l.starts_with("kubetrail_alerts_stored_total")
                 || l.starts_with("kubetrail_store_operation_seconds_count{operation=\"append\"")
@@ -201,13 +206,7 @@ fn webhook(lines: &[String], work: &Path, detect: bool) {
         return;
     }
     println!("webhook MB/s\t{:.1}", bytes as f64 / 1048576.0 / secs);
-    let metrics = ureq::Agent::new_with_defaults()
-        .get(&format!("http://{addr}/metrics"))
-        .header("authorization", &format!("Bearer {TOKEN}"))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
+    let metrics = metrics_text(addr);
     let value = |prefix: &str| {
         metrics
             .lines()
