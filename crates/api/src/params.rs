@@ -288,10 +288,17 @@ pub fn alert_filter_from_pairs(
     let mut least: Option<usize> = None;
     let mut named: Vec<usize> = Vec::new();
     let mut total = 0usize;
+    let mut counts = [0usize; ALERT_KEYS.len()];
     for (k, v) in pairs {
         let key = k.as_str();
         let err = |e: String| format!("parameter {key}: {e}");
-        if ALERT_KEYS.contains(&key) {
+        if let Some(i) = ALERT_KEYS.iter().position(|a| *a == key) {
+            counts[i] += 1;
+            if counts[i] > MAX_VALUES_PER_PARAMETER {
+                return Err(format!(
+                    "parameter {key}: more than {MAX_VALUES_PER_PARAMETER} values (the limit per parameter)"
+                ));
+            }
             total += 1;
             if total > MAX_FILTER_VALUES {
                 return Err(format!(
@@ -537,6 +544,12 @@ mod tests {
         assert!(e.contains("no severity"), "{e}");
         let e = alert_filter_from_pairs(&pairs("verb=get"), &[], now).unwrap_err();
         assert!(e.contains("unknown parameter \"verb\""), "{e}");
+        let many = vec!["auditID=x"; MAX_VALUES_PER_PARAMETER + 1].join("&");
+        let e = alert_filter_from_pairs(&pairs(&many), &[], now).unwrap_err();
+        assert!(
+            e.contains("auditID") && e.contains("limit per parameter"),
+            "{e}"
+        );
         let e = alert_filter_from_pairs(&pairs("since=soon"), &[], now).unwrap_err();
         assert!(e.contains("since"), "{e}");
     }

@@ -44,14 +44,17 @@ pub const QUEUE_EVENTS: usize = 200_000;
 /// Every rule sees at least this much again after a start or reload, in microseconds.
 pub const REPLAY_FLOOR: i64 = 10 * 60 * 1_000_000;
 
-/// Most events read again at a start; past it the newest are kept.
-pub const MAX_REPLAY_EVENTS: usize = 500_000;
+/// A replay reads its span in this many slices, oldest first (each at least a minute).
+const REPLAY_SLICES: i64 = 64;
+
+/// Most events one replay slice reads; past it the slice's newest are kept.
+pub const MAX_REPLAY_EVENTS: usize = 200_000;
 
 /// Most alerts kept while the store refuses them; past it the oldest are dropped (and
 /// counted).
 const MAX_UNSAVED_ALERTS: usize = 100_000;
 
-/// While detection is behind, alerts are stored once this many are waiting…
+/// Alerts are stored once this many are waiting…
 const SAVE_EVERY_ALERTS: usize = 1000;
 
 /// …or this long after the last store call.
@@ -386,7 +389,16 @@ impl Worker {
                 continue;
             }
             // Stored events decoded once already: one that no longer does is left out.
-            if let Ok(e) = decode_event(r.raw.as_bytes()) {
+            if let Ok(mut e) = decode_event(r.raw.as_bytes()) {
+                // The identity the store gave an event without one: alerts name the stored
+                // event (its page, its deduplication), and take the time the store keys it by.
+                if e.audit_id.as_deref().is_none_or(str::is_empty) {
+                    e.audit_id = Some(r.audit_id.clone());
+                }
+                if e.request_received_timestamp.is_none() && e.stage_timestamp.is_none() {
+                    e.stage_timestamp = chrono::DateTime::from_timestamp_micros(r.ts_micros)
+                        .map(kubetrail_model::MicroTime);
+                }
                 decoded.push((event_time(&e).unwrap_or(i64::MIN), i, &r.cluster, e));
             }
         }
@@ -556,23 +568,30 @@ impl Worker {
         }
         let mut seen = 0;
         for (reach, resources, only) in phases {
-            let filter = Filter {
-                time: TimeRange {
-                    from_micros: Some(newest.saturating_sub(reach)),
-                    to_micros: None,
-                },
-                resources,
-                ..Filter::default()
-            };
-            let events = match self.read_back(&filter) {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!(error = %e, "detection could not replay stored events");
-                    continue;
-                }
-            };
-            seen += events.len();
-            self.evaluate_only(engine, &events, Some(&only));
+            // Oldest slice first, one slice in memory at a time.
+            let step = (reach / REPLAY_SLICES).max(60_000_000);
+            let mut from = newest.saturating_sub(reach);
+            while from <= newest {
+                let filter = Filter {
+                    time: TimeRange {
+                        from_micros: Some(from),
+                        to_micros: Some(from.saturating_add(step)),
+                    },
+                    resources: resources.clone(),
+                    ..Filter::default()
+                };
+                let events = match self.read_back(&filter) {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "detection could not replay stored events");
+                        break;
+                    }
+                };
+                seen += events.len();
+                self.evaluate_only(engine, &events, Some(&only));
+                self.save();
+                from = from.saturating_add(step);
+            }
         }
         // Alerts raised again count as raised (the store keeps each once; `alerts_stored`
         // counts the new ones).
@@ -594,7 +613,7 @@ impl Worker {
                 out.truncate(MAX_REPLAY_EVENTS);
                 tracing::warn!(
                     events = MAX_REPLAY_EVENTS,
-                    "detection replays only the newest stored events of its span"
+                    "detection replays only the newest stored events of a slice of its span"
                 );
                 return Ok(out);
             }

@@ -96,7 +96,7 @@ fn json(a: &AlertRecord) -> Value {
 }
 
 fn severity_badge(severity: &str) -> Markup {
-    html! { span.sev class=(format!("sev-{severity}")) { (severity) } }
+    html! { span class=(format!("sev sev-{severity}")) { (severity) } }
 }
 
 /// "pods/exec prod/web", from an alert's objectRef.

@@ -41,7 +41,7 @@ impl Drop for Serve {
     }
 }
 
-fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str) -> Serve {
+fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str, extra: &[&str]) -> Serve {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -62,6 +62,7 @@ fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str) -> Serve {
         .arg(dir.join(name))
         .args(["--store", "clickhouse", "--clickhouse-url", clickhouse])
         .args(["--clickhouse-database", database])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -177,7 +178,8 @@ fn clickhouse_answers_as_the_embedded_store_does() {
     let o = kubetrail(&import_ch, "");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let server = serve(tmp.path(), "serve", &ch.url, "same");
+    // Without live detection: the embedded copy it is compared with holds no alerts either.
+    let server = serve(tmp.path(), "serve", &ch.url, "same", &["--no-detection"]);
     let token = tmp.path().join("token");
     std::fs::write(&token, ADMIN).unwrap();
     let remote = [
@@ -298,8 +300,8 @@ fn two_servers_and_retried_batches_store_each_event_once() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let a = serve(tmp.path(), "a", &ch.url, "shared");
-    let b = serve(tmp.path(), "b", &ch.url, "shared");
+    let a = serve(tmp.path(), "a", &ch.url, "shared", &[]);
+    let b = serve(tmp.path(), "b", &ch.url, "shared", &[]);
     let bodies = batches(4000, 400);
     // Every batch to both servers at once, then once more to each (the apiserver's retries).
     std::thread::scope(|s| {
@@ -351,7 +353,7 @@ fn clickhouse_down_mid_ingest_answers_503_and_the_retry_lands() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let server = serve(tmp.path(), "serve", &ch.url, "restart");
+    let server = serve(tmp.path(), "serve", &ch.url, "restart", &[]);
     let bodies = batches(1200, 400);
     assert_eq!(post(&server, &bodies[0]).0, 200);
     ch.stop();

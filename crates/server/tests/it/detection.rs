@@ -155,6 +155,26 @@ async fn committed_events_raise_one_alert_per_request_whatever_stages_and_retrie
         metrics.contains("kubetrail_alerts_stored_total 1"),
         "{metrics}"
     );
+
+    // An event without an auditID: its alert names the identity the store gave it, so it links
+    // to the stored event and is not merged with other such alerts.
+    let mut anonymous = exec(
+        "x",
+        "ResponseStarted",
+        "2026-11-01T10:00:03.000000Z",
+        "zoe",
+        101,
+    );
+    anonymous.as_object_mut().unwrap().remove("auditID");
+    post(&h, "kind", INGEST, vec![anonymous]).await;
+    let got = settle(&h, "rule=pod-exec&user=zoe").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let id = got[0]["auditID"].as_str().unwrap().to_string();
+    assert!(!id.is_empty());
+    let (_, stored) = h
+        .get(&format!("{}?user=zoe", paths::EVENTS), Some(READ))
+        .await;
+    assert_eq!(stored["items"][0]["auditID"], id.as_str(), "{stored}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
