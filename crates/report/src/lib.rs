@@ -71,14 +71,20 @@ pub(crate) fn by_name<T: Copy, const N: usize>(
         .ok_or_else(|| did_you_mean(what, given, all.map(name)))
 }
 
+/// The one of `names` closest to `given`, when one is close enough to be a typo of it: the
+/// hint every "unknown name" error gives.
+pub fn closest<'a>(given: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .map(|n| (strsim::levenshtein(given, n), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        .min()
+        .map(|(_, n)| n)
+}
+
 /// "unknown `what` `given`: expected one of …", with the closest name when one is close.
 pub(crate) fn did_you_mean<const N: usize>(what: &str, given: &str, names: [&str; N]) -> String {
-    let closest = names
-        .iter()
-        .map(|n| (strsim::levenshtein(given, n), *n))
-        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
-        .min();
-    let hint = closest.map_or(String::new(), |(_, n)| format!("; did you mean {n:?}?"));
+    let hint = closest(given, names).map_or(String::new(), |n| format!("; did you mean {n:?}?"));
     format!(
         "unknown {what} {given:?}: expected one of {}{hint}",
         names.join(", ")

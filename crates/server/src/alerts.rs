@@ -50,13 +50,8 @@ async fn known_rules(
 
 /// "unknown rule …", with the closest known id when one is close.
 fn unknown_rule(given: &str, known: &[String]) -> ApiError {
-    let closest = known
-        .iter()
-        .map(|k| (strsim::levenshtein(given, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min();
-    let hint = match closest {
-        Some((_, k)) => format!(": did you mean {k:?}?"),
+    let hint = match kubetrail_report::closest(given, known.iter().map(String::as_str)) {
+        Some(k) => format!(": did you mean {k:?}?"),
         None if known.is_empty() => ": no rules run and no alerts are stored".into(),
         None => format!(": expected one of {}", known.join(", ")),
     };

@@ -270,13 +270,17 @@ pub async fn page(
     let started = Instant::now();
     let worker = state.clone();
     let shown = viewer.clone();
-    // The pages that show rules get the running ones (their counts are the pages' own).
-    let rules: Option<Vec<kubetrail_api::wire::RuleItem>> = state.detector.as_ref().map(|d| {
-        d.rules()
-            .into_iter()
-            .map(crate::alerts::rule_item)
-            .collect()
-    });
+    // The pages that name rules get the running ones (their counts are the pages' own);
+    // the others do not copy them on every view.
+    let rules: Option<Vec<kubetrail_api::wire::RuleItem>> = match page {
+        Page::Alerts | Page::Rules => state.detector.as_ref().map(|d| {
+            d.rules()
+                .into_iter()
+                .map(crate::alerts::rule_item)
+                .collect()
+        }),
+        _ => None,
+    };
     let result = crate::on_store(&state, move |store| {
         let ctx = Context {
             store,

@@ -76,15 +76,12 @@ fn check_rules(ctx: &Context<'_>, filter: &AlertFilter) -> Result<(), UiError> {
     );
     for r in &filter.rules {
         if !known.contains(r) {
-            let closest = known
-                .iter()
-                .map(|k| (strsim::levenshtein(r, k), k))
-                .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-                .min();
-            return Err(UiError::BadRequest(match closest {
-                Some((_, k)) => format!("parameter rule: unknown rule {r:?}: did you mean {k:?}?"),
-                None => format!("parameter rule: unknown rule {r:?}"),
-            }));
+            return Err(UiError::BadRequest(
+                match kubetrail_report::closest(r, known.iter().map(String::as_str)) {
+                    Some(k) => format!("parameter rule: unknown rule {r:?}: did you mean {k:?}?"),
+                    None => format!("parameter rule: unknown rule {r:?}"),
+                },
+            ));
         }
     }
     Ok(())

@@ -79,7 +79,8 @@ pub struct Context<'a> {
     pub networks: &'a Networks,
     /// Collection gaps the agents reported.
     pub gaps: &'a [Gap],
-    /// The detection rules the server runs; `None` when it runs none.
+    /// The detection rules the server runs, for the pages that name rules (Alerts, Rules);
+    /// `None` when it runs none, and for the other pages.
     pub rules: Option<&'a [kubetrail_api::wire::RuleItem]>,
 }
 
