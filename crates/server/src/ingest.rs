@@ -122,9 +122,12 @@ pub(crate) async fn webhook(
     let params = ingest_params(query.as_deref(), &["cluster"])?;
     let cluster = principal.write_cluster(params.get("cluster").map(String::as_str))?;
     let c = cluster.clone();
-    let decoded = tokio::task::spawn_blocking(move || decode_event_list(&body, &c, now_micros()))
-        .await
-        .map_err(|e| ApiError::internal(format!("the decode task failed: {e}")))?;
+    let redactor = state.redactor.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode_event_list(&body, &c, now_micros(), redactor.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the decode task failed: {e}")))?;
     let records = match decoded {
         Ok(r) => r,
         Err(reason) => {
@@ -198,6 +201,7 @@ pub(crate) async fn agent_batch(
     };
     let limit = state.limits.max_body_bytes;
     let c = cluster.clone();
+    let redactor = state.redactor.clone();
     let (records, rejections) = tokio::task::spawn_blocking(move || {
         let plain = if gzip {
             gunzip(&body, limit)?
@@ -209,7 +213,7 @@ pub(crate) async fn agent_batch(
                 "the batch is empty: send audit events as JSON lines (NDJSON), one per line",
             ));
         }
-        Ok::<_, ApiError>(decode_lines(&plain, &c, now_micros()))
+        Ok::<_, ApiError>(decode_lines(&plain, &c, now_micros(), redactor.as_deref()))
     })
     .await
     .map_err(|e| ApiError::internal(format!("the decode task failed: {e}")))??;

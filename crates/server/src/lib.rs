@@ -110,6 +110,9 @@ pub struct AppState {
     pub sessions: web::Sessions,
     /// Live detection, when it runs.
     pub detector: Option<Arc<Detector>>,
+    /// Takes secrets out of ingested events before they are stored; `None` stores them as
+    /// received (`serve --no-redact`).
+    pub redactor: Option<Arc<kubetrail_redact::Redactor>>,
     recent: ingest::RecentBatches,
     committer: commit::Committer,
 }
@@ -139,6 +142,7 @@ impl AppState {
             ui: UiSettings::default(),
             sessions: web::Sessions::default(),
             detector: None,
+            redactor: None,
             recent: ingest::RecentBatches::new(4096),
         })
     }
@@ -172,6 +176,12 @@ impl AppState {
         }
         self.detector = Some(detector);
         Ok(self)
+    }
+
+    /// The same state redacting every ingested event with `redactor` before it is stored.
+    pub fn with_redaction(mut self, redactor: Arc<kubetrail_redact::Redactor>) -> Self {
+        self.redactor = Some(redactor);
+        self
     }
 
     /// The same state with these URL and body-time limits.

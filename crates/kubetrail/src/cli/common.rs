@@ -160,6 +160,31 @@ pub enum Source {
     Remote(Client),
 }
 
+/// The redactor `serve` and `import` take secrets out with: the installation's key in
+/// `data_dir` (made on first use) and `extra` paths. Returns it with what the operator should
+/// hear about (a new key, a key others can read).
+pub fn redactor(
+    data_dir: &Path,
+    extra: &[kubetrail_redact::ExtraPaths],
+) -> Result<(kubetrail_redact::Redactor, Vec<String>)> {
+    let loaded = kubetrail_redact::Key::load_or_create(data_dir)?;
+    let mut notes = Vec::new();
+    if loaded.created {
+        notes.push(format!(
+            "made a new redaction key in {}: back it up with the data; markers made under another key do not compare equal",
+            loaded.path.display()
+        ));
+    }
+    if loaded.readable_by_others {
+        notes.push(format!(
+            "{} can be read by group or others: whoever reads it can test guesses against redacted values (chmod 600)",
+            loaded.path.display()
+        ));
+    }
+    let redactor = kubetrail_redact::Redactor::new(&loaded.key, extra)?;
+    Ok((redactor, notes))
+}
+
 /// Reads a token file: its first line, trimmed.
 pub fn read_token_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)

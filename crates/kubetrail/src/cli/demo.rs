@@ -6,6 +6,7 @@
 use anyhow::{Context, Result};
 use chrono::Utc;
 use kubetrail_model::decode_event;
+use kubetrail_store::intake::redacted;
 use kubetrail_store::{Record, Store};
 use kubetrail_traffic::{Config, Generator};
 
@@ -52,7 +53,11 @@ pub struct Loaded {
 }
 
 /// Loads the samples and about `events` generated events ending now into `store`.
-pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
+pub fn load(
+    store: &dyn Store,
+    events: u64,
+    redact: Option<&kubetrail_redact::Redactor>,
+) -> Result<Loaded> {
     let now = Utc::now();
     let received = now.timestamp_micros();
     let mut loaded = Loaded::default();
@@ -66,10 +71,10 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .filter_map(|l| {
-                decode_event(l.as_bytes()).ok().map(|e| {
-                    engine.observe(&e, cluster, &mut alerts);
-                    Record::from_event(e, l, cluster, received)
-                })
+                let e = decode_event(l.as_bytes()).ok()?;
+                let (e, l) = redacted(e, l.to_string(), redact).ok()?;
+                engine.observe(&e, cluster, &mut alerts);
+                Some(Record::from_event(e, l, cluster, received))
             })
             .collect();
         loaded.samples += store
@@ -102,14 +107,11 @@ pub fn load(store: &dyn Store, events: u64) -> Result<Loaded> {
                 if e.ts_micros > now_micros {
                     break 'generate;
                 }
-                if let Ok(event) = decode_event(e.json.as_bytes()) {
+                if let Ok(event) = decode_event(e.json.as_bytes())
+                    && let Ok((event, json)) = redacted(event, e.json.clone(), redact)
+                {
                     engine.observe(&event, cluster, &mut alerts);
-                    batch.push(Record::from_event(
-                        event,
-                        e.json.as_str(),
-                        cluster,
-                        received,
-                    ));
+                    batch.push(Record::from_event(event, json, cluster, received));
                 }
             }
             if batch.len() >= BATCH {
@@ -143,7 +145,10 @@ mod tests {
     #[test]
     fn the_demo_holds_every_sample_and_a_week_of_traffic() {
         let store = kubetrail_store_duckdb::DuckDbStore::open_in_memory().unwrap();
-        let loaded = load(&store, 20_000).unwrap();
+        let redactor =
+            kubetrail_redact::Redactor::new(&kubetrail_redact::Key::from_bytes([3; 32]), &[])
+                .unwrap();
+        let loaded = load(&store, 20_000, Some(&redactor)).unwrap();
         let sample_lines: u64 = SAMPLES
             .iter()
             .map(|(_, t)| t.lines().filter(|l| !l.trim().is_empty()).count() as u64)

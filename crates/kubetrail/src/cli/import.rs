@@ -37,6 +37,10 @@ pub struct ImportArgs {
     detect: bool,
     #[command(flatten)]
     rules: super::detect::RuleArgs,
+    /// Store the events as they are, Secret values, tokens and passwords included. Without it,
+    /// they are replaced by keyed-hash markers (the key is `redaction.key` in --data-dir).
+    #[arg(long)]
+    no_redact: bool,
     /// Audit log files (plain or .gz), or directories of them (a rotated set is read oldest
     /// backup first, the active file last).
     #[arg(required = true, value_name = "FILE|DIR")]
@@ -116,6 +120,18 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         None
     };
     let store = args.store.open_for_write()?;
+    let redactor = if args.no_redact {
+        eprintln!(
+            "warning: --no-redact: Secret values, tokens and passwords in these events are stored as they are"
+        );
+        None
+    } else {
+        let (r, notes) = super::common::redactor(&args.store.data_dir, &[])?;
+        for note in notes {
+            eprintln!("note: {note}");
+        }
+        Some(r)
+    };
 
     let progress = ProgressBar::new(total_bytes);
     progress.set_style(
@@ -142,7 +158,13 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
             let counter = file.bytes_read.clone();
             while let Some(line) = file.next_line() {
                 lines += 1;
-                match decode_line(line.text.as_bytes(), &cluster, received, fallback) {
+                match decode_line(
+                    line.text.as_bytes(),
+                    &cluster,
+                    received,
+                    fallback,
+                    redactor.as_ref(),
+                ) {
                     Ok(Some(record)) => batch.push(record),
                     Ok(None) => {}
                     Err(e) => {

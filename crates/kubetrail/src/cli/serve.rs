@@ -101,6 +101,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     external_url: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    no_redact: bool,
     /// Serve a throwaway store loaded with the bundled real audit samples and a week of
     /// generated traffic; without --tokens-file, on loopback only and without sign-in.
     #[arg(long, conflicts_with_all = ["data_dir", "config"])]
@@ -131,6 +134,8 @@ struct Settings {
     notify: Vec<kubetrail_notify::SinkConfig>,
     /// The server's address as people reach it.
     external_url: Option<String>,
+    /// The extra paths to redact; `None` with `--no-redact`.
+    redaction: Option<Vec<kubetrail_redact::ExtraPaths>>,
     /// Generated events of a demo, when this is one.
     demo: Option<u64>,
 }
@@ -188,7 +193,11 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     if detection.is_none() && !c.notify.is_empty() {
         bail!("notify needs detection: it sends the alerts the rules raise (noDetection is set)");
     }
+    if c.no_redact && !c.redact_paths.is_empty() {
+        bail!("redactPaths and noRedact contradict each other");
+    }
     Ok(Settings {
+        redaction: (!c.no_redact).then(|| c.redact_paths.clone()),
         notify: c.notify.clone(),
         external_url: c.external_url.clone(),
         detection,
@@ -306,11 +315,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .as_ref()
         .map_or(s.data_dir.clone(), |d| d.path().to_path_buf());
     let store: Arc<dyn Store> = Arc::from(s.backend.open(&data_dir, true)?);
+    // The key is read (or made) once the store opens, before anything is stored: no event is kept unredacted.
+    let redactor = match &s.redaction {
+        Some(extra) => {
+            let (r, notes) = super::common::redactor(&data_dir, extra)?;
+            for note in notes {
+                tracing::warn!("{note}");
+            }
+            Some(Arc::new(r))
+        }
+        None => {
+            tracing::warn!(
+                "REDACTION IS OFF (--no-redact): Secret values, tokens and passwords in audit events are stored, shown and forwarded as received"
+            );
+            None
+        }
+    };
     if let Some(events) = s.demo {
         eprintln!(
             "kubetrail serve --demo: loading the real samples and {events} generated events..."
         );
-        let loaded = super::demo::load(store.as_ref(), events)?;
+        let loaded = super::demo::load(store.as_ref(), events, redactor.as_deref())?;
         eprintln!(
             "kubetrail serve --demo: {} sample events (clusters falco, audit2rbac, audit2rbac-v1beta1, panther) and {} generated (clusters prod, staging, the last 7 days), {} alerts, in {}",
             loaded.samples,
@@ -327,6 +352,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading agent gaps in {}", data_dir.display()))?
         .with_ui(ui)
         .with_request_limits(s.requests);
+    if let Some(r) = redactor {
+        state = state.with_redaction(r);
+    }
     if let Some(rules) = &s.detection {
         let rules = rules.clone();
         let loader: kubetrail_server::RuleLoader = Arc::new(move || {

@@ -27,7 +27,7 @@ pub use serve::ServeConfig;
 
 /// Keys that are maps or lists of objects: written in the configuration file, with no flag.
 #[cfg(test)]
-pub const FILE_ONLY_KEYS: [&str; 2] = ["ruleParameters", "notify"];
+pub const FILE_ONLY_KEYS: [&str; 3] = ["ruleParameters", "notify", "redactPaths"];
 
 /// The configuration format this build reads.
 pub const VERSION: u32 = 1;

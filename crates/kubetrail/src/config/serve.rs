@@ -118,6 +118,18 @@ pub struct ServeConfig {
     #[serde(default)]
     #[schemars(with = "Vec<serde_json::Value>")]
     pub notify: Vec<kubetrail_notify::SinkConfig>,
+    /// Store events as received: Secret `data` and `stringData` values, TokenReview and
+    /// TokenRequest tokens and credentials in request URIs are kept instead of being replaced
+    /// by keyed-hash markers (the key is `redaction.key` in the data directory). Logged as a
+    /// warning at start.
+    #[serde(default)]
+    pub no_redact: bool,
+    /// More values to redact, by resource: a list of `{group, resource, paths}` where `paths`
+    /// are JSON Pointers into the request and response objects (`/spec/password`; `*` stands
+    /// for any key or index).
+    #[serde(default)]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub redact_paths: Vec<kubetrail_redact::ExtraPaths>,
     /// The address people reach this server at (e.g. `https://kubetrail.example`): links in
     /// notifications point there.
     #[serde(default)]

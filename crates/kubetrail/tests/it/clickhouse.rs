@@ -67,11 +67,7 @@ fn serve(dir: &Path, name: &str, clickhouse: &str, database: &str, extra: &[&str
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::wait_port(port);
     Serve {
         child: std::sync::Mutex::new(child),
         url: format!("http://127.0.0.1:{port}"),
@@ -163,10 +159,14 @@ fn clickhouse_answers_as_the_embedded_store_does() {
     ];
     import_local.extend(files.iter().map(String::as_str));
     assert!(kubetrail(&import_local, "").status.success());
+    // The data directory holds only the redaction key when the store is ClickHouse.
+    let key_dir = tmp.path().join("ch-key");
     let mut import_ch = vec![
         "import",
         "--cluster",
         "real",
+        "--data-dir",
+        key_dir.to_str().unwrap(),
         "--store",
         "clickhouse",
         "--clickhouse-url",

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use kubetrail_api::{Client, ClientOptions};
 use kubetrail_store::Filter;
 use kubetrail_tail::backup_name;
 
-use crate::free_port;
+use crate::{free_port, wait_port};
 
 const ADMIN: &str = "admin-token-for-collect-tests";
 const INGEST: &str = "ingest-token-for-collect-tests";
@@ -104,14 +103,6 @@ impl Writer {
         // One write per event, as the log backend does.
         self.file.write_all(format!("{line}\n").as_bytes()).unwrap();
         self.size += len;
-    }
-}
-
-fn wait_port(port: u16) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -10,6 +10,7 @@ mod detect;
 mod import;
 mod install;
 mod policy;
+mod redaction;
 mod serve;
 mod store;
 
@@ -50,6 +51,18 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Waits (at most 30 s) until something listens on `port` of 127.0.0.1.
+pub fn wait_port(port: u16) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Standard output as text.
