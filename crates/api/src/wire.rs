@@ -56,6 +56,9 @@ pub struct EventItem {
     pub audit_id: Option<String>,
     /// The event's JSON as stored.
     pub event: Box<RawValue>,
+    /// What the write changed: in a history asked with `diff=true`, for every write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<kubetrail_diff::Step>,
 }
 
 /// A page of events, newest first (oldest first for history).

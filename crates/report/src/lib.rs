@@ -5,7 +5,8 @@
 //!
 //! - [`ReportKind`]: the named reports (overview, resources, users, failures) and [`run`].
 //! - [`Drill`]: the overview's drill-downs, each one filter that both counts and lists.
-//! - [`history_filter`]: one object's writes, read with [`requests`].
+//! - [`history_filter`]: one object's writes, read with [`requests`]; [`history_steps`]: what
+//!   each of them changed.
 //! - [`user_counts`]: one identity's totals.
 //! - [`group_filter`]: the events one row of a count holds.
 //! - [`Networks`] and [`from_outside`]: requests from outside the internal networks.
@@ -13,6 +14,7 @@
 //! Reports count requests, not stage events: they select one event per request
 //! ([`StageSelection::Final`]).
 
+mod changes;
 mod drill;
 mod groups;
 mod history;
@@ -23,6 +25,7 @@ mod tables;
 
 use kubetrail_store::{Filter, Result, StageSelection};
 
+pub use changes::{hidden_by_default, history_steps};
 pub use drill::{ANONYMOUS_USERS, Drill, INTERACTIVE_SUBRESOURCES, narrow};
 pub use groups::{group_filter, resource_of_key};
 pub use history::{history_filter, read_requests, requests};

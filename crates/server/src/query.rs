@@ -91,6 +91,7 @@ fn item(r: Record) -> EventItem {
         time: Some(format_micros(r.ts_micros)),
         audit_id: Some(r.audit_id),
         event,
+        diff: None,
     }
 }
 
@@ -220,8 +221,17 @@ pub(crate) async fn history(
     Extension(principal): Extension<Principal>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<EventsPage>, ApiError> {
-    let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit"])?;
+    let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit", "diff"])?;
     let limit = limit_of(&rest, 1000, kubetrail_api::paths::MAX_HISTORY)?;
+    let diff = match one(&rest, "diff")? {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "parameter diff: expected true or false, found {v:?}"
+            )));
+        }
+    };
     // A question without one object is the caller's mistake, before the store is asked.
     let filter = kubetrail_report::history_filter(&filter)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -229,8 +239,20 @@ pub(crate) async fn history(
         kubetrail_report::requests(s, &filter, limit)
     })
     .await?;
+    let steps = if diff {
+        kubetrail_report::history_steps(&records)
+    } else {
+        Vec::new()
+    };
+    let mut steps = steps.into_iter();
     Ok(Json(EventsPage {
-        items: records.into_iter().map(item).collect(),
+        items: records
+            .into_iter()
+            .map(|r| EventItem {
+                diff: steps.next().flatten(),
+                ..item(r)
+            })
+            .collect(),
         next: None,
     }))
 }

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod common;
 pub mod demo;
 pub mod detect;
+pub mod diff;
 pub mod generate;
 pub mod import;
 pub mod install;

@@ -279,6 +279,13 @@ pub struct WhoArgs {
     object: String,
     #[command(flatten)]
     scope: ObjectScope,
+    /// Show what each write changed, like `git log -p`: the changed paths with old → new.
+    /// With -o json, one line per write: {"event", "noop", "dryRun", "changes", "basis"}.
+    #[arg(long)]
+    diff: bool,
+    /// With --diff, also show no-op writes (which changed nothing) and dry runs.
+    #[arg(long, requires = "diff")]
+    include_noop: bool,
 }
 
 pub fn who(args: WhoArgs) -> Result<ExitCode> {
@@ -339,6 +346,13 @@ pub struct HistoryArgs {
     object: String,
     #[command(flatten)]
     scope: ObjectScope,
+    /// Show what each write changed, like `git log -p`: the changed paths with old → new.
+    /// With -o json, one line per write: {"event", "noop", "dryRun", "changes", "basis"}.
+    #[arg(long)]
+    diff: bool,
+    /// With --diff, also show no-op writes (which changed nothing) and dry runs.
+    #[arg(long, requires = "diff")]
+    include_noop: bool,
 }
 
 pub fn history(args: HistoryArgs) -> Result<ExitCode> {
@@ -349,6 +363,12 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
     let records = args.scope.source.open()?.requests(&filter)?;
     if records.is_empty() {
         eprintln!("no writes to that object (in the stored events)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.diff {
+        let steps = kubetrail_report::history_steps(&records);
+        let json = matches!(args.scope.output, EventOutput::Json);
+        super::diff::print(&records, &steps, json, args.include_noop)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let EventOutput::Json = args.scope.output {

@@ -7,6 +7,7 @@ mod alertmanager;
 mod clickhouse;
 mod collect;
 mod detect;
+mod diff;
 mod import;
 mod install;
 mod policy;

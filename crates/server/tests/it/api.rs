@@ -457,3 +457,61 @@ async fn agents_report_gaps_that_the_server_keeps() {
         .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn history_with_diff_says_what_each_write_changed_and_redacts_before_storing() {
+    let mut h = Harness::new();
+    let state = std::sync::Arc::into_inner(h.state).expect("nothing else holds a new state");
+    let key = kubetrail_redact::Key::from_bytes([9; 32]);
+    let redactor = kubetrail_redact::Redactor::new(&key, &[]).unwrap();
+    h.state = std::sync::Arc::new(state.with_redaction(std::sync::Arc::new(redactor)));
+    let body = std::fs::read(crate::testdata("redaction/secrets.jsonl")).unwrap();
+    let (status, reply) = h
+        .post(
+            &format!("{}?node=cp-1", paths::EVENTS),
+            Some(INGEST),
+            &[],
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["stored"], 8);
+
+    let object =
+        "resource=secrets&namespace=shop&name=db&from=2024-05-01T00:00:00Z&to=2024-05-02T00:00:00Z";
+    let (status, plain) = h
+        .get(&format!("{}?{object}", paths::HISTORY), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    assert!(plain["items"][0].get("diff").is_none(), "only asked for");
+    let (status, page) = h
+        .get(
+            &format!("{}?{object}&diff=true", paths::HISTORY),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let diffs: Vec<&serde_json::Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["diff"])
+        .collect();
+    assert_eq!(diffs.len(), 3);
+    assert_eq!(diffs[0]["basis"], "baseline");
+    assert_eq!(diffs[1]["basis"], "patch");
+    assert_eq!(diffs[1]["patch"], "json");
+    assert_eq!(diffs[1]["changes"][0]["path"], "/data/password");
+    assert_eq!(diffs[2]["dryRun"], true);
+    assert_eq!(diffs[2]["basis"], "deleted");
+    assert!(!page.to_string().contains("S3CRET"), "{page}");
+
+    let (status, bad) = h
+        .get(&format!("{}?{object}&diff=yes", paths::HISTORY), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["error"].as_str().unwrap().contains("parameter diff"),
+        "{bad}"
+    );
+}
