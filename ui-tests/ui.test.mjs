@@ -74,6 +74,7 @@ before(async () => {
     .map((f) => path.join(repo, 'testdata/real-audit', f));
   kubetrail('import', '--data-dir', data, '--cluster', 'samples', ...samples);
   kubetrail('import', '--data-dir', data, '--cluster', 'lab', path.join(here, 'fixtures/hostile.jsonl'));
+  kubetrail('import', '--data-dir', data, '--cluster', 'shop', path.join(here, 'fixtures/changes.jsonl'));
 
   server = spawn(bin, ['serve', '--data-dir', data, '--tokens-file', path.join(dir, 'tokens.yaml'),
     '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -317,6 +318,37 @@ async function postHostileExec() {
   }
   assert.fail('live detection raised no alert for the exec');
 }
+
+test('an object\'s history shows what each write changed, and hides the no-op and dry-run writes', async () => {
+  const object = 'resource=deployments.apps&namespace=shop&name=web&cluster=shop';
+  const history = await api(`/api/v1/audit/history?${object}&diff=true&from=2024-06-03T00:00:00Z&to=2024-06-04T00:00:00Z`);
+  assert.equal(history.items.length, 5);
+  const visible = history.items.filter((i) => !i.diff.noop && !i.diff.dryRun);
+  assert.equal(visible.length, 3, 'one no-op, one dry run');
+  await page.goto(`${base}/history?${object}`);
+  const rows = () => page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.auditId));
+  assert.deepEqual(await rows(), visible.map((i) => i.auditID).reverse());
+  assert.equal(await page.locator('#hidden-writes').innerText(), '2');
+  // The update of the image: its changes, side by side, once opened.
+  const update = page.locator(`tr[data-audit-id="${visible[2].auditID}"]`);
+  await update.locator('details.changes summary').click();
+  const cells = await update.locator('div.diff-row:not(.diff-head)').evaluateAll((rs) => rs.map((r) => [...r.children].map((c) => c.innerText)));
+  assert.deepEqual(cells, visible[2].diff.changes.map((c) => [c.path, c.old === undefined ? '' : JSON.stringify(c.old), c.new === undefined ? '' : JSON.stringify(c.new)]));
+  assert.deepEqual(cells[0], ['/spec/template/spec/containers/0/image', '"nginx:1.25"', '"nginx:1.27"']);
+  await page.locator(`tr[data-audit-id="${visible[1].auditID}"] details.changes summary`).click();
+  await shot('history-diff');
+  await page.click('text=show them');
+  await page.waitForURL(/noop=show/);
+  assert.deepEqual(await rows(), history.items.map((i) => i.auditID).reverse());
+  assert.equal(await page.locator('tr.noop').count(), 1);
+  assert.equal(await page.locator('.badge.dry-run').count(), 1);
+  // The event page of the update says what it changed too.
+  await page.locator(`tr[data-audit-id="${visible[2].auditID}"] td.time a`).click();
+  await page.waitForURL(/\/event\?/);
+  await page.locator('#event-changes details.changes summary').click();
+  const paths = await page.locator('#event-changes code.path').allInnerTexts();
+  assert.deepEqual(paths, visible[2].diff.changes.map((c) => c.path));
+});
 
 test('the Alerts page shows what the rules raised, as the API answers it', async () => {
   await postHostileExec();

@@ -230,9 +230,45 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         })
         .unwrap_or_default();
     let raised = crate::alerts::of_event(ctx, &chosen.cluster, &chosen.audit_id)?;
+    let changed = write_step(ctx, chosen)?;
     let body = event_body(chosen, &stages, &annotations, &stored);
-    let body = html! { (crate::alerts::event_section(&raised)) (body) };
+    let body = html! {
+        (crate::alerts::event_section(&raised))
+        @if let Some(step) = &changed {
+            section.panel.wide #event-changes {
+                h2 { "What this write changed" }
+                (crate::history::changes_cell(step))
+            }
+        }
+        (body)
+    };
     Ok(layout::page(ctx.viewer, "Event", Nav::Search, None, body))
+}
+
+/// What `r` changed, when it is a write to a named object: its step in the object's history
+/// up to it ([`crate::history::steps_by_event`]).
+fn write_step(ctx: &Context<'_>, r: &Record) -> Result<Option<kubetrail_diff::Step>, UiError> {
+    if r.name.is_empty() || !kubetrail_report::WRITE_VERBS.contains(&r.verb.as_str()) {
+        return Ok(None);
+    }
+    let Ok(resource) = format::object_resource(r).parse() else {
+        return Ok(None);
+    };
+    let mut scope = Filter {
+        clusters: vec![r.cluster.clone()],
+        resources: vec![resource],
+        names: vec![r.name.clone()],
+        namespaces: vec![r.namespace.clone()],
+        time: TimeRange {
+            from_micros: None,
+            to_micros: Some(r.ts_micros.saturating_add(1)),
+        },
+        ..Filter::default()
+    };
+    ctx.viewer.restrict(&mut scope)?;
+    let filter = kubetrail_report::history_filter(&scope)?;
+    let mut steps = crate::history::steps_by_event(ctx, &filter)?;
+    Ok(steps.remove(&(r.cluster.clone(), r.audit_id.clone(), r.ts_micros)))
 }
 
 /// A stored event's text, and its tree when it has one.

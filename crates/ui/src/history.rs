@@ -171,7 +171,7 @@ fn change_row(c: &Change) -> Markup {
         ChangeKind::Changed => "changed",
     };
     html! {
-        div.diff-row role="row" class=(class) {
+        div.diff-row.(class) role="row" {
             code.path role="cell" { @if c.path.is_empty() { "/" } @else { (c.path) } }
             span.old role="cell" { @if let Some(v) = &c.old { code { (value_text(v)) } } }
             span.new role="cell" { @if let Some(v) = &c.new { code { (value_text(v)) } } }
@@ -180,10 +180,7 @@ fn change_row(c: &Change) -> Markup {
 }
 
 fn value_text(v: &serde_json::Value) -> String {
-    let text = match v {
-        serde_json::Value::String(s) => format!("{s:?}"),
-        v => v.to_string(),
-    };
+    let text = v.to_string();
     if text.chars().count() > MAX_VALUE_CHARS {
         let cut: String = text.chars().take(MAX_VALUE_CHARS).collect();
         format!("{cut}…")
