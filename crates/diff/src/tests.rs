@@ -210,3 +210,50 @@ impl WithSubresource for Event {
         self
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::write;
+    use crate::{Basis, Trail};
+
+    fn spec() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            (0i64..4).prop_map(|n| json!(n)),
+            "[a-c]{0,2}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 20, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-c]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn object(spec: &Value, rv: u32, status: &Value) -> Value {
+        json!({"kind": "Deployment", "metadata": {"name": "web", "resourceVersion": rv.to_string(),
+            "generation": rv, "managedFields": [{"time": rv.to_string()}]}, "spec": spec, "status": status})
+    }
+
+    proptest! {
+        /// A write is a no-op exactly when the objects are equal but for the noise, and its
+        /// changes, applied to the state before, give the state after (noise aside).
+        #[test]
+        fn no_op_iff_equal_modulo_noise(a in spec(), b in spec(), s1 in spec(), s2 in spec(), rv in 1u32..9) {
+            let uri = "/apis/apps/v1/namespaces/shop/deployments/web";
+            let (before, after) = (object(&a, rv, &s1), object(&b, rv + 1, &s2));
+            let mut t = Trail::new();
+            t.step(&write("update", uri, 200, None, Some(before.clone())));
+            let step = t.step(&write("update", uri, 200, None, Some(after.clone())));
+            prop_assert_eq!(step.basis, Basis::Diff);
+            prop_assert_eq!(step.noop, a == b);
+            let (mut nb, mut na) = (before, after);
+            crate::normalize(&mut nb, false);
+            crate::normalize(&mut na, false);
+            prop_assert_eq!(crate::apply(&nb, &step.changes).unwrap(), na);
+        }
+    }
+}

@@ -81,9 +81,18 @@ fn default_rules() -> kubetrail_server::RuleLoader {
     })
 }
 
+/// What a benchmarked server does besides storing: nothing, redaction (serve's default), or
+/// redaction and live detection.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Plain,
+    Redacting,
+    Detecting,
+}
+
 fn server(
     dir: &Path,
-    detect: bool,
+    mode: Mode,
 ) -> (
     SocketAddr,
     Arc<dyn Store>,
@@ -101,7 +110,14 @@ fn server(
         Some(dir.to_path_buf()),
     )
     .expect("state");
-    let state = if detect {
+    let state = if mode == Mode::Plain {
+        state
+    } else {
+        let key = kubetrail_redact::Key::load_or_create(dir).expect("redaction key");
+        let redactor = kubetrail_redact::Redactor::new(&key.key, &[]).expect("redactor");
+        state.with_redaction(Arc::new(redactor))
+    };
+    let state = if mode == Mode::Detecting {
         state
             .with_detection(default_rules())
             .expect("the pack loads")
@@ -123,13 +139,13 @@ fn metrics_text(addr: SocketAddr) -> String {
         .unwrap_or_default()
 }
 
-fn webhook(lines: &[String], work: &Path, detect: bool) {
-    let name = if detect {
-        "webhook+detection"
-    } else {
-        "webhook"
+fn webhook(lines: &[String], work: &Path, mode: Mode) {
+    let name = match mode {
+        Mode::Plain => "webhook",
+        Mode::Redacting => "webhook+redaction",
+        Mode::Detecting => "webhook+redaction+detection",
     };
-    let (addr, store, detector) = server(&work.join(format!("{name}-store")), detect);
+    let (addr, store, detector) = server(&work.join(format!("{name}-store")), mode);
     let bodies: Vec<Vec<u8>> = lines
         .chunks(400)
         .map(|batch| {
@@ -205,7 +221,7 @@ fn webhook(lines: &[String], work: &Path, detect: bool) {
         }
         return;
     }
-    println!("webhook MB/s\t{:.1}", bytes as f64 / 1048576.0 / secs);
+    println!("{name} MB/s\t{:.1}", bytes as f64 / 1048576.0 / secs);
     let metrics = metrics_text(addr);
     let value = |prefix: &str| {
         metrics
@@ -217,11 +233,11 @@ fn webhook(lines: &[String], work: &Path, detect: bool) {
     let commits = value("kubetrail_batch_commit_seconds_count{source=\"webhook\"}");
     let commit_secs = value("kubetrail_batch_commit_seconds_sum{source=\"webhook\"}");
     println!(
-        "webhook store commit per batch (mean)\t{:.1} ms",
+        "{name} store commit per batch (mean)\t{:.1} ms",
         1000.0 * commit_secs / commits.max(1.0)
     );
     println!(
-        "webhook ack p50 / p99 (400-event batch)\t{} / {} ms",
+        "{name} ack p50 / p99 (400-event batch)\t{} / {} ms",
         percentile(&latencies, 0.5).as_millis(),
         percentile(&latencies, 0.99).as_millis()
     );
@@ -365,7 +381,7 @@ fn agent_to_sink(lines: &[String], work: &Path, token_file: &Path) {
 }
 
 fn agent_to_store(lines: &[String], work: &Path, token_file: &Path) {
-    let (addr, store, _) = server(&work.join("agent-store"), false);
+    let (addr, store, _) = server(&work.join("agent-store"), Mode::Redacting);
     let logs = work.join("agent-store-logs");
     std::fs::create_dir_all(&logs).expect("dir");
     write_rotated(&logs, lines, 64 << 20);
@@ -441,8 +457,9 @@ fn main() {
     if only.is_empty() || only == "webhook" {
         // Each run gets its own server and store; the order is alternated so that what one
         // run leaves behind (the store's background work) weighs on both kinds alike.
-        webhook(&lines, work.path(), true);
-        webhook(&lines, work.path(), false);
+        webhook(&lines, work.path(), Mode::Detecting);
+        webhook(&lines, work.path(), Mode::Plain);
+        webhook(&lines, work.path(), Mode::Redacting);
     }
     if only.is_empty() || only == "agent" {
         agent_to_sink(&lines, work.path(), &token_file);

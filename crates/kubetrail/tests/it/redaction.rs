@@ -210,6 +210,16 @@ fn import_stores_and_shows_no_credential() {
     assert!(leaked.contains("S3CRET-db-password-1") && leaked.contains("S3CRET-uri-token"));
 }
 
+/// A child process killed when the test ends, also when it fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const INGEST: &str = "ingest-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789a";
 
@@ -249,17 +259,19 @@ fn serve_redacts_webhook_and_agent_ingest() {
     .unwrap();
     let port = free_port();
     let log = dir.path().join("serve.log");
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--tokens-file")
-        .arg(dir.path().join("tokens.yaml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("KUBETRAIL_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut serve = Killed(
+        Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--tokens-file")
+            .arg(dir.path().join("tokens.yaml"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("KUBETRAIL_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     crate::wait_port(port);
     let text = std::fs::read_to_string(testdata("redaction/secrets.jsonl")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -328,8 +340,8 @@ fn serve_redacts_webhook_and_agent_ingest() {
         assert_eq!(status, 200, "{path}: {body:.300}");
         assert_clean(path, &body);
     }
-    serve.kill().unwrap();
-    serve.wait().unwrap();
+    serve.0.kill().unwrap();
+    serve.0.wait().unwrap();
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("made a new redaction key"), "{log}");
     assert_clean("serve's log", &log);
