@@ -36,6 +36,8 @@ enum Command {
     Who(cli::question::WhoArgs),
     /// Every write to one object, oldest first.
     History(cli::question::HistoryArgs),
+    /// What the newest writes changed, newest first: `changes -n prod --since 1h`.
+    Changes(cli::diff::ChangesArgs),
     /// The audit centre's reports: overview, resources, users, failures.
     Report(cli::report::ReportArgs),
     /// Run the detection rules over audit log files and print the alerts, in event-time order.
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Search(args) => cli::question::search(*args),
         Command::Who(args) => cli::question::who(args),
         Command::History(args) => cli::question::history(args),
+        Command::Changes(args) => cli::diff::changes(args),
         Command::Report(args) => cli::report::run(args),
         Command::Detect(args) => cli::detect::detect(*args),
         Command::Rules(cmd) => cli::detect::rules(cmd),

@@ -1,17 +1,141 @@
 //! `kubetrail history --diff`: each write of an object like `git log -p` — time, user, verb,
 //! code, then the changed paths with old → new — or, with `-o json`, one line per write:
-//! `{"event", "noop", "dryRun", "changes", "basis"}`.
+//! `{"event", "noop", "dryRun", "changes", "basis"}`; and `kubetrail changes`, the same for
+//! the newest writes of a scope, newest first.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Args;
 use kubetrail_diff::{Basis, Change, ChangeKind, PatchKind, Step};
-use kubetrail_store::Record;
+use kubetrail_store::{Filter, Record, ResourceSelector};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::common::format_time;
+use super::common::{SourceArgs, TimeArgs, format_time};
+use super::question::EventOutput;
 use super::table::escape;
+
+/// Writes of one object read to know the state before the oldest change shown.
+const HISTORY_WINDOW: usize = 5000;
+
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Namespace; without it, every namespace.
+    #[arg(short = 'n', long = "namespace")]
+    namespace: Option<String>,
+    /// Resource, as search takes it (e.g. deployments.apps, configmaps).
+    #[arg(long)]
+    resource: Option<String>,
+    /// User name (repeatable).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// Cluster (repeatable).
+    #[arg(long = "cluster", value_name = "CLUSTER")]
+    clusters: Vec<String>,
+    #[command(flatten)]
+    time: TimeArgs,
+    /// At most this many writes, newest first.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    limit: u32,
+    /// Also show no-op writes and dry runs (-o json always lists them, marked).
+    #[arg(long)]
+    include_noop: bool,
+    /// Output format (wide is table).
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: EventOutput,
+}
+
+/// `kubetrail changes`: what the newest writes in scope changed, newest first. Each write's
+/// state before comes from its object's history.
+pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
+    let resources = match &args.resource {
+        Some(r) => vec![
+            r.parse::<ResourceSelector>()
+                .map_err(|e| anyhow::anyhow!("--resource: {e}"))?,
+        ],
+        None => Vec::new(),
+    };
+    let scope = Filter {
+        time: args.time.range()?,
+        clusters: args.clusters.clone(),
+        users: args.users.clone(),
+        namespaces: args.namespace.clone().into_iter().collect(),
+        resources,
+        ..Filter::default()
+    };
+    // Every write in scope (a scope has no verbs here, so it can hold writes).
+    let scope = kubetrail_report::writes(&kubetrail_report::base(&scope))?
+        .unwrap_or_else(|| kubetrail_report::base(&scope));
+    let source = args.source.open()?;
+    let writes = kubetrail_report::read_requests(&scope, args.limit as usize, |f, c, n| {
+        source.page(f, c, n)
+    })?;
+    // One history per object, up to the newest write shown.
+    let mut steps: HashMap<(String, String, i64), Step> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for w in &writes {
+        if w.name.is_empty() {
+            let event = kubetrail_model::decode_event(w.raw.as_bytes())?;
+            let step = kubetrail_diff::Trail::new().step(&event);
+            steps.insert((w.cluster.clone(), w.audit_id.clone(), w.ts_micros), step);
+            continue;
+        }
+        let object = (&w.cluster, &w.api_group, &w.resource, &w.namespace, &w.name);
+        if !seen.insert(object) {
+            continue;
+        }
+        let mut selector = ResourceSelector::core(&w.resource, None);
+        selector.group = Some(w.api_group.clone());
+        let newest = writes
+            .iter()
+            .filter(|r| (&r.cluster, &r.api_group, &r.resource, &r.namespace, &r.name) == object)
+            .map(|r| r.ts_micros)
+            .max()
+            .unwrap_or(w.ts_micros);
+        let history = kubetrail_report::history_filter(&Filter {
+            clusters: vec![w.cluster.clone()],
+            resources: vec![selector],
+            namespaces: vec![w.namespace.clone()],
+            names: vec![w.name.clone()],
+            time: kubetrail_store::TimeRange {
+                from_micros: None,
+                to_micros: Some(newest.saturating_add(1)),
+            },
+            ..Filter::default()
+        })?;
+        let records = kubetrail_report::read_requests(&history, HISTORY_WINDOW, |f, c, n| {
+            source.page(f, c, n)
+        })?;
+        for (r, step) in records
+            .iter()
+            .zip(kubetrail_report::history_steps(&records))
+        {
+            if let Some(step) = step {
+                steps.insert((r.cluster.clone(), r.audit_id.clone(), r.ts_micros), step);
+            }
+        }
+    }
+    let newest_first: Vec<Record> = writes.into_iter().rev().collect();
+    let steps: Vec<Option<Step>> = newest_first
+        .iter()
+        .map(|r| steps.remove(&(r.cluster.clone(), r.audit_id.clone(), r.ts_micros)))
+        .collect();
+    if newest_first.is_empty() {
+        eprintln!("no writes match (in the stored events)");
+    }
+    print(
+        &newest_first,
+        &steps,
+        matches!(args.output, EventOutput::Json),
+        args.include_noop,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Longest value shown on one line; longer ones are cut with `…`.
 const MAX_VALUE_CHARS: usize = 200;

@@ -291,6 +291,47 @@ fn no_op_and_dry_run_writes_are_marked_and_hidden_from_people_by_default() {
         "{table}"
     );
     assert!(table.contains("    ~ /spec/replicas: 5 → 9"), "{table}");
+    // The feed of what changed in the namespace: the same steps, newest first.
+    let mut feed = vec!["changes", "-n", "shop", "--data-dir", data, "-o", "json"];
+    feed.extend(RANGE);
+    let newest_first = lines(&stdout(&kubetrail(&feed, "")));
+    let reversed: Vec<Value> = out.iter().rev().cloned().collect();
+    assert_eq!(newest_first, reversed);
+    let mut feed = vec!["changes", "-n", "shop", "--data-dir", data, "--limit", "2"];
+    feed.extend(RANGE);
+    let table = stdout(&kubetrail(&feed, ""));
+    // The newest two: the refused update (shown) and the dry run (hidden); its diff is still
+    // against the state the older writes left.
+    assert!(table.contains(" 409  (failed: nothing changed)"), "{table}");
+    assert!(
+        table.contains("(0 no-op and 1 dry-run write(s) not shown"),
+        "{table}"
+    );
+    let mut feed = vec![
+        "changes",
+        "-n",
+        "shop",
+        "--data-dir",
+        data,
+        "--limit",
+        "2",
+        "--include-noop",
+    ];
+    feed.extend(RANGE);
+    assert!(stdout(&kubetrail(&feed, "")).contains("    ~ /spec/replicas: 5 → 9"));
+    let mut typo = vec![
+        "changes",
+        "--resource",
+        "deployments.apps/",
+        "--user",
+        "nobody",
+        "--data-dir",
+        data,
+    ];
+    typo.extend(RANGE);
+    let none = kubetrail(&typo, "");
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no writes match"));
+
     // Without --diff, the history is as it was: one line per write.
     let plain = history(data, &object[..3]);
     assert_eq!(plain.lines().count(), 6, "{plain}");
