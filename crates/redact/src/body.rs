@@ -83,32 +83,7 @@ impl Redactor {
                 }
                 changed
             }
-            Value::Object(map) => {
-                let kind = map.get("kind").and_then(Value::as_str);
-                let list = kind.is_some_and(|k| k.ends_with("List"))
-                    || (kind.is_none() && map.get("items").is_some_and(Value::is_array));
-                let watch = matches!(kind, None | Some("WatchEvent"))
-                    && map.contains_key("type")
-                    && map.get("object").is_some_and(Value::is_object);
-                if list || watch {
-                    // The list or watch event itself, then its objects as the resource's.
-                    let mut changed = self.node(value, false, Context::default());
-                    let Value::Object(map) = value else {
-                        return changed;
-                    };
-                    if list && let Some(Value::Array(items)) = map.get_mut("items") {
-                        for item in items {
-                            changed |= self.node(item, true, cx);
-                        }
-                    }
-                    if watch && let Some(object) = map.get_mut("object") {
-                        changed |= self.node(object, true, cx);
-                    }
-                    changed
-                } else {
-                    self.node(value, true, cx)
-                }
-            }
+            Value::Object(_) => self.node(value, true, cx),
             _ => false,
         }
     }
@@ -124,7 +99,8 @@ impl Redactor {
 
     /// One object and everything under it. `of_resource`: the object is one of the request's
     /// resource (the body, a list item, a watch event's object), so the context applies where
-    /// its own `kind` does not say otherwise.
+    /// its own `kind` does not say otherwise. A list's items and a watch event's object are of
+    /// what the list or event is of: a `SecretList`'s items are Secrets wherever it is.
     fn node(&self, value: &mut Value, of_resource: bool, cx: Context<'_>) -> bool {
         let mut changed = false;
         match value {
@@ -135,41 +111,54 @@ impl Redactor {
             }
             Value::Object(map) => {
                 let kind = map.get("kind").and_then(Value::as_str);
-                let sensitive = match kind {
-                    Some(kind) => Sensitive::of_kind(kind),
-                    None if of_resource => cx.implied,
-                    None => None,
-                };
-                // The items of a `SecretList` nested anywhere are Secrets.
-                let element = kind
-                    .and_then(|k| k.strip_suffix("List"))
-                    .and_then(Sensitive::of_kind);
-                let extra = if of_resource { cx.extra } else { &[] };
-                let paths = self.paths(sensitive, extra);
-                if !paths.is_empty() {
-                    for p in &paths {
-                        changed |= self.apply_map(map, &p.segments, p.base64);
-                    }
-                    changed |= self.last_applied(
-                        map,
-                        Context {
+                let list = kind.is_some_and(|k| k.ends_with("List"))
+                    || (of_resource
+                        && kind.is_none()
+                        && map.get("items").is_some_and(Value::is_array));
+                let watch = of_resource
+                    && matches!(kind, None | Some("WatchEvent"))
+                    && map.contains_key("type")
+                    && map.get("object").is_some_and(Value::is_object);
+                let inner = if list || watch {
+                    let named = kind
+                        .and_then(|k| k.strip_suffix("List"))
+                        .and_then(Sensitive::of_kind);
+                    let own = if of_resource { cx } else { Context::default() };
+                    Some(Context {
+                        implied: named.or(own.implied),
+                        extra: own.extra,
+                    })
+                } else {
+                    let sensitive = match kind {
+                        Some(kind) => Sensitive::of_kind(kind),
+                        None if of_resource => cx.implied,
+                        None => None,
+                    };
+                    let extra = if of_resource { cx.extra } else { &[] };
+                    let paths = self.paths(sensitive, extra);
+                    if !paths.is_empty() {
+                        for p in &paths {
+                            changed |= self.apply_map(map, &p.segments, p.base64);
+                        }
+                        let cx = Context {
                             implied: sensitive,
                             extra,
-                        },
-                    );
-                }
+                        };
+                        changed |= self.last_applied(map, cx);
+                    }
+                    None
+                };
                 for (key, child) in map.iter_mut() {
-                    match child {
-                        Value::Array(items) if element.is_some() && key == "items" => {
-                            let cx = Context {
-                                implied: element,
-                                extra: &[],
-                            };
+                    match (inner, key.as_str(), child) {
+                        (Some(cx), "items", Value::Array(items)) if list => {
                             for item in items {
                                 changed |= self.node(item, true, cx);
                             }
                         }
-                        _ => changed |= self.node(child, false, Context::default()),
+                        (Some(cx), "object", object) if watch => {
+                            changed |= self.node(object, true, cx)
+                        }
+                        (_, _, child) => changed |= self.node(child, false, Context::default()),
                     }
                 }
             }

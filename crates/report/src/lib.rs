@@ -25,7 +25,10 @@ mod tables;
 
 use kubetrail_store::{Filter, Result, StageSelection};
 
-pub use changes::{hidden_by_default, history_steps};
+pub use changes::{
+    DIFF_WINDOW, EventKey, event_key, hidden_by_default, history_steps, history_until,
+    steps_by_event,
+};
 pub use drill::{ANONYMOUS_USERS, Drill, INTERACTIVE_SUBRESOURCES, narrow};
 pub use groups::{group_filter, resource_of_key};
 pub use history::{history_filter, read_requests, requests};

@@ -246,29 +246,17 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
 }
 
 /// What `r` changed, when it is a write to a named object: its step in the object's history
-/// up to it ([`crate::history::steps_by_event`]).
+/// up to it.
 fn write_step(ctx: &Context<'_>, r: &Record) -> Result<Option<kubetrail_diff::Step>, UiError> {
-    if r.name.is_empty() || !kubetrail_report::WRITE_VERBS.contains(&r.verb.as_str()) {
+    if !kubetrail_report::WRITE_VERBS.contains(&r.verb.as_str()) {
         return Ok(None);
     }
-    let Ok(resource) = format::object_resource(r).parse() else {
+    let Some(mut filter) = kubetrail_report::history_until(r)? else {
         return Ok(None);
     };
-    let mut scope = Filter {
-        clusters: vec![r.cluster.clone()],
-        resources: vec![resource],
-        names: vec![r.name.clone()],
-        namespaces: vec![r.namespace.clone()],
-        time: TimeRange {
-            from_micros: None,
-            to_micros: Some(r.ts_micros.saturating_add(1)),
-        },
-        ..Filter::default()
-    };
-    ctx.viewer.restrict(&mut scope)?;
-    let filter = kubetrail_report::history_filter(&scope)?;
+    ctx.viewer.restrict(&mut filter)?;
     let mut steps = crate::history::steps_by_event(ctx, &filter)?;
-    Ok(steps.remove(&(r.cluster.clone(), r.audit_id.clone(), r.ts_micros)))
+    Ok(steps.remove(&kubetrail_report::event_key(r)))
 }
 
 /// A stored event's text, and its tree when it has one.

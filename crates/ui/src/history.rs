@@ -19,29 +19,17 @@ use crate::{Context, UiError, format};
 /// Writes per page.
 const PAGE: usize = 100;
 
-/// The newest writes read to know each shown write's previous state; older pages show writes
-/// without their changes past this.
-pub const DIFF_WINDOW: usize = 5000;
-
 /// Longest value shown in a diff cell.
 const MAX_VALUE_CHARS: usize = 400;
 
-/// The step of each of the newest [`DIFF_WINDOW`] writes `filter` selects, by event.
+/// The steps of the history `filter` selects, by event ([`report::steps_by_event`]).
 pub(crate) fn steps_by_event(
     ctx: &Context<'_>,
     filter: &kubetrail_store::Filter,
-) -> Result<HashMap<(String, String, i64), Step>, UiError> {
-    let records = report::requests(ctx.store, filter, DIFF_WINDOW)?;
-    let steps = report::history_steps(&records);
-    Ok(records
-        .into_iter()
-        .zip(steps)
-        .filter_map(|(r, s)| Some(((r.cluster, r.audit_id, r.ts_micros), s?)))
-        .collect())
-}
-
-fn key(r: &Record) -> (String, String, i64) {
-    (r.cluster.clone(), r.audit_id.clone(), r.ts_micros)
+) -> Result<HashMap<report::EventKey, Step>, UiError> {
+    Ok(report::steps_by_event(filter, |f, c, n| {
+        ctx.store.query(f, c, n)
+    })?)
 }
 
 /// Renders `/history?resource=R&name=N[&namespace=NS]`.
@@ -71,10 +59,12 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         .map_err(|e| UiError::BadRequest(format!("parameter cursor: {e}")))?;
     let page = ctx.store.query(&filter, cursor.as_ref(), PAGE)?;
     let steps = steps_by_event(ctx, &filter)?;
-    let (shown, hidden): (Vec<&Record>, Vec<&Record>) = page
-        .records
-        .iter()
-        .partition(|r| show_hidden || !steps.get(&key(r)).is_some_and(report::hidden_by_default));
+    let (shown, hidden): (Vec<&Record>, Vec<&Record>) = page.records.iter().partition(|r| {
+        show_hidden
+            || !steps
+                .get(&report::event_key(r))
+                .is_some_and(report::hidden_by_default)
+    });
     let resource = scope.get("resource").unwrap_or_default();
     let name = scope.get("name").unwrap_or_default();
     let namespace = scope.get("namespace");
@@ -104,7 +94,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
 }
 
 /// The writes, each with its changes in a side-by-side diff that opens on click.
-fn history_table(records: &[&Record], steps: &HashMap<(String, String, i64), Step>) -> Markup {
+fn history_table(records: &[&Record], steps: &HashMap<report::EventKey, Step>) -> Markup {
     html! {
         table.events.history {
             thead {
@@ -115,7 +105,7 @@ fn history_table(records: &[&Record], steps: &HashMap<(String, String, i64), Ste
             }
             tbody {
                 @for r in records {
-                    @let step = steps.get(&key(r));
+                    @let step = steps.get(&report::event_key(r));
                     tr data-audit-id=(r.audit_id) class=[step.filter(|s| s.noop).map(|_| "noop")] {
                         td.time { a href=(event_href(r)) { (format::time(r.ts_micros)) } }
                         td { (format::user(&r.user)) }
@@ -123,7 +113,7 @@ fn history_table(records: &[&Record], steps: &HashMap<(String, String, i64), Ste
                         td { (format::resource(r)) }
                         td.num class=(format::code_class(r.code)) { (format::code(r.code)) }
                         td.muted { (r.stage.map(Stage::as_str).unwrap_or("")) }
-                        td { @match step { Some(s) => (changes_cell(s)), None => span.muted { "not computed (older than the newest " (DIFF_WINDOW) " writes)" } } }
+                        td { @match step { Some(s) => (changes_cell(s)), None => span.muted { "not computed (older than the newest " (report::DIFF_WINDOW) " writes)" } } }
                     }
                 }
             }

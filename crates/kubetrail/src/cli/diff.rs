@@ -18,9 +18,6 @@ use super::common::{SourceArgs, TimeArgs, format_time};
 use super::question::EventOutput;
 use super::table::escape;
 
-/// Writes of one object read to know the state before the oldest change shown.
-const HISTORY_WINDOW: usize = 5000;
-
 #[derive(Debug, Args)]
 pub struct ChangesArgs {
     #[command(flatten)]
@@ -75,55 +72,30 @@ pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
     let writes = kubetrail_report::read_requests(&scope, args.limit as usize, |f, c, n| {
         source.page(f, c, n)
     })?;
-    // One history per object, up to the newest write shown.
-    let mut steps: HashMap<(String, String, i64), Step> = HashMap::new();
-    let mut seen = std::collections::HashSet::new();
-    for w in &writes {
-        if w.name.is_empty() {
-            let event = kubetrail_model::decode_event(w.raw.as_bytes())?;
-            let step = kubetrail_diff::Trail::new().step(&event);
-            steps.insert((w.cluster.clone(), w.audit_id.clone(), w.ts_micros), step);
-            continue;
-        }
+    // One history per object, read up to its newest write shown.
+    let mut steps: HashMap<kubetrail_report::EventKey, Step> = HashMap::new();
+    let mut done = std::collections::HashSet::new();
+    for w in writes.iter().rev() {
         let object = (&w.cluster, &w.api_group, &w.resource, &w.namespace, &w.name);
-        if !seen.insert(object) {
-            continue;
-        }
-        let mut selector = ResourceSelector::core(&w.resource, None);
-        selector.group = Some(w.api_group.clone());
-        let newest = writes
-            .iter()
-            .filter(|r| (&r.cluster, &r.api_group, &r.resource, &r.namespace, &r.name) == object)
-            .map(|r| r.ts_micros)
-            .max()
-            .unwrap_or(w.ts_micros);
-        let history = kubetrail_report::history_filter(&Filter {
-            clusters: vec![w.cluster.clone()],
-            resources: vec![selector],
-            namespaces: vec![w.namespace.clone()],
-            names: vec![w.name.clone()],
-            time: kubetrail_store::TimeRange {
-                from_micros: None,
-                to_micros: Some(newest.saturating_add(1)),
-            },
-            ..Filter::default()
-        })?;
-        let records = kubetrail_report::read_requests(&history, HISTORY_WINDOW, |f, c, n| {
-            source.page(f, c, n)
-        })?;
-        for (r, step) in records
-            .iter()
-            .zip(kubetrail_report::history_steps(&records))
-        {
-            if let Some(step) = step {
-                steps.insert((r.cluster.clone(), r.audit_id.clone(), r.ts_micros), step);
+        match kubetrail_report::history_until(w)? {
+            // A write that names no object is its own history.
+            None => {
+                let event = kubetrail_model::decode_event(w.raw.as_bytes())?;
+                let step = kubetrail_diff::Trail::new().step(&event);
+                steps.insert(kubetrail_report::event_key(w), step);
             }
+            Some(history) if done.insert(object) => {
+                steps.extend(kubetrail_report::steps_by_event(&history, |f, c, n| {
+                    source.page(f, c, n)
+                })?);
+            }
+            Some(_) => {}
         }
     }
     let newest_first: Vec<Record> = writes.into_iter().rev().collect();
     let steps: Vec<Option<Step>> = newest_first
         .iter()
-        .map(|r| steps.remove(&(r.cluster.clone(), r.audit_id.clone(), r.ts_micros)))
+        .map(|r| steps.remove(&kubetrail_report::event_key(r)))
         .collect();
     if newest_first.is_empty() {
         eprintln!("no writes match (in the stored events)");
