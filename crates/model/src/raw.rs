@@ -12,6 +12,11 @@ use serde_json::value::RawValue;
 pub struct RawJson(Box<RawValue>);
 
 impl RawJson {
+    /// `text` as a value, checked to be one JSON value.
+    pub fn from_text(text: String) -> serde_json::Result<RawJson> {
+        RawValue::from_string(text).map(RawJson)
+    }
+
     /// The JSON text.
     pub fn get(&self) -> &str {
         self.0.get()

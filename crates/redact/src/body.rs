@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::Redactor;
-use crate::paths::{Pointer, Segment, parse_pointer};
+use crate::paths::{Pointer, Segment};
 
 /// The annotation `kubectl apply` keeps the applied object in, as JSON text.
 pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -281,7 +281,7 @@ impl Redactor {
         let Some(target) = op
             .get("path")
             .and_then(Value::as_str)
-            .and_then(|p| parse_pointer(p).ok())
+            .and_then(kubetrail_diff::tokens)
         else {
             return false;
         };

@@ -70,19 +70,8 @@ impl Key {
     }
 
     fn parse(text: &str) -> Option<Key> {
-        let hex = text.trim();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(Key(bytes))
-    }
-
-    fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        let bytes = kubetrail_model::unhex(text.trim())?;
+        Some(Key(bytes.try_into().ok()?))
     }
 
     /// Reads `dir/`[`KEY_FILE`], or makes it (owner-only, written whole before it appears, so
@@ -120,7 +109,7 @@ impl Key {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp).map_err(io("writing", &tmp))?;
-        file.write_all(format!("{}\n", key.to_hex()).as_bytes())
+        file.write_all(format!("{}\n", kubetrail_model::hex(&key.0)).as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(io("writing", &tmp))?;
         drop(file);

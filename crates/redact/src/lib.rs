@@ -26,7 +26,7 @@ mod uri;
 use std::borrow::Cow;
 use std::fmt;
 
-use kubetrail_model::Event;
+use kubetrail_model::{Event, RawJson};
 use ring::hmac;
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
@@ -80,19 +80,17 @@ impl Redactor {
     /// The marker of `bytes`.
     pub fn marker(&self, bytes: &[u8]) -> String {
         let tag = hmac::sign(&self.key, bytes);
-        let mut out = String::with_capacity(MARKER_PREFIX.len() + 32);
-        out.push_str(MARKER_PREFIX);
-        for b in &tag.as_ref()[..16] {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        out
+        format!(
+            "{MARKER_PREFIX}{}",
+            kubetrail_model::hex(&tag.as_ref()[..16])
+        )
     }
 
     /// The text of `event` (decoded from `text`) with its secrets replaced, or `None` when it
     /// holds none, which is most events: those without bodies or a query cost a few
-    /// comparisons.
-    pub fn redact_event(&self, event: &Event, text: &str) -> Result<Option<String>, Error> {
+    /// comparisons. The event's own `requestURI` and bodies are replaced too, so it matches the
+    /// text returned.
+    pub fn redact_event(&self, event: &mut Event, text: &str) -> Result<Option<String>, Error> {
         let uri = event
             .request_uri
             .as_deref()
@@ -135,8 +133,12 @@ impl Redactor {
                 Err(_) => serde_json::to_string(&self.marker(raw.as_bytes())).ok(),
             }
         };
-        let request = body(event.request_object.as_ref());
-        let response = body(event.response_object.as_ref());
+        let request = body(event.request_object.as_ref())
+            .map(RawJson::from_text)
+            .transpose()?;
+        let response = body(event.response_object.as_ref())
+            .map(RawJson::from_text)
+            .transpose()?;
         if uri.is_none() && request.is_none() && response.is_none() {
             return Ok(None);
         }
@@ -152,17 +154,24 @@ impl Redactor {
             match (name.as_ref(), &uri, &request, &response) {
                 ("requestURI", Some(uri), _, _) => out.push_str(&serde_json::to_string(uri)?),
                 ("requestObject", _, Some(body), _) | ("responseObject", _, _, Some(body)) => {
-                    out.push_str(body)
+                    out.push_str(body.get())
                 }
                 _ => out.push_str(value.get()),
             }
         }
         out.push('}');
+        if uri.is_some() {
+            event.request_uri = uri;
+        }
+        if request.is_some() {
+            event.request_object = request;
+        }
+        if response.is_some() {
+            event.response_object = response;
+        }
         Ok(Some(out))
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// An event's top-level fields in their order, each value as its text.
 struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);

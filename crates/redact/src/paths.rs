@@ -48,7 +48,8 @@ pub(crate) struct Pointer {
 
 impl Pointer {
     pub(crate) fn new(path: &str, base64: bool) -> Result<Pointer, &'static str> {
-        let segments = parse_pointer(path)?
+        let segments = kubetrail_diff::tokens(path)
+            .ok_or("not a JSON Pointer: it starts with /, and ~ is only ~0 or ~1")?
             .into_iter()
             .map(|s| {
                 if s == "*" {
@@ -68,34 +69,6 @@ impl Pointer {
             Segment::Key(k) => k == segment,
         }
     }
-}
-
-/// A JSON Pointer's reference tokens, unescaped (`~1` is `/`, `~0` is `~`).
-pub(crate) fn parse_pointer(path: &str) -> Result<Vec<String>, &'static str> {
-    if path.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err("a JSON Pointer starts with /");
-    };
-    rest.split('/')
-        .map(|token| {
-            let mut out = String::with_capacity(token.len());
-            let mut chars = token.chars();
-            while let Some(c) = chars.next() {
-                if c != '~' {
-                    out.push(c);
-                    continue;
-                }
-                match chars.next() {
-                    Some('0') => out.push('~'),
-                    Some('1') => out.push('/'),
-                    _ => return Err("~ must be followed by 0 or 1"),
-                }
-            }
-            Ok(out)
-        })
-        .collect()
 }
 
 /// The configured paths, compiled and looked up by (group, resource).
@@ -157,10 +130,19 @@ mod tests {
 
     #[test]
     fn pointers_unescape_and_refuse_what_is_not_one() {
-        assert_eq!(parse_pointer("/a~1b/c~0d/").unwrap(), ["a/b", "c~d", ""]);
-        assert_eq!(parse_pointer("").unwrap(), Vec::<String>::new());
-        assert!(parse_pointer("spec/x").is_err());
-        assert!(parse_pointer("/a~2").is_err());
+        let escaped = Pointer::new("/a~1b/c~0d/", false).unwrap();
+        let keys = |p: &Pointer| -> Vec<Segment> { p.segments.clone() };
+        assert_eq!(
+            keys(&escaped),
+            [
+                Segment::Key("a/b".into()),
+                Segment::Key("c~d".into()),
+                Segment::Key(String::new())
+            ]
+        );
+        assert!(Pointer::new("", false).unwrap().segments.is_empty());
+        assert!(Pointer::new("spec/x", false).is_err());
+        assert!(Pointer::new("/a~2", false).is_err());
         let p = Pointer::new("/spec/*/value", false).unwrap();
         assert_eq!(p.segments[1], Segment::Any);
         assert!(p.matches_at(1, "anything") && p.matches_at(0, "spec") && !p.matches_at(0, "x"));
@@ -184,7 +166,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             bad.to_string(),
-            "redaction path \"spec\" for widgets.example.com: a JSON Pointer starts with /"
+            "redaction path \"spec\" for widgets.example.com: not a JSON Pointer: it starts with /, and ~ is only ~0 or ~1"
         );
         let whole = ExtraTable::new(&[ExtraPaths {
             group: String::new(),

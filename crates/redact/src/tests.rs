@@ -44,8 +44,13 @@ fn event(
 }
 
 fn redact(r: &Redactor, text: &str) -> Option<String> {
-    let e = kubetrail_model::decode_event(text.as_bytes()).unwrap();
-    r.redact_event(&e, text).unwrap()
+    let mut e = kubetrail_model::decode_event(text.as_bytes()).unwrap();
+    let out = r.redact_event(&mut e, text).unwrap();
+    // The event is redacted as its text is.
+    if let Some(out) = &out {
+        assert_eq!(&e, &kubetrail_model::decode_event(out.as_bytes()).unwrap());
+    }
+    out
 }
 
 fn parsed(text: &str) -> Value {

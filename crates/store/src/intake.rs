@@ -61,20 +61,21 @@ pub fn decode_line(
 
 /// The event and its text with secrets replaced, when `redact` finds any.
 pub fn redacted(
-    event: Event,
+    mut event: Event,
     text: String,
     redact: Option<&Redactor>,
 ) -> Result<(Event, String), String> {
     let Some(r) = redact else {
         return Ok((event, text));
     };
-    match r.redact_event(&event, &text).map_err(|e| e.to_string())? {
+    match r
+        .redact_event(&mut event, &text)
+        .map_err(|e| e.to_string())?
+    {
         None => Ok((event, text)),
-        Some(clean) => {
-            // The redacted text is what is stored: the record's columns come from it too.
-            let event = decode_event(clean.as_bytes()).map_err(|e| format!("redacted: {e}"))?;
-            Ok((event, clean))
-        }
+        // The redacted text is what is stored; the event, whose fields become the record's
+        // columns, was redacted with it.
+        Some(clean) => Ok((event, clean)),
     }
 }
 

@@ -10,27 +10,7 @@ use crate::Field;
 
 pub use kubetrail_model::parse_duration;
 
-/// Bytes as lower-case hexadecimal, two digits a byte.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// The bytes of [`hex`]'s text; `None` for anything else.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+pub use kubetrail_model::{hex, unhex};
 
 /// A secret of `bytes` random bytes from the operating system's generator, as hex: tokens,
 /// session ids.
