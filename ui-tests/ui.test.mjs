@@ -350,6 +350,42 @@ test('an object\'s history shows what each write changed, and hides the no-op an
   assert.deepEqual(paths, visible[2].diff.changes.map((c) => c.path));
 });
 
+test('the Changes page lists the newest writes with what each changed, as the API answers it', async () => {
+  const scope = 'cluster=shop&range=custom&from=2024-06-03T00:00:00Z&to=2024-06-04T00:00:00Z';
+  const apiScope = 'cluster=shop&from=2024-06-03T00:00:00Z&to=2024-06-04T00:00:00Z';
+  const feed = await api(`/api/v1/audit/changes?${apiScope}&limit=100`);
+  assert.ok(feed.items.length >= 3, 'the fixture has writes');
+  assert.equal(feed.hidden, 2, 'one no-op, one dry run');
+  // From the navigation, with the scope kept.
+  await page.goto(`${base}/?${scope}`);
+  await page.click('header nav a:has-text("Changes")');
+  await page.waitForURL(/\/changes\?/);
+  const rows = () => page.locator('table.changes-feed tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.auditId));
+  assert.deepEqual(await rows(), feed.items.map((i) => i.auditID), 'newest first, as the API');
+  assert.equal(await page.locator('#hidden-writes').innerText(), '2');
+  const image = feed.items.find((i) => i.diff.changes.some((c) => c.path === '/spec/template/spec/containers/0/image'));
+  const row = page.locator(`tr[data-audit-id="${image.auditID}"]`);
+  await row.locator('details.changes summary').click();
+  const paths = await row.locator('code.path').allInnerTexts();
+  assert.deepEqual(paths, image.diff.changes.map((c) => c.path));
+  await shot('changes');
+  // Narrowed by resource, from the form; the object links to its history.
+  await page.fill('form.filter input[name=resource]', 'deployments.apps');
+  await page.click('form.filter button[type=submit]');
+  await page.waitForURL(/resource=deployments.apps/);
+  const deployments = await api(`/api/v1/audit/changes?${apiScope}&resource=deployments.apps`);
+  assert.deepEqual(await rows(), deployments.items.map((i) => i.auditID));
+  await page.locator('a.object').first().click();
+  await page.waitForURL(/\/history\?/);
+  assert.equal(await page.locator('#object-name').innerText(), 'web');
+  // Every write, the hidden ones marked.
+  await page.goto(`${base}/changes?${scope}&noop=show`);
+  assert.equal((await rows()).length, feed.items.length + 2);
+  assert.equal(await page.locator('.badge.dry-run').count(), 1);
+  const typo = await page.goto(`${base}/changes?${scope}&noop=maybe`);
+  assert.equal(typo.status(), 400);
+});
+
 test('the Alerts page shows what the rules raised, as the API answers it', async () => {
   await postHostileExec();
   await page.goto(`${base}/alerts?${DAY}`);
@@ -421,6 +457,7 @@ test('attacker-controlled text is inert on every page', async () => {
     '/event?cluster=lab&auditID=6f0c1e2d-hostile-4000-8000-000000000002',
     `/history?resource=configmaps&namespace=default&name=${encodeURIComponent('javascript:alert(3)')}&cluster=lab`,
     `/alerts?${ALL}&cluster=lab`,
+    `/changes?${ALL}&cluster=lab&noop=show`,
     `/rules?${ALL}`,
     `/event?cluster=lab&auditID=${hostileExecId}`,
   ];

@@ -9,6 +9,8 @@ pub const EVENTS: &str = "/api/v1/audit/events";
 pub const AGGREGATE: &str = "/api/v1/audit/aggregate";
 /// Every write to one object.
 pub const HISTORY: &str = "/api/v1/audit/history";
+/// The newest writes of a scope with what each changed, newest first.
+pub const CHANGES: &str = "/api/v1/audit/changes";
 /// `GET /api/v1/audit/reports/{overview|resources|users|failures}`.
 pub const REPORTS: &str = "/api/v1/audit/reports";
 /// Agents post their status (lag, drops, gaps) here.
@@ -32,6 +34,9 @@ pub const METRICS: &str = "/metrics";
 
 /// The most events one `GET` of [`EVENTS`] returns; longer answers continue with the cursor.
 pub const MAX_PAGE_SIZE: usize = 5000;
+
+/// The most writes one `GET` of [`CHANGES`] returns (`limit`).
+pub const MAX_CHANGES: usize = 10_000;
 
 /// Header carrying an agent batch's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";

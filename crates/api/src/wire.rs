@@ -71,6 +71,16 @@ pub struct EventsPage {
     pub next: Option<String>,
 }
 
+/// The answer of `GET /api/v1/audit/changes`: writes newest first, each with its `diff`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangesPage {
+    /// The writes shown.
+    pub items: Vec<EventItem>,
+    /// Of the writes read, the no-op and dry-run ones left out (`noop=show` lists them).
+    pub hidden: u64,
+}
+
 /// One histogram bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {

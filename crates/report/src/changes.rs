@@ -1,10 +1,15 @@
 //! What each write of an object's history changed: the history's requests walked oldest first,
-//! one [`Trail`] per object (cluster, group, resource, namespace, name), each write a [`Step`].
+//! one [`Trail`] per object (cluster, group, resource, namespace, name), each write a [`Step`];
+//! and [`changes`], the newest writes of a scope, each against its object's state before.
 
 use std::collections::HashMap;
 
 use kubetrail_diff::{Step, Trail};
 use kubetrail_store::{Cursor, Filter, Page, Record, ResourceSelector, Result, TimeRange};
+
+/// Writes of an object read before the oldest one a [`changes`] feed shows of it, to know the
+/// state it changed: one with a body is enough, the rest allow for writes that carry none.
+pub const CHANGES_CONTEXT: usize = 32;
 
 /// The newest writes of an object read to know the state before the writes shown; older writes
 /// than these are shown without their changes.
@@ -18,15 +23,18 @@ pub fn event_key(r: &Record) -> EventKey {
     (r.cluster.clone(), r.audit_id.clone(), r.ts_micros)
 }
 
+/// An object, as a history keys it: cluster, group, resource, namespace, name.
+type ObjectKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
 /// The object a record is about, as a history keys it.
-fn object_key(r: &Record) -> (&str, &str, &str, &str, &str) {
+fn object_key(r: &Record) -> ObjectKey<'_> {
     (&r.cluster, &r.api_group, &r.resource, &r.namespace, &r.name)
 }
 
 /// The step of each record of a history (oldest first, as [`requests`](crate::requests) reads
 /// it), in the same order. A record whose event does not decode has no step.
 pub fn history_steps(records: &[Record]) -> Vec<Option<Step>> {
-    let mut trails: HashMap<(&str, &str, &str, &str, &str), Trail> = HashMap::new();
+    let mut trails: HashMap<ObjectKey<'_>, Trail> = HashMap::new();
     records
         .iter()
         .map(|r| {
@@ -75,6 +83,91 @@ pub fn history_until(write: &Record) -> Result<Option<Filter>> {
         ..Filter::default()
     })
     .map(Some)
+}
+
+/// The newest `limit` writes `scope` selects (one event per request), newest first, each with
+/// what it changed ([`steps_of`]). `page` is the local store, or a server asked over HTTP.
+pub fn changes<E: From<kubetrail_store::Error>>(
+    scope: &Filter,
+    limit: usize,
+    mut page: impl FnMut(&Filter, Option<&Cursor>, usize) -> std::result::Result<Page, E>,
+) -> std::result::Result<Vec<(Record, Option<Step>)>, E> {
+    // Every write in scope (a scope of reads only holds none).
+    let Some(writes_filter) = crate::writes(&crate::base(scope))? else {
+        return Ok(Vec::new());
+    };
+    let mut writes = crate::read_requests(&writes_filter, limit, &mut page)?;
+    writes.reverse();
+    let steps = steps_of(&writes, page)?;
+    Ok(writes.into_iter().zip(steps).collect())
+}
+
+/// The step of each of `writes` (one event per request, in any order). An update or patch is
+/// stepped against its object's state before, read from that object's history: its writes
+/// from the oldest of `writes` to the newest (at most [`DIFF_WINDOW`]; other users' writes
+/// between them included) and [`CHANGES_CONTEXT`] older ones; other writes are stepped alone.
+/// A write whose event does not decode has no step.
+pub fn steps_of<E: From<kubetrail_store::Error>>(
+    writes: &[Record],
+    mut page: impl FnMut(&Filter, Option<&Cursor>, usize) -> std::result::Result<Page, E>,
+) -> std::result::Result<Vec<Option<Step>>, E> {
+    let mut steps: HashMap<EventKey, Step> = HashMap::new();
+    // The time span, per object, of the writes whose step depends on the state before.
+    let mut span_of: HashMap<ObjectKey<'_>, (i64, i64)> = HashMap::new();
+    for w in writes {
+        let history = if depends_on_state(w) {
+            history_until(w)?
+        } else {
+            None
+        };
+        if history.is_none() {
+            // Its own history: a create, a delete, a failed write, a write naming no object.
+            if let Ok(event) = kubetrail_model::decode_event(w.raw.as_bytes()) {
+                steps.insert(event_key(w), Trail::new().step(&event));
+            }
+            continue;
+        }
+        let span = span_of
+            .entry(object_key(w))
+            .or_insert((w.ts_micros, w.ts_micros));
+        span.0 = span.0.min(w.ts_micros);
+        span.1 = span.1.max(w.ts_micros);
+    }
+    for w in writes {
+        let Some(&(oldest, newest)) = span_of.get(&object_key(w)) else {
+            continue;
+        };
+        if steps.contains_key(&event_key(w)) {
+            continue;
+        }
+        let Some(mut history) = history_until(w)? else {
+            continue;
+        };
+        history.time.to_micros = Some(newest.saturating_add(1));
+        let mut within = history.clone();
+        within.time.from_micros = Some(oldest);
+        history.time.to_micros = Some(oldest);
+        let mut records = crate::read_requests(&history, CHANGES_CONTEXT, &mut page)?;
+        records.extend(crate::read_requests(&within, DIFF_WINDOW, &mut page)?);
+        let found = history_steps(&records);
+        steps.extend(
+            records
+                .iter()
+                .zip(found)
+                .filter_map(|(r, s)| Some((event_key(r), s?))),
+        );
+        span_of.remove(&object_key(w));
+    }
+    Ok(writes.iter().map(|w| steps.remove(&event_key(w))).collect())
+}
+
+/// Whether the step of `w` depends on its object's state before: a successful update or patch
+/// of the object or its status. Creates, deletes, failed writes and other subresources' writes
+/// are stepped alone ([`Trail::step`] gives them the same step either way).
+fn depends_on_state(w: &Record) -> bool {
+    matches!(w.verb.as_str(), "update" | "patch")
+        && matches!(w.subresource.as_str(), "" | "status")
+        && w.code.is_none_or(|c| (200..300).contains(&c))
 }
 
 /// Whether "who changed it" leaves the step out by default: a no-op, or a dry run.

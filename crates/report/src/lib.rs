@@ -6,7 +6,7 @@
 //! - [`ReportKind`]: the named reports (overview, resources, users, failures) and [`run`].
 //! - [`Drill`]: the overview's drill-downs, each one filter that both counts and lists.
 //! - [`history_filter`]: one object's writes, read with [`requests`]; [`history_steps`]: what
-//!   each of them changed.
+//!   each of them changed; [`changes`]: the newest writes of a scope with theirs.
 //! - [`user_counts`]: one identity's totals.
 //! - [`group_filter`]: the events one row of a count holds.
 //! - [`Networks`] and [`from_outside`]: requests from outside the internal networks.
@@ -26,8 +26,8 @@ mod tables;
 use kubetrail_store::{Filter, Result, StageSelection};
 
 pub use changes::{
-    DIFF_WINDOW, EventKey, event_key, hidden_by_default, history_steps, history_until,
-    steps_by_event,
+    CHANGES_CONTEXT, DIFF_WINDOW, EventKey, changes, event_key, hidden_by_default, history_steps,
+    history_until, steps_by_event, steps_of,
 };
 pub use drill::{ANONYMOUS_USERS, Drill, INTERACTIVE_SUBRESOURCES, narrow};
 pub use groups::{group_filter, resource_of_key};

@@ -228,6 +228,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::EVENTS, get(query::events))
         .route(paths::AGGREGATE, get(query::aggregate))
         .route(paths::HISTORY, get(query::history))
+        .route(paths::CHANGES, get(query::changes))
         .route(&format!("{}/{{name}}", paths::REPORTS), get(query::report))
         .route(paths::ALERTS, get(alerts::alerts))
         .route(paths::RULES, get(alerts::rules))

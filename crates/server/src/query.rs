@@ -1,5 +1,5 @@
 //! The read side of the API: events (cursor paging), aggregations, one object's history, the
-//! reports, the OpenAPI document and readiness. Filters come from the query string
+//! changes feed, the reports, the OpenAPI document and readiness. Filters come from the query string
 //! ([`kubetrail_api::params`]); a principal bound to a cluster only sees that cluster.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use kubetrail_api::params::{filter_from_pairs, parse_query};
-use kubetrail_api::wire::{AggregateReply, Bucket, EventItem, EventsPage};
+use kubetrail_api::wire::{AggregateReply, Bucket, ChangesPage, EventItem, EventsPage};
 use kubetrail_report::ReportKind;
 use kubetrail_store::text::{format_micros, parse_duration};
 use kubetrail_store::{Aggregation, AggregationResult, Cursor, Field, Filter, Record, Store};
@@ -49,6 +49,18 @@ pub(crate) fn one<'a>(
         )));
     }
     Ok(first)
+}
+
+/// A parameter that is `on` or `off` (the default when absent): whether it is `on`.
+fn switch(rest: &[(String, String)], key: &str, [on, off]: [&str; 2]) -> Result<bool, ApiError> {
+    match one(rest, key)? {
+        None => Ok(false),
+        Some(v) if v == off => Ok(false),
+        Some(v) if v == on => Ok(true),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "parameter {key}: expected {on} or {off}, found {v:?}"
+        ))),
+    }
 }
 
 pub(crate) fn limit_of(
@@ -223,15 +235,7 @@ pub(crate) async fn history(
 ) -> Result<Json<EventsPage>, ApiError> {
     let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit", "diff"])?;
     let limit = limit_of(&rest, 1000, kubetrail_api::paths::MAX_HISTORY)?;
-    let diff = match one(&rest, "diff")? {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "parameter diff: expected true or false, found {v:?}"
-            )));
-        }
-    };
+    let diff = switch(&rest, "diff", ["true", "false"])?;
     // A question without one object is the caller's mistake, before the store is asked.
     let filter = kubetrail_report::history_filter(&filter)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -255,6 +259,40 @@ pub(crate) async fn history(
             .collect(),
         next: None,
     }))
+}
+
+/// `GET /api/v1/audit/changes`: the newest `limit` writes (default 50) of the scope, newest
+/// first, each with what it changed ([`kubetrail_report::changes`]); no-op and dry-run writes
+/// are left out (and counted) unless `noop=show`.
+pub(crate) async fn changes(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ChangesPage>, ApiError> {
+    let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit", "noop"])?;
+    let limit = limit_of(&rest, 50, kubetrail_api::paths::MAX_CHANGES)?;
+    let show_hidden = switch(&rest, "noop", ["show", "hide"])?;
+    let writes = blocking(&state, "querying changes", move |s| {
+        kubetrail_report::changes(&filter, limit, |f, c, n| s.query(f, c, n))
+    })
+    .await?;
+    let mut hidden = 0;
+    let mut items = Vec::new();
+    for (record, step) in writes {
+        if !show_hidden
+            && step
+                .as_ref()
+                .is_some_and(kubetrail_report::hidden_by_default)
+        {
+            hidden += 1;
+            continue;
+        }
+        items.push(EventItem {
+            diff: step,
+            ..item(record)
+        });
+    }
+    Ok(Json(ChangesPage { items, hidden }))
 }
 
 /// `GET /api/v1/audit/reports/{name}` ([`kubetrail_report::run`]).

@@ -185,7 +185,7 @@ impl Record {
     ) -> Record {
         let raw = raw.into();
         let mut event = event;
-        let object = event.object_ref.take().unwrap_or_default();
+        let mut object = event.object_ref.take().unwrap_or_default();
         let user = event.user.take().unwrap_or_default();
         let ts_micros = event
             .stage_timestamp
@@ -194,6 +194,10 @@ impl Record {
             .unwrap_or(fallback_micros);
         let annotation =
             |event: &mut Event, key: &str| event.annotations.remove(key).unwrap_or_default();
+        let name = match object.name.take() {
+            Some(n) if !n.is_empty() => n,
+            _ => created_name(&event, &object).unwrap_or_default(),
+        };
         Record {
             cluster: cluster.to_string(),
             audit_id: match event.audit_id.take() {
@@ -223,7 +227,7 @@ impl Record {
             resource: object.resource.unwrap_or_default(),
             subresource: object.subresource.unwrap_or_default(),
             namespace: object.namespace.unwrap_or_default(),
-            name: object.name.unwrap_or_default(),
+            name,
             code: event.code(),
             decision: annotation(&mut event, "authorization.k8s.io/decision"),
             reason: annotation(&mut event, "authorization.k8s.io/reason"),
@@ -232,6 +236,31 @@ impl Record {
             raw,
         }
     }
+}
+
+/// The name of the object a create made when its `objectRef` names none (a `generateName`
+/// create; an apiserver that leaves it out): the response object's `metadata.name`, else the
+/// request object's, so the create belongs to the object's history.
+fn created_name(event: &Event, object: &kubetrail_model::ObjectReference) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        metadata: Option<Metadata>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        name: Option<String>,
+    }
+    let is_create = event.verb.as_deref() == Some("create");
+    if !is_create || object.subresource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return None;
+    }
+    [&event.response_object, &event.request_object]
+        .into_iter()
+        .flatten()
+        .find_map(|body| {
+            let named: Named = serde_json::from_str(body.get()).ok()?;
+            named.metadata?.name.filter(|n| !n.is_empty())
+        })
 }
 
 /// FNV-1a, 64 bits (the `fnv` crate's): stable across releases and platforms, which a
@@ -340,6 +369,34 @@ mod tests {
             ("allow", "RBAC: allowed")
         );
         assert_eq!(r.raw, raw);
+    }
+
+    #[test]
+    fn a_create_without_a_name_takes_the_created_objects_name() {
+        let event = |verb: &str, object_ref: &str, bodies: &str| {
+            let raw = format!(
+                r#"{{"auditID":"c1","stage":"ResponseComplete","verb":"{verb}","objectRef":{object_ref}{bodies}}}"#
+            );
+            let e = decode_event(raw.as_bytes()).unwrap();
+            Record::from_event(e, raw, "c", 1).name
+        };
+        let pods = r#"{"resource":"pods","namespace":"prod"}"#;
+        // generateName: the response has the name the apiserver made.
+        let both = r#","requestObject":{"metadata":{"generateName":"web-"}},"responseObject":{"metadata":{"name":"web-x7k2p"}}"#;
+        assert_eq!(event("create", pods, both), "web-x7k2p");
+        // Request level: the request object's name.
+        let request = r#","requestObject":{"kind":"Pod","metadata":{"name":"web-0"}}"#;
+        assert_eq!(event("create", pods, request), "web-0");
+        // A named objectRef wins; other verbs and subresource creates keep theirs.
+        let named = r#"{"resource":"pods","namespace":"prod","name":"web-1"}"#;
+        assert_eq!(event("create", named, request), "web-1");
+        assert_eq!(event("update", pods, request), "");
+        let eviction = r#"{"resource":"pods","namespace":"prod","subresource":"eviction"}"#;
+        assert_eq!(event("create", eviction, request), "");
+        // A Metadata-level create, or a body without a name, has none.
+        assert_eq!(event("create", pods, ""), "");
+        let unnamed = r#","requestObject":{"metadata":{"generateName":"web-"}},"responseObject":{"kind":"Status","code":409}"#;
+        assert_eq!(event("create", pods, unnamed), "");
     }
 
     #[test]

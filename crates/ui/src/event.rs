@@ -295,17 +295,7 @@ fn event_body(
 ) -> Markup {
     let value = stored.value.as_ref().unwrap_or(&Value::Null);
     let resource = format::resource(r);
-    let history = with_query(
-        "/history",
-        [
-            ("cluster", r.cluster.clone()),
-            ("resource", format::object_resource(r)),
-            ("namespace", r.namespace.clone()),
-            ("name", r.name.clone()),
-        ]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty()),
-    );
+    let history = format::history_href(r);
     let user = with_query("/user", [("user", format::user(&r.user).to_string())]);
     let search = |k: &'static str, v: &str| with_query("/search", [(k, v.to_string())]);
     let strings = |v: Option<&Value>| {

@@ -62,6 +62,21 @@ pub fn exact_resource(key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The link to the history of the object `r` is about.
+pub fn history_href(r: &Record) -> String {
+    crate::scope::with_query(
+        "/history",
+        [
+            ("cluster", r.cluster.clone()),
+            ("resource", object_resource(r)),
+            ("namespace", r.namespace.clone()),
+            ("name", r.name.clone()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty()),
+    )
+}
+
 /// The object a history is kept for: the resource without its subresource (a write to
 /// `deployments.apps/scale` changes the deployment).
 pub fn object_resource(r: &Record) -> String {

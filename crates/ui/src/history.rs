@@ -41,15 +41,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         format!("{query}&range=custom&from=1970-01-01T00:00:00Z&to=9999-12-31T00:00:00Z")
     };
     let scope = Scope::parse(&query, &["noop"], ctx.now_micros, ctx.viewer)?;
-    let show_hidden = match scope.extra("noop") {
-        None | Some("hide") => false,
-        Some("show") => true,
-        Some(v) => {
-            return Err(UiError::BadRequest(format!(
-                "parameter noop: {v:?} is not show or hide"
-            )));
-        }
-    };
+    let show_hidden = scope.show_noop()?;
     let filter = report::history_filter(&scope.filter)
         .map_err(|e| UiError::BadRequest(format!("the history page: {e}")))?;
     let cursor = scope

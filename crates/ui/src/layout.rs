@@ -15,6 +15,8 @@ pub enum Nav {
     Resources,
     /// Search (and event, user, history pages reached from it).
     Search,
+    /// What the newest writes changed.
+    Changes,
     /// Alerts and the rule catalogue.
     Alerts,
     /// Not one of the above.
@@ -43,6 +45,7 @@ fn header(viewer: Option<&Viewer>, nav: Nav, scope: Option<&Scope>) -> Markup {
         (Nav::Overview, "/", "Overview"),
         (Nav::Resources, "/resources", "Resource operations"),
         (Nav::Search, "/search", "Search"),
+        (Nav::Changes, "/changes", "Changes"),
         (Nav::Alerts, "/alerts", "Alerts"),
     ];
     html! {

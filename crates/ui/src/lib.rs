@@ -13,6 +13,7 @@
 //! Content-Security-Policy.
 
 mod alerts;
+mod changes;
 mod chart;
 mod counts;
 mod event;
@@ -142,6 +143,8 @@ pub enum Page {
     User,
     /// `/history`: every write to one object.
     History,
+    /// `/changes`: what the newest writes changed.
+    Changes,
     /// `/alerts`: what the detection rules raised.
     Alerts,
     /// `/rules`: the detection rules.
@@ -150,13 +153,14 @@ pub enum Page {
 
 impl Page {
     /// Every page.
-    pub const ALL: [Page; 8] = [
+    pub const ALL: [Page; 9] = [
         Page::Overview,
         Page::Resources,
         Page::Search,
         Page::Event,
         Page::User,
         Page::History,
+        Page::Changes,
         Page::Alerts,
         Page::Rules,
     ];
@@ -170,6 +174,7 @@ impl Page {
             Page::Event => "/event",
             Page::User => "/user",
             Page::History => "/history",
+            Page::Changes => "/changes",
             Page::Alerts => "/alerts",
             Page::Rules => "/rules",
         }
@@ -190,6 +195,7 @@ pub fn render(page: Page, ctx: &Context<'_>, query: &str) -> Result<String, UiEr
         Page::Event => event::render(ctx, query)?,
         Page::User => user::render(ctx, query)?,
         Page::History => history::render(ctx, query)?,
+        Page::Changes => changes::render(ctx, query)?,
         Page::Alerts => alerts::render(ctx, query)?,
         Page::Rules => alerts::render_rules(ctx, query)?,
     };

@@ -214,6 +214,34 @@ impl Scope {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The page key `limit`: `default` when absent, refused outside 1..=`max`.
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, UiError> {
+        match self.extra("limit") {
+            None => Ok(default),
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    UiError::BadRequest(format!(
+                        "parameter limit: expected 1 to {max}, found {l:?}"
+                    ))
+                }),
+        }
+    }
+
+    /// The page key `noop`: whether no-op and dry-run writes are shown (`show`) or hidden
+    /// (`hide`, the default).
+    pub fn show_noop(&self) -> Result<bool, UiError> {
+        match self.extra("noop") {
+            None | Some("hide") => Ok(false),
+            Some("show") => Ok(true),
+            Some(v) => Err(UiError::BadRequest(format!(
+                "parameter noop: {v:?} is not show or hide"
+            ))),
+        }
+    }
+
     /// A link to `path` with every current parameter and `add` on top (a value already
     /// present is not repeated).
     pub fn href(&self, path: &str, add: &[(&str, &str)]) -> String {

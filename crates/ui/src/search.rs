@@ -159,18 +159,7 @@ fn form(scope: &Scope) -> Markup {
 /// Renders `/search`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let scope = Scope::parse(query, &["limit"], ctx.now_micros, ctx.viewer)?;
-    let limit = match scope.extra("limit") {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                UiError::BadRequest(format!(
-                    "parameter limit: expected 1 to {MAX_LIMIT}, found {l:?}"
-                ))
-            })?,
-    };
+    let limit = scope.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = scope
         .extra("cursor")
         .map(|c| c.parse::<Cursor>())

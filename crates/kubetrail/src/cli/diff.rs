@@ -3,7 +3,6 @@
 //! `{"event", "noop", "dryRun", "changes", "basis"}`; and `kubetrail changes`, the same for
 //! the newest writes of a scope, newest first.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -65,38 +64,11 @@ pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
         resources,
         ..Filter::default()
     };
-    // Every write in scope (a scope has no verbs here, so it can hold writes).
-    let scope = kubetrail_report::writes(&kubetrail_report::base(&scope))?
-        .unwrap_or_else(|| kubetrail_report::base(&scope));
     let source = args.source.open()?;
-    let writes = kubetrail_report::read_requests(&scope, args.limit as usize, |f, c, n| {
-        source.page(f, c, n)
-    })?;
-    // One history per object, read up to its newest write shown.
-    let mut steps: HashMap<kubetrail_report::EventKey, Step> = HashMap::new();
-    let mut done = std::collections::HashSet::new();
-    for w in writes.iter().rev() {
-        let object = (&w.cluster, &w.api_group, &w.resource, &w.namespace, &w.name);
-        match kubetrail_report::history_until(w)? {
-            // A write that names no object is its own history.
-            None => {
-                let event = kubetrail_model::decode_event(w.raw.as_bytes())?;
-                let step = kubetrail_diff::Trail::new().step(&event);
-                steps.insert(kubetrail_report::event_key(w), step);
-            }
-            Some(history) if done.insert(object) => {
-                steps.extend(kubetrail_report::steps_by_event(&history, |f, c, n| {
-                    source.page(f, c, n)
-                })?);
-            }
-            Some(_) => {}
-        }
-    }
-    let newest_first: Vec<Record> = writes.into_iter().rev().collect();
-    let steps: Vec<Option<Step>> = newest_first
-        .iter()
-        .map(|r| steps.remove(&kubetrail_report::event_key(r)))
-        .collect();
+    let (newest_first, steps): (Vec<Record>, Vec<Option<Step>>) =
+        kubetrail_report::changes(&scope, args.limit as usize, |f, c, n| source.page(f, c, n))?
+            .into_iter()
+            .unzip();
     if newest_first.is_empty() {
         eprintln!("no writes match (in the stored events)");
     }

@@ -283,8 +283,8 @@ pub struct WhoArgs {
     /// With -o json, one line per write: {"event", "noop", "dryRun", "changes", "basis"}.
     #[arg(long)]
     diff: bool,
-    /// With --diff, also show no-op writes (which changed nothing) and dry runs.
-    #[arg(long, requires = "diff")]
+    /// Also show writes that changed nothing (no-op) and dry runs, which "who" leaves out.
+    #[arg(long)]
     include_noop: bool,
 }
 
@@ -293,13 +293,60 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
         verbs: vec![args.verb.clone()],
         ..args.scope.filter(&args.object)?
     };
-    let records = args.scope.source.open()?.requests(&filter)?;
+    let is_write = kubetrail_report::WRITE_VERBS.contains(&args.verb.as_str());
+    if args.diff && !is_write {
+        bail!(
+            "--diff shows what writes changed: {} is not one of {}",
+            args.verb,
+            kubetrail_report::WRITE_VERBS.join(", ")
+        );
+    }
+    let source = args.scope.source.open()?;
+    let records = source.requests(&filter)?;
+    // A write that changed nothing, or a dry run, changed nothing: left out unless asked.
+    let steps = if is_write && (args.diff || !args.include_noop) {
+        kubetrail_report::steps_of(&records, |f, c, n| source.page(f, c, n))?
+    } else {
+        Vec::new()
+    };
+    if args.diff {
+        if records.is_empty() {
+            eprintln!("nobody did that (in the stored events)");
+        }
+        let json = matches!(args.scope.output, EventOutput::Json);
+        super::diff::print(&records, &steps, json, args.include_noop)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut hidden = 0;
+    let records: Vec<Record> = if steps.is_empty() {
+        records
+    } else {
+        records
+            .into_iter()
+            .zip(&steps)
+            .filter(|(_, step)| {
+                let hide = step
+                    .as_ref()
+                    .is_some_and(kubetrail_report::hidden_by_default);
+                hidden += usize::from(hide);
+                !hide
+            })
+            .map(|(r, _)| r)
+            .collect()
+    };
+    let hidden_note = || {
+        if hidden > 0 {
+            eprintln!("({hidden} no-op or dry-run write(s) not shown: --include-noop shows them)");
+        }
+    };
     if records.is_empty() {
         eprintln!("nobody did that (in the stored events)");
+        hidden_note();
         return Ok(ExitCode::SUCCESS);
     }
     if let EventOutput::Json = args.scope.output {
         print_events(&records, args.scope.output);
+        hidden_note();
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = records
@@ -337,6 +384,7 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
     users.sort_unstable();
     users.dedup();
     println!("{} request(s) by {} user(s)", records.len(), users.len());
+    hidden_note();
     Ok(ExitCode::SUCCESS)
 }
 

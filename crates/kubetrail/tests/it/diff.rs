@@ -335,6 +335,127 @@ fn no_op_and_dry_run_writes_are_marked_and_hidden_from_people_by_default() {
     // Without --diff, the history is as it was: one line per write.
     let plain = history(data, &object[..3]);
     assert_eq!(plain.lines().count(), 6, "{plain}");
+
+    // "Who updated it" leaves out the write that changed nothing and the dry run.
+    let who = |extra: &[&str]| {
+        let mut all = vec!["who", "update", "deployments.apps/web", "-n", "shop"];
+        all.extend(["--data-dir", data]);
+        all.extend(RANGE);
+        all.extend(extra);
+        kubetrail(&all, "")
+    };
+    let out = who(&["-o", "json"]);
+    let ids: Vec<String> = lines(&stdout(&out))
+        .iter()
+        .map(|e| e["auditID"].as_str().unwrap().to_string())
+        .collect();
+    let id = |n: u32| format!("d1ff0000-0000-4000-8000-{n:012}");
+    assert_eq!(ids, [id(1), id(2), id(5)]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("(2 no-op or dry-run write(s) not shown: --include-noop shows them)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = lines(&stdout(&who(&["-o", "json", "--include-noop"])));
+    assert_eq!(all.len(), 5);
+    let table = stdout(&who(&[]));
+    assert!(table.contains("3 request(s) by 1 user(s)"), "{table}");
+    let diffs = stdout(&who(&["--diff"]));
+    assert!(diffs.contains("    ~ /spec/replicas: 2 → 5"), "{diffs}");
+    let refused = kubetrail(
+        &[
+            "who",
+            "get",
+            "deployments.apps/web",
+            "--diff",
+            "--data-dir",
+            data,
+        ],
+        "",
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("get is not one of create"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn a_generate_name_create_belongs_to_the_objects_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let pod = |name: Option<&str>, image: &str| {
+        let mut meta = json!({"generateName": "job-", "namespace": "batch", "uid": "u-job"});
+        if let Some(n) = name {
+            meta["name"] = json!(n);
+            meta["resourceVersion"] = json!("7");
+        }
+        json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta,
+            "spec": {"containers": [{"name": "run", "image": image}]}})
+    };
+    let event = |n: u32, verb: &str, name: &str, request: Value, response: Value| {
+        json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "auditID": format!("9e000000-0000-4000-8000-{n:012}"), "stage": "ResponseComplete",
+            "requestURI": "/api/v1/namespaces/batch/pods", "verb": verb,
+            "user": {"username": "system:serviceaccount:kube-system:job-controller"},
+            "objectRef": {"resource": "pods", "apiVersion": "v1", "namespace": "batch", "name": name},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "requestObject": request, "responseObject": response,
+            "requestReceivedTimestamp": format!("2024-05-01T10:0{n}:00.000000Z"),
+            "stageTimestamp": format!("2024-05-01T10:0{n}:00.010000Z")})
+        .to_string()
+    };
+    let log = [
+        // The objectRef of a generateName create names nothing; the response has the name.
+        event(
+            1,
+            "create",
+            "",
+            pod(None, "busybox:1"),
+            pod(Some("job-x7k2p"), "busybox:1"),
+        ),
+        event(
+            2,
+            "update",
+            "job-x7k2p",
+            pod(Some("job-x7k2p"), "busybox:2"),
+            pod(Some("job-x7k2p"), "busybox:2"),
+        ),
+    ]
+    .join("\n");
+    let file = dir.path().join("audit.log");
+    std::fs::write(&file, log).unwrap();
+    import(data, file.to_str().unwrap());
+    let out = lines(&history(
+        data,
+        &["pods/job-x7k2p", "-n", "batch", "--diff", "-o", "json"],
+    ));
+    let bases: Vec<&str> = out.iter().map(|l| l["basis"].as_str().unwrap()).collect();
+    assert_eq!(bases, ["created", "diff"], "{out:?}");
+    assert_eq!(
+        out[1]["changes"],
+        json!([{"path": "/spec/containers/0/image", "old": "busybox:1", "new": "busybox:2"}])
+    );
+    let who = stdout(&kubetrail(
+        &[
+            "who",
+            "create",
+            "pods/job-x7k2p",
+            "-n",
+            "batch",
+            "--data-dir",
+            data,
+            RANGE[0],
+            RANGE[1],
+            RANGE[2],
+            RANGE[3],
+        ],
+        "",
+    ));
+    assert!(who.contains("1 request(s) by 1 user(s)"), "{who}");
 }
 
 #[test]
@@ -347,20 +468,37 @@ fn a_secrets_changes_show_as_markers_that_differ() {
         data,
         &["secrets/db", "-n", "shop", "--diff", "-o", "json"],
     ));
-    assert_eq!(out.len(), 3, "{out:?}");
-    assert_eq!(out[0]["basis"], "baseline");
-    // The Request-level JSON patch applied to the state the patch before it left.
-    assert_eq!(out[1]["basis"], "patch");
-    assert_eq!(out[1]["patch"], "json");
-    let change = &out[1]["changes"][0];
-    assert_eq!(change["path"], "/data/password");
-    let (old, new) = (
-        change["old"].as_str().unwrap(),
-        change["new"].as_str().unwrap(),
-    );
-    assert!(old.starts_with("redacted:hmac-sha256:") && new.starts_with("redacted:hmac-sha256:"));
-    assert_ne!(old, new, "the value changed, and neither is shown");
-    assert_eq!(out[2]["dryRun"], true);
+    // The create (its objectRef names no object: the name is the body's), two patches, a
+    // dry-run delete.
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert_eq!(out[0]["basis"], "created");
+    // stringData sent, data stored: the same value, so the same marker.
+    let created = out[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "/data")
+        .unwrap();
+    let first = created["new"]["password"].as_str().unwrap().to_string();
+    let sent = out[0]["event"]["requestObject"]["stringData"]["password"].clone();
+    assert_eq!(sent, first.as_str());
+    let mut markers = vec![first];
+    for (i, basis) in [(1, "diff"), (2, "patch")] {
+        assert_eq!(out[i]["basis"], basis, "{i}");
+        let change = &out[i]["changes"][0];
+        assert_eq!(change["path"], "/data/password");
+        let (old, new) = (
+            change["old"].as_str().unwrap(),
+            change["new"].as_str().unwrap(),
+        );
+        // Each is applied to the state the write before it left.
+        assert_eq!(old, markers.last().unwrap(), "{i}");
+        assert!(new.starts_with("redacted:hmac-sha256:"));
+        assert_ne!(old, new, "the value changed, and neither is shown");
+        markers.push(new.to_string());
+    }
+    assert_eq!(out[2]["patch"], "json");
+    assert_eq!(out[3]["dryRun"], true);
     let text: String = out.iter().map(Value::to_string).collect();
     assert!(!text.contains("S3CRET") && !text.contains("UzNDUkVU"));
 }

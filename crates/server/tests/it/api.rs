@@ -465,16 +465,7 @@ async fn history_with_diff_says_what_each_write_changed_and_redacts_before_stori
     let key = kubetrail_redact::Key::from_bytes([9; 32]);
     let redactor = kubetrail_redact::Redactor::new(&key, &[]).unwrap();
     h.state = std::sync::Arc::new(state.with_redaction(std::sync::Arc::new(redactor)));
-    let body = std::fs::read(crate::testdata("redaction/secrets.jsonl")).unwrap();
-    let (status, reply) = h
-        .post(
-            &format!("{}?node=cp-1", paths::EVENTS),
-            Some(INGEST),
-            &[],
-            body,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{reply}");
+    let reply = h.post_lines("redaction/secrets.jsonl").await;
     assert_eq!(reply["stored"], 8);
 
     let object =
@@ -497,13 +488,16 @@ async fn history_with_diff_says_what_each_write_changed_and_redacts_before_stori
         .iter()
         .map(|i| &i["diff"])
         .collect();
-    assert_eq!(diffs.len(), 3);
-    assert_eq!(diffs[0]["basis"], "baseline");
-    assert_eq!(diffs[1]["basis"], "patch");
-    assert_eq!(diffs[1]["patch"], "json");
-    assert_eq!(diffs[1]["changes"][0]["path"], "/data/password");
-    assert_eq!(diffs[2]["dryRun"], true);
-    assert_eq!(diffs[2]["basis"], "deleted");
+    // The create (its objectRef names no object: the name is the body's), two patches and a
+    // dry-run delete.
+    assert_eq!(diffs.len(), 4);
+    assert_eq!(diffs[0]["basis"], "created");
+    assert_eq!(diffs[1]["basis"], "diff");
+    assert_eq!(diffs[2]["basis"], "patch");
+    assert_eq!(diffs[2]["patch"], "json");
+    assert_eq!(diffs[2]["changes"][0]["path"], "/data/password");
+    assert_eq!(diffs[3]["dryRun"], true);
+    assert_eq!(diffs[3]["basis"], "deleted");
     assert!(!page.to_string().contains("S3CRET"), "{page}");
 
     let (status, bad) = h
@@ -514,4 +508,66 @@ async fn history_with_diff_says_what_each_write_changed_and_redacts_before_stori
         bad["error"].as_str().unwrap().contains("parameter diff"),
         "{bad}"
     );
+}
+
+#[tokio::test]
+async fn changes_lists_the_newest_writes_with_their_diffs_and_hides_dry_runs() {
+    let h = Harness::new();
+    h.post_lines("redaction/secrets.jsonl").await;
+    let scope = "namespace=shop&from=2024-05-01T00:00:00Z&to=2024-05-02T00:00:00Z";
+    let (status, page) = h
+        .get(&format!("{}?{scope}", paths::CHANGES), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let shown: Vec<(String, String, String)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let e = &i["event"];
+            (
+                e["verb"].as_str().unwrap().to_string(),
+                e["objectRef"]["resource"].as_str().unwrap().to_string(),
+                i["diff"]["basis"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let row = |v: &str, r: &str, b: &str| (v.to_string(), r.to_string(), b.to_string());
+    // Newest first; the dry-run delete of the secret is left out and counted.
+    assert_eq!(
+        shown,
+        [
+            row("create", "serviceaccounts", "subresource"),
+            row("patch", "secrets", "patch"),
+            row("patch", "secrets", "diff"),
+            row("create", "secrets", "created"),
+        ]
+    );
+    assert_eq!(page["hidden"], 1);
+    // The second patch's change is against the state the first one left.
+    let change = &page["items"][1]["diff"]["changes"][0];
+    assert_eq!(change["path"], "/data/password", "{page}");
+    let (status, all) = h
+        .get(&format!("{}?{scope}&noop=show", paths::CHANGES), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["hidden"], 0);
+    assert_eq!(all["items"][0]["diff"]["dryRun"], true);
+    assert_eq!(all["items"][0]["event"]["verb"], "delete");
+    let (status, one) = h
+        .get(&format!("{}?{scope}&limit=1", paths::CHANGES), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(
+        (one["items"].as_array().unwrap().len(), &one["hidden"]),
+        (0, &serde_json::json!(1))
+    );
+    for bad in ["noop=yes", "limit=0", "limit=10001", "verb=gett"] {
+        let (status, reply) = h
+            .get(&format!("{}?{scope}&{bad}", paths::CHANGES), Some(READ))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {reply}");
+    }
+    let (status, _) = h.get(&format!("{}?{scope}", paths::CHANGES), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -104,6 +104,21 @@ impl Harness {
         }
     }
 
+    /// Posts a testdata file of audit event lines as an agent batch; returns the reply.
+    pub(crate) async fn post_lines(&self, testdata: &str) -> serde_json::Value {
+        let body = std::fs::read(crate::testdata(testdata)).unwrap();
+        let (status, reply) = self
+            .post(
+                &format!("{}?node=cp-1", kubetrail_api::paths::EVENTS),
+                Some(INGEST),
+                &[],
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        reply
+    }
+
     /// Sends a request; returns the status and the body.
     pub(crate) async fn send(
         &self,

@@ -20,6 +20,7 @@ fn served_paths() -> Vec<String> {
         paths::EVENTS.to_string(),
         paths::AGGREGATE.to_string(),
         paths::HISTORY.to_string(),
+        paths::CHANGES.to_string(),
         format!("{}/{{name}}", paths::REPORTS),
         paths::AGENT_STATUS.to_string(),
         paths::AGENTS.to_string(),
@@ -184,6 +185,8 @@ fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: &str) -
 #[tokio::test]
 async fn answers_have_the_documented_shapes() {
     let h = loaded().await;
+    // Writes with bodies, for the changes feed's diffs.
+    h.post_lines("redaction/secrets.jsonl").await;
     let doc = spec();
     let reports = format!("{}/{{name}}", paths::REPORTS);
     let asks: Vec<(&str, String)> = vec![
@@ -202,6 +205,13 @@ async fn answers_have_the_documented_shapes() {
             format!(
                 "{}?resource=clusterroles.rbac.authorization.k8s.io&name=x",
                 paths::HISTORY
+            ),
+        ),
+        (
+            paths::CHANGES,
+            format!(
+                "{}?noop=show&from=2024-05-01T00:00:00Z&to=2024-05-02T00:00:00Z",
+                paths::CHANGES
             ),
         ),
         (&reports, format!("{}/overview", paths::REPORTS)),
