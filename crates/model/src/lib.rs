@@ -25,6 +25,7 @@ mod level;
 pub mod policy;
 mod raw;
 mod request;
+mod resources;
 mod time;
 mod version;
 
@@ -40,5 +41,6 @@ pub use hex::{hex, unhex};
 pub use level::{Level, Stage};
 pub use raw::RawJson;
 pub use request::{KNOWN_VERBS, is_long_running};
+pub use resources::{ApiResource, BUILTIN_RESOURCES};
 pub use time::MicroTime;
 pub use version::ApiVersion;

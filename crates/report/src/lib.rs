@@ -7,6 +7,8 @@
 //! - [`Drill`]: the overview's drill-downs, each one filter that both counts and lists.
 //! - [`history_filter`]: one object's writes, read with [`requests`]; [`history_steps`]: what
 //!   each of them changed; [`changes`]: the newest writes of a scope with theirs.
+//! - [`resolve_filter`]: kubectl's names for resources (`deploy`, `po`, `Deployment`) as the
+//!   events write them, and an error naming the closest for a name nobody knows.
 //! - [`user_counts`]: one identity's totals.
 //! - [`group_filter`]: the events one row of a count holds.
 //! - [`Networks`] and [`from_outside`]: requests from outside the internal networks.
@@ -19,6 +21,7 @@ mod drill;
 mod groups;
 mod history;
 mod kind;
+mod names;
 mod networks;
 mod overview;
 mod tables;
@@ -33,6 +36,10 @@ pub use drill::{ANONYMOUS_USERS, Drill, INTERACTIVE_SUBRESOURCES, narrow};
 pub use groups::{group_filter, resource_of_key};
 pub use history::{history_filter, read_requests, requests};
 pub use kind::{Report, ReportKind, run};
+pub use names::{
+    parse_selector, resolve, resolve_filter, resources_of_keys, stored_resources,
+    stored_resources_question,
+};
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};
 pub use overview::{Overview, Section, overview};
 pub use tables::{

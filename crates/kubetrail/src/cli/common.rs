@@ -249,6 +249,28 @@ impl Source {
         }
     }
 
+    /// `filter` with kubectl's names for resources (`deploy`, `po`, `Deployment`) resolved to
+    /// the plurals the events write; an error naming the closest known names for a resource
+    /// neither the built-in API nor the stored events have ([`kubetrail_report::resolve_filter`]).
+    pub fn resolve(&self, mut filter: Filter) -> Result<Filter> {
+        kubetrail_report::resolve_filter(&mut filter, || -> Result<_> {
+            match self {
+                Source::Local(store) => Ok(kubetrail_report::stored_resources(store.as_ref())?),
+                Source::Remote(client) => {
+                    let (all, _) = kubetrail_report::stored_resources_question();
+                    let counts = client.aggregate(&all, &["resource"], None)?;
+                    Ok(kubetrail_report::resources_of_keys(
+                        counts
+                            .groups
+                            .iter()
+                            .filter_map(|g| g.keys.first().map(String::as_str)),
+                    ))
+                }
+            }
+        })?;
+        Ok(filter)
+    }
+
     /// Every request `filter` selects (one event per request), oldest first.
     pub fn requests(&self, filter: &Filter) -> Result<Vec<Record>> {
         kubetrail_report::read_requests(filter, usize::MAX, |f, cursor, n| self.page(f, cursor, n))

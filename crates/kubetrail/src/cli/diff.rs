@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use kubetrail_diff::{Basis, Change, ChangeKind, PatchKind, Step};
-use kubetrail_store::{Filter, Record, ResourceSelector};
+use kubetrail_store::{Filter, Record};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -51,8 +51,7 @@ pub struct ChangesArgs {
 pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
     let resources = match &args.resource {
         Some(r) => vec![
-            r.parse::<ResourceSelector>()
-                .map_err(|e| anyhow::anyhow!("--resource: {e}"))?,
+            kubetrail_report::parse_selector(r).map_err(|e| anyhow::anyhow!("--resource: {e}"))?,
         ],
         None => Vec::new(),
     };
@@ -65,6 +64,7 @@ pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
         ..Filter::default()
     };
     let source = args.source.open()?;
+    let scope = source.resolve(scope)?;
     let (newest_first, steps): (Vec<Record>, Vec<Option<Step>>) =
         kubetrail_report::changes(&scope, args.limit as usize, |f, c, n| source.page(f, c, n))?
             .into_iter()

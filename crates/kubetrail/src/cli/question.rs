@@ -56,7 +56,7 @@ pub struct FilterArgs {
 }
 
 fn parse_resource(s: &str) -> Result<ResourceSelector, String> {
-    s.parse()
+    kubetrail_report::parse_selector(s)
 }
 fn parse_code(s: &str) -> Result<CodeFilter, String> {
     s.parse()
@@ -106,7 +106,7 @@ fn parse_object(s: &str) -> Result<(ResourceSelector, Option<String>)> {
     let resource = parts.next().unwrap_or("");
     let name = parts.next().map(str::to_string);
     let sub = parts.next();
-    let mut sel: ResourceSelector = resource.parse().map_err(anyhow::Error::msg)?;
+    let mut sel = kubetrail_report::parse_selector(resource).map_err(anyhow::Error::msg)?;
     if let Some(sub) = sub {
         sel.subresource = Some(sub.to_string());
     }
@@ -216,8 +216,8 @@ fn print_events(records: &[Record], output: EventOutput) {
 }
 
 pub fn search(args: SearchArgs) -> Result<ExitCode> {
-    let filter = args.filter.filter()?;
     let source = args.source.open()?;
+    let filter = source.resolve(args.filter.filter()?)?;
     let cursor = match &args.after {
         Some(c) => Some(
             c.parse::<Cursor>()
@@ -302,6 +302,7 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
         );
     }
     let source = args.scope.source.open()?;
+    let filter = source.resolve(filter)?;
     let records = source.requests(&filter)?;
     // A write that changed nothing, or a dry run, changed nothing: left out unless asked.
     let steps = if is_write && (args.diff || !args.include_noop) {
@@ -408,7 +409,9 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
         bail!("history needs an object: RESOURCE/NAME, e.g. deployments/nginx");
     }
     let filter = kubetrail_report::history_filter(&args.scope.filter(&args.object)?)?;
-    let records = args.scope.source.open()?.requests(&filter)?;
+    let source = args.scope.source.open()?;
+    let filter = source.resolve(filter)?;
+    let records = source.requests(&filter)?;
     if records.is_empty() {
         eprintln!("no writes to that object (in the stored events)");
         return Ok(ExitCode::SUCCESS);

@@ -396,6 +396,84 @@ fn bad_input_lines_are_skipped_and_reported() {
 }
 
 #[test]
+fn kubectl_names_for_resources_answer_and_unknown_ones_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    import(d, &sample_paths());
+    let range = [
+        "--from",
+        "2018-01-01T00:00:00Z",
+        "--to",
+        "2025-01-01T00:00:00Z",
+    ];
+    let who = |object: &str| {
+        let mut a = vec![
+            "who",
+            "delete",
+            object,
+            "-n",
+            "default",
+            "-o",
+            "json",
+            "--data-dir",
+            d,
+        ];
+        a.extend(range);
+        json_lines(&a)
+            .iter()
+            .map(|e| e["auditID"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // The Falco capture's one deployment deletion, however kubectl would name it.
+    let plural = who("deployments/nginx-deployment");
+    assert_eq!(plural.len(), 1);
+    for name in [
+        "deploy/nginx-deployment",
+        "deployment/nginx-deployment",
+        "Deployment/nginx-deployment",
+    ] {
+        assert_eq!(who(name), plural, "{name}");
+    }
+    // That cluster served it from `extensions`: naming the group `apps` asks for another one.
+    assert_eq!(who("deploy.apps/nginx-deployment"), Vec::<String>::new());
+    let search = |resource: &str| {
+        let mut a = vec![
+            "search",
+            "--resource",
+            resource,
+            "-o",
+            "json",
+            "--limit",
+            "100000",
+            "--data-dir",
+            d,
+        ];
+        a.extend(range);
+        kubetrail(&a, "")
+    };
+    let pods = stdout(&search("pods")).lines().count();
+    assert!(pods > 0);
+    assert_eq!(stdout(&search("po")).lines().count(), pods);
+    assert_eq!(stdout(&search("Pod")).lines().count(), pods);
+    // A typo is an error naming the closest, not "no events match".
+    for (typo, closest) in [("podz", "pods"), ("deploymnt", "deployments")] {
+        let out = search(typo);
+        assert_eq!(out.status.code(), Some(1), "{typo}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("unknown resource {typo:?}"))
+                && err.contains(&format!("did you mean {closest:?}?")),
+            "{typo}: {err}"
+        );
+    }
+    let mut a = vec!["who", "delete", "podz/x", "--data-dir", d];
+    a.extend(range);
+    let out = kubetrail(&a, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"pods\"?"));
+}
+
+#[test]
 fn bad_filters_name_their_flag() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
@@ -406,7 +484,7 @@ fn bad_filters_name_their_flag() {
         (vec!["search", "--from", "yesterday"], "--from"),
         (vec!["search", "--since", "7y"], "--since"),
         (vec!["search", "--decision", "maybe"], "--decision"),
-        (vec!["search", "--resource", "Pods"], "--resource"),
+        (vec!["search", "--resource", "pods!"], "--resource"),
     ] {
         let mut a = args.clone();
         a.extend(["--data-dir", d]);

@@ -1,0 +1,279 @@
+//! kubectl's names for resources: a resource in a question may be written as kubectl takes it
+//! — plural (`deployments`), singular (`deployment`), short name (`deploy`), kind
+//! (`Deployment`), each optionally with its group (`deploy.apps`) and subresource
+//! (`po/exec`) — and is resolved here to the plural the audit events record, against the
+//! built-in API ([`BUILTIN_RESOURCES`]) and every resource the stored events name. A name
+//! that is neither is an error naming the closest known names, never a silent "nothing found".
+
+use kubetrail_model::{ApiResource, BUILTIN_RESOURCES};
+use kubetrail_store::{
+    Aggregation, Field, Filter, ResourceSelector, Result, StageSelection, Store,
+};
+
+/// Resolves every resource selector of `filter` ([`resolve`]); `seen` is asked, once and only
+/// when a selector does not name a built-in plural, for the resources the stored events name.
+pub fn resolve_filter<E: From<kubetrail_store::Error>>(
+    filter: &mut Filter,
+    seen: impl FnOnce() -> std::result::Result<Vec<ResourceSelector>, E>,
+) -> std::result::Result<(), E> {
+    let stored = if filter.resources.iter().all(is_builtin_plural) {
+        Vec::new()
+    } else {
+        seen()?
+    };
+    for selector in &mut filter.resources {
+        *selector = resolve(selector, &stored).map_err(kubetrail_store::Error::Invalid)?;
+    }
+    Ok(())
+}
+
+/// Whether `s` names a plural of the built-in API (or every resource).
+fn is_builtin_plural(s: &ResourceSelector) -> bool {
+    let Some(name) = s.resource.as_deref() else {
+        return true;
+    };
+    BUILTIN_RESOURCES
+        .iter()
+        .any(|r| r.resource == name && in_group(r, s.group.as_deref()))
+}
+
+/// Whether `r` is in `group` (`None`: any group).
+fn in_group(r: &ApiResource, group: Option<&str>) -> bool {
+    group.is_none_or(|g| r.group == g)
+}
+
+/// One selector resolved: kept as given when it names a built-in plural or a resource the
+/// stored events name; otherwise a singular, short name or kind of the built-in API becomes
+/// its plural (in its group when only one group has the name); otherwise an error.
+pub fn resolve(
+    given: &ResourceSelector,
+    stored: &[ResourceSelector],
+) -> std::result::Result<ResourceSelector, String> {
+    let Some(name) = given.resource.as_deref() else {
+        return Ok(given.clone());
+    };
+    if is_builtin_plural(given) {
+        return Ok(given.clone());
+    }
+    let group = given.group.as_deref();
+    let is_stored = |n: &str| {
+        stored.iter().any(|s| {
+            s.resource.as_deref() == Some(n) && (group.is_none() || s.group.as_deref() == group)
+        })
+    };
+    if is_stored(name) {
+        return Ok(given.clone());
+    }
+    let lower = name.to_ascii_lowercase();
+    let aliases: Vec<&ApiResource> = BUILTIN_RESOURCES
+        .iter()
+        .filter(|r| in_group(r, group))
+        .filter(|r| {
+            r.singular == lower
+                || r.short_names.contains(&lower.as_str())
+                || r.kind.eq_ignore_ascii_case(&lower)
+        })
+        .collect();
+    if let Some(first) = aliases.first() {
+        let same_plural: Vec<&&ApiResource> = aliases
+            .iter()
+            .filter(|r| r.resource == first.resource)
+            .collect();
+        // In its group, unless the name is in several, or the stored events have the plural
+        // in another group too (deployments of `extensions` from older clusters).
+        let elsewhere = |g: &str| {
+            stored.iter().any(|s| {
+                s.resource.as_deref() == Some(first.resource) && s.group.as_deref() != Some(g)
+            })
+        };
+        let group = match (group, same_plural.as_slice()) {
+            (Some(g), _) => Some(g.to_string()),
+            (None, [only]) if !elsewhere(only.group) => Some(only.group.to_string()),
+            (None, _) => None,
+        };
+        return Ok(ResourceSelector {
+            group,
+            resource: Some(first.resource.to_string()),
+            subresource: given.subresource.clone(),
+        });
+    }
+    // The closest plural, else the closest other name kubectl takes.
+    let plurals = BUILTIN_RESOURCES
+        .iter()
+        .map(|r| r.resource)
+        .chain(stored.iter().filter_map(|s| s.resource.as_deref()));
+    let others = BUILTIN_RESOURCES.iter().flat_map(|r| {
+        [r.singular]
+            .into_iter()
+            .chain(r.short_names.iter().copied())
+    });
+    let hint = crate::closest(&lower, plurals)
+        .or_else(|| crate::closest(&lower, others))
+        .map_or(String::new(), |n| format!("; did you mean {n:?}?"));
+    let written = match group {
+        Some(g) => format!("{name}.{}", if g.is_empty() { "core" } else { g }),
+        None => name.to_string(),
+    };
+    Err(format!(
+        "unknown resource {written:?}: not a resource of the built-in API (as kubectl names them: plural, singular, short name or kind) nor one the stored events name{hint}"
+    ))
+}
+
+/// The resources the keys of a count by [`Field::Resource`] name.
+pub fn resources_of_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<ResourceSelector> {
+    keys.into_iter()
+        .filter_map(crate::resource_of_key)
+        .collect()
+}
+
+/// What a count of every stored request by resource asks ([`resources_of_keys`] reads its
+/// keys): the resources the stored events name.
+pub fn stored_resources_question() -> (Filter, Aggregation) {
+    (
+        Filter {
+            stages: StageSelection::Final,
+            ..Filter::default()
+        },
+        Aggregation::CountBy {
+            fields: vec![Field::Resource],
+            limit: None,
+        },
+    )
+}
+
+/// The resources the events in `store` name.
+pub fn stored_resources(store: &dyn Store) -> Result<Vec<ResourceSelector>> {
+    let (filter, count) = stored_resources_question();
+    let groups = store.aggregate(&filter, &count)?;
+    Ok(resources_of_keys(
+        groups
+            .groups()
+            .iter()
+            .filter_map(|g| g.keys.first().map(String::as_str)),
+    ))
+}
+
+/// A selector as a person writes it: `RESOURCE[.GROUP][/SUBRESOURCE]`, the resource in any
+/// case (kinds are written `Deployment`); the group and subresource as the API writes them.
+pub fn parse_selector(given: &str) -> std::result::Result<ResourceSelector, String> {
+    let end = given.find(['.', '/']).unwrap_or(given.len());
+    let (resource, rest) = given.split_at(end);
+    format!("{}{rest}", resource.to_ascii_lowercase()).parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(given: &str, stored: &[&str]) -> std::result::Result<String, String> {
+        let stored = resources_of_keys(stored.iter().copied());
+        let r = resolve(&parse_selector(given)?, &stored)?;
+        Ok(kubetrail_api_text(&r))
+    }
+
+    /// `resource[.group][/sub]`, `*` for any group, as the tests compare them.
+    fn kubetrail_api_text(r: &ResourceSelector) -> String {
+        format!(
+            "{}.{}/{}",
+            r.resource.as_deref().unwrap_or("*"),
+            r.group
+                .as_deref()
+                .map_or("*", |g| if g.is_empty() { "core" } else { g }),
+            r.subresource.as_deref().unwrap_or("*")
+        )
+    }
+
+    #[test]
+    fn kubectl_names_become_the_plural_in_its_group() {
+        assert_eq!(resolved("deploy", &[]).unwrap(), "deployments.apps/*");
+        assert_eq!(resolved("deployment", &[]).unwrap(), "deployments.apps/*");
+        assert_eq!(resolved("Deployment", &[]).unwrap(), "deployments.apps/*");
+        assert_eq!(
+            resolved("deploy.apps/scale", &[]).unwrap(),
+            "deployments.apps/scale"
+        );
+        assert_eq!(resolved("po", &[]).unwrap(), "pods.core/*");
+        assert_eq!(resolved("po/exec", &[]).unwrap(), "pods.core/exec");
+        assert_eq!(
+            resolved("crds", &[]).unwrap(),
+            "customresourcedefinitions.apiextensions.k8s.io/*"
+        );
+        assert_eq!(
+            resolved("ClusterRoleBinding", &[]).unwrap(),
+            "clusterrolebindings.rbac.authorization.k8s.io/*"
+        );
+        // Two groups name it: the plural, in either.
+        assert_eq!(resolved("ev", &[]).unwrap(), "events.*/*");
+        assert_eq!(
+            resolved("event.events.k8s.io", &[]).unwrap(),
+            "events.events.k8s.io/*"
+        );
+    }
+
+    #[test]
+    fn plurals_and_stored_names_are_kept_as_given() {
+        // A bare plural matches it in any group, as before.
+        assert_eq!(resolved("pods", &[]).unwrap(), "pods.*/*");
+        assert_eq!(
+            resolved("deployments.apps", &[]).unwrap(),
+            "deployments.apps/*"
+        );
+        // A custom resource the events name.
+        let stored = ["certificates.cert-manager.io", "pods/exec"];
+        assert_eq!(
+            resolved("certificates", &stored).unwrap(),
+            "certificates.*/*"
+        );
+        assert_eq!(
+            resolved("certificates.cert-manager.io/status", &stored).unwrap(),
+            "certificates.cert-manager.io/status"
+        );
+        // A stored plural wins over a built-in short name (as discovery would have it).
+        assert_eq!(resolved("sa", &["sa.example.com"]).unwrap(), "sa.*/*");
+    }
+
+    #[test]
+    fn unknown_names_are_errors_with_the_closest() {
+        let e = resolved("podz", &[]).unwrap_err();
+        assert!(
+            e.contains(r#"unknown resource "podz""#) && e.contains(r#"did you mean "pods"?"#),
+            "{e}"
+        );
+        let e = resolved("deploymnets", &[]).unwrap_err();
+        assert!(e.contains(r#"did you mean "deployments"?"#), "{e}");
+        let e = resolved("certificate", &["certificates.cert-manager.io"]).unwrap_err();
+        assert!(e.contains(r#"did you mean "certificates"?"#), "{e}");
+        // A group that does not have it.
+        let e = resolved("deploy.batch", &[]).unwrap_err();
+        assert!(e.contains(r#""deploy.batch""#), "{e}");
+        assert!(
+            resolved("zzzzzzzz", &[])
+                .unwrap_err()
+                .ends_with("stored events name")
+        );
+    }
+
+    #[test]
+    fn the_store_is_asked_only_for_names_that_are_not_built_in_plurals() {
+        let mut f = Filter {
+            resources: vec![
+                "pods".parse().unwrap(),
+                "deployments.apps/scale".parse().unwrap(),
+            ],
+            ..Filter::default()
+        };
+        resolve_filter(&mut f, || -> Result<_> { panic!("not asked") }).unwrap();
+        f.resources.push(parse_selector("deploy").unwrap());
+        let mut asked = 0;
+        resolve_filter(&mut f, || -> Result<_> {
+            asked += 1;
+            Ok(Vec::new())
+        })
+        .unwrap();
+        assert_eq!(asked, 1);
+        assert_eq!(f.resources[2].group.as_deref(), Some("apps"));
+        f.resources.push(parse_selector("podz").unwrap());
+        let e = resolve_filter(&mut f, || -> Result<_> { Ok(Vec::new()) }).unwrap_err();
+        assert_eq!(e.kind(), kubetrail_store::ErrorKind::Invalid);
+    }
+}
