@@ -197,7 +197,9 @@ pub fn filter_from_pairs(
             "verb" => f.verbs.push(v.clone()),
             // An empty field of a form: no filter.
             "resource" if v.is_empty() => {}
-            "resource" => f.resources.push(v.parse().map_err(err)?),
+            "resource" => f
+                .resources
+                .push(ResourceSelector::parse_any_case(v).map_err(err)?),
             "namespace" => f.namespaces.push(v.clone()),
             "name" => f.names.push(v.clone()),
             "auditID" => f.audit_ids.push(v.clone()),
@@ -409,7 +411,7 @@ mod tests {
         assert!(e("code=6xx").starts_with("parameter code:"));
         assert!(e("since=3y").starts_with("parameter since:"));
         assert!(e("from=yesterday").starts_with("parameter from:"));
-        assert!(e("resource=Pods").starts_with("parameter resource:"));
+        assert!(e("resource=pods!").starts_with("parameter resource:"));
         assert!(e("decision=maybe").starts_with("parameter decision:"));
         assert!(e("stages=some").starts_with("parameter stages:"));
         assert!(e("usr=alice").starts_with("unknown parameter \"usr\""));

@@ -37,8 +37,7 @@ pub use groups::{group_filter, resource_of_key};
 pub use history::{history_filter, read_requests, requests};
 pub use kind::{Report, ReportKind, run};
 pub use names::{
-    parse_selector, resolve, resolve_filter, resources_of_keys, stored_resources,
-    stored_resources_question,
+    resolve, resolve_filter, resources_of_keys, stored_resources, stored_resources_question,
 };
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};
 pub use overview::{Overview, Section, overview};

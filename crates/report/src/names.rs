@@ -153,21 +153,13 @@ pub fn stored_resources(store: &dyn Store) -> Result<Vec<ResourceSelector>> {
     ))
 }
 
-/// A selector as a person writes it: `RESOURCE[.GROUP][/SUBRESOURCE]`, the resource in any
-/// case (kinds are written `Deployment`); the group and subresource as the API writes them.
-pub fn parse_selector(given: &str) -> std::result::Result<ResourceSelector, String> {
-    let end = given.find(['.', '/']).unwrap_or(given.len());
-    let (resource, rest) = given.split_at(end);
-    format!("{}{rest}", resource.to_ascii_lowercase()).parse()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn resolved(given: &str, stored: &[&str]) -> std::result::Result<String, String> {
         let stored = resources_of_keys(stored.iter().copied());
-        let r = resolve(&parse_selector(given)?, &stored)?;
+        let r = resolve(&ResourceSelector::parse_any_case(given)?, &stored)?;
         Ok(kubetrail_api_text(&r))
     }
 
@@ -263,7 +255,8 @@ mod tests {
             ..Filter::default()
         };
         resolve_filter(&mut f, || -> Result<_> { panic!("not asked") }).unwrap();
-        f.resources.push(parse_selector("deploy").unwrap());
+        f.resources
+            .push(ResourceSelector::parse_any_case("deploy").unwrap());
         let mut asked = 0;
         resolve_filter(&mut f, || -> Result<_> {
             asked += 1;
@@ -272,7 +265,8 @@ mod tests {
         .unwrap();
         assert_eq!(asked, 1);
         assert_eq!(f.resources[2].group.as_deref(), Some("apps"));
-        f.resources.push(parse_selector("podz").unwrap());
+        f.resources
+            .push(ResourceSelector::parse_any_case("podz").unwrap());
         let e = resolve_filter(&mut f, || -> Result<_> { Ok(Vec::new()) }).unwrap_err();
         assert_eq!(e.kind(), kubetrail_store::ErrorKind::Invalid);
     }

@@ -79,6 +79,14 @@ pub(crate) fn limit_of(
     }
 }
 
+/// `filter` with kubectl's names for resources (`deploy`, `po`) resolved to the plurals the
+/// events write; an unknown name is refused naming the closest
+/// ([`kubetrail_report::resolve_filter`]).
+fn resolved(store: &dyn Store, mut filter: Filter) -> kubetrail_store::Result<Filter> {
+    kubetrail_report::resolve_filter(&mut filter, || kubetrail_report::stored_resources(store))?;
+    Ok(filter)
+}
+
 /// Runs a store call on the blocking pool ([`crate::on_store`]); a store error is answered
 /// by its kind, naming `what` was done.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -123,7 +131,7 @@ pub(crate) async fn events(
         None => None,
     };
     let page = blocking(&state, "querying events", move |s| {
-        s.query(&filter, cursor.as_ref(), limit)
+        s.query(&resolved(s, filter)?, cursor.as_ref(), limit)
     })
     .await?;
     Ok(Json(EventsPage {
@@ -200,7 +208,7 @@ pub(crate) async fn aggregate(
         }
     };
     let result = blocking(&state, "aggregating", move |s| {
-        s.aggregate(&filter, &aggregation)
+        s.aggregate(&resolved(s, filter)?, &aggregation)
     })
     .await?;
     Ok(Json(match result {
@@ -240,7 +248,7 @@ pub(crate) async fn history(
     let filter = kubetrail_report::history_filter(&filter)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let records = blocking(&state, "querying history", move |s| {
-        kubetrail_report::requests(s, &filter, limit)
+        kubetrail_report::requests(s, &resolved(s, filter)?, limit)
     })
     .await?;
     let steps = if diff {
@@ -273,7 +281,7 @@ pub(crate) async fn changes(
     let limit = limit_of(&rest, 50, kubetrail_api::paths::MAX_CHANGES)?;
     let show_hidden = switch(&rest, "noop", ["show", "hide"])?;
     let writes = blocking(&state, "querying changes", move |s| {
-        kubetrail_report::changes(&filter, limit, |f, c, n| s.query(f, c, n))
+        kubetrail_report::changes(&resolved(s, filter)?, limit, |f, c, n| s.query(f, c, n))
     })
     .await?;
     let mut hidden = 0;
@@ -308,7 +316,7 @@ pub(crate) async fn report(
     })?;
     let (filter, _) = parse_filter(&principal, query.as_deref(), &[])?;
     let report = blocking(&state, "building the report", move |s| {
-        kubetrail_report::run(kind, s, &filter)
+        kubetrail_report::run(kind, s, &resolved(s, filter)?)
     })
     .await?;
     Ok(Json(report))

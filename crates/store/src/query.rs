@@ -72,6 +72,14 @@ impl FromStr for ResourceSelector {
 }
 
 impl ResourceSelector {
+    /// A selector as a person writes it: [`FromStr`]'s form, the resource in any case (kinds
+    /// are written `Deployment`, and resolved to plurals by the questions that take names).
+    pub fn parse_any_case(s: &str) -> Result<Self, String> {
+        let end = s.find(['.', '/']).unwrap_or(s.len());
+        let (resource, rest) = s.split_at(end);
+        format!("{}{rest}", resource.to_ascii_lowercase()).parse()
+    }
+
     /// Every resource of one API group.
     pub fn group(group: &str) -> Self {
         ResourceSelector {

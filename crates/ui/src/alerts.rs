@@ -246,7 +246,7 @@ fn parameter_text(v: &Value) -> String {
 
 /// Renders `/rules`: the catalogue, with alert counts in the scope's range.
 pub fn render_rules(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
-    let scope = Scope::parse(query, &[], ctx.now_micros, ctx.viewer)?;
+    let scope = Scope::of(ctx, query, &[])?;
     let filter = alert_filter(&scope, ctx.now_micros)?;
     let counts = ctx.store.count_alerts(&filter, AlertField::Rule)?;
     let count = |id: &str| counts.iter().find(|(k, _)| k == id).map_or(0, |(_, n)| *n);

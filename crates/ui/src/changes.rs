@@ -28,7 +28,7 @@ const FIELDS: [(&str, &str, &str); 3] = [
 
 /// Renders `/changes`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
-    let scope = Scope::parse(query, &["noop", "limit"], ctx.now_micros, ctx.viewer)?;
+    let scope = Scope::of(ctx, query, &["noop", "limit"])?;
     let show_hidden = scope.show_noop()?;
     let limit = scope.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let writes = report::changes(&scope.filter, limit, |f, c, n| ctx.store.query(f, c, n))?;

@@ -40,7 +40,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     } else {
         format!("{query}&range=custom&from=1970-01-01T00:00:00Z&to=9999-12-31T00:00:00Z")
     };
-    let scope = Scope::parse(&query, &["noop"], ctx.now_micros, ctx.viewer)?;
+    let scope = Scope::of(ctx, &query, &["noop"])?;
     let show_hidden = scope.show_noop()?;
     let filter = report::history_filter(&scope.filter)
         .map_err(|e| UiError::BadRequest(format!("the history page: {e}")))?;

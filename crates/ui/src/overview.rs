@@ -176,7 +176,7 @@ fn presentation(drill: Drill) -> (&'static str, &'static str, &'static [&'static
 
 /// Renders `/`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
-    let scope = Scope::parse(query, &["by"], ctx.now_micros, ctx.viewer)?;
+    let scope = Scope::of(ctx, query, &["by"])?;
     let split = match scope.extra("by") {
         None | Some("verb") => Split::Verb,
         Some("code") => Split::Class,

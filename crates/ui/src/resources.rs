@@ -27,7 +27,7 @@ fn counts(r: &ResourceWrites) -> [u64; 4] {
 
 /// Renders `/resources`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
-    let scope = Scope::parse(query, &[], ctx.now_micros, ctx.viewer)?;
+    let scope = Scope::of(ctx, query, &[])?;
     let rows = report::resources(ctx.store, &scope.filter)?;
     // A count's link lists the writes it counted: the resource's, of the column's verbs.
     let link = |resource: &str, verbs: &[&str]| {

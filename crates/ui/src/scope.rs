@@ -9,7 +9,7 @@ use kubetrail_api::params::{encode_query, filter_from_pairs, filter_to_pairs, pa
 use kubetrail_store::text::parse_time;
 use kubetrail_store::{Filter, TimeRange};
 
-use crate::{UiError, Viewer};
+use crate::{Context, UiError, Viewer};
 
 /// The time range a page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,16 @@ fn parse_input_time(key: &str, value: &str) -> Result<i64, UiError> {
 }
 
 impl Scope {
+    /// A page's scope: [`Scope::parse`] with kubectl's names for resources resolved against
+    /// the store (an unknown name is refused naming the closest).
+    pub fn of(ctx: &Context<'_>, query: &str, page_keys: &[&str]) -> Result<Scope, UiError> {
+        let mut scope = Scope::parse(query, page_keys, ctx.now_micros, ctx.viewer)?;
+        kubetrail_report::resolve_filter(&mut scope.filter, || -> Result<_, UiError> {
+            Ok(kubetrail_report::stored_resources(ctx.store)?)
+        })?;
+        Ok(scope)
+    }
+
     /// Reads `query`; `page_keys` are the page's own keys, returned in `extra`.
     pub fn parse(
         query: &str,

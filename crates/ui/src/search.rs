@@ -158,7 +158,7 @@ fn form(scope: &Scope) -> Markup {
 
 /// Renders `/search`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
-    let scope = Scope::parse(query, &["limit"], ctx.now_micros, ctx.viewer)?;
+    let scope = Scope::of(ctx, query, &["limit"])?;
     let limit = scope.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = scope
         .extra("cursor")

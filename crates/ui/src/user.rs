@@ -20,7 +20,7 @@ const ROWS: usize = 10;
 
 /// Renders `/user?user=NAME`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
-    let scope = Scope::parse(query, &[], ctx.now_micros, ctx.viewer)?;
+    let scope = Scope::of(ctx, query, &[])?;
     let [name] = scope.filter.users.as_slice() else {
         return Err(UiError::BadRequest(
             "parameter user: the user page needs exactly one user".into(),

@@ -51,7 +51,8 @@ pub struct ChangesArgs {
 pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
     let resources = match &args.resource {
         Some(r) => vec![
-            kubetrail_report::parse_selector(r).map_err(|e| anyhow::anyhow!("--resource: {e}"))?,
+            kubetrail_store::ResourceSelector::parse_any_case(r)
+                .map_err(|e| anyhow::anyhow!("--resource: {e}"))?,
         ],
         None => Vec::new(),
     };

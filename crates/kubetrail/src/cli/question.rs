@@ -56,7 +56,7 @@ pub struct FilterArgs {
 }
 
 fn parse_resource(s: &str) -> Result<ResourceSelector, String> {
-    kubetrail_report::parse_selector(s)
+    kubetrail_store::ResourceSelector::parse_any_case(s)
 }
 fn parse_code(s: &str) -> Result<CodeFilter, String> {
     s.parse()
@@ -106,7 +106,8 @@ fn parse_object(s: &str) -> Result<(ResourceSelector, Option<String>)> {
     let resource = parts.next().unwrap_or("");
     let name = parts.next().map(str::to_string);
     let sub = parts.next();
-    let mut sel = kubetrail_report::parse_selector(resource).map_err(anyhow::Error::msg)?;
+    let mut sel =
+        kubetrail_store::ResourceSelector::parse_any_case(resource).map_err(anyhow::Error::msg)?;
     if let Some(sub) = sub {
         sel.subresource = Some(sub.to_string());
     }

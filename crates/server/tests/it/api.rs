@@ -571,3 +571,78 @@ async fn changes_lists_the_newest_writes_with_their_diffs_and_hides_dry_runs() {
     let (status, _) = h.get(&format!("{}?{scope}", paths::CHANGES), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn kubectl_names_for_resources_are_resolved_and_unknown_ones_refused() {
+    let h = Harness::new();
+    h.post_lines("real-audit/falco-k8saudit.jsonl").await;
+    let window = "from=2018-01-01T00:00:00Z&to=2025-01-01T00:00:00Z";
+    let page = format!("range=custom&{window}");
+    let all = format!("{window}&limit=5000");
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["auditID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, plural) = h
+        .get(
+            &format!("{}?{all}&resource=configmaps", paths::EVENTS),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plural}");
+    assert!(!ids(&plural).is_empty());
+    for name in ["cm", "configmap", "ConfigMap"] {
+        let (status, page) = h
+            .get(
+                &format!("{}?{all}&resource={name}", paths::EVENTS),
+                Some(READ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {page}");
+        assert_eq!(ids(&page), ids(&plural), "{name}");
+    }
+    let (status, counts) = h
+        .get(
+            &format!("{}?{window}&resource=cm&by=verb", paths::AGGREGATE),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    let total: u64 = counts["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, ids(&plural).len() as u64);
+    let (status, refused) = h
+        .get(
+            &format!("{}?{all}&resource=configmapz", paths::EVENTS),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains(r#"did you mean "configmaps"?"#),
+        "{refused}"
+    );
+    // The web UI's search answers the same.
+    let html = h
+        .get_text(
+            &format!("/search?{page}&resource=cm&stages=final"),
+            Some(READ),
+        )
+        .await;
+    assert!(html.contains(">configmaps<"), "{html}");
+    let (status, _) = h
+        .get(&format!("/search?{page}&resource=configmapz"), Some(READ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
