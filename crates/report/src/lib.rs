@@ -8,7 +8,8 @@
 //! - [`history_filter`]: one object's writes, read with [`requests`]; [`history_steps`]: what
 //!   each of them changed; [`changes`]: the newest writes of a scope with theirs.
 //! - [`resolve_filter`]: kubectl's names for resources (`deploy`, `po`, `Deployment`) as the
-//!   events write them, and an error naming the closest for a name nobody knows.
+//!   events write them, an error naming the closest for a name nobody knows, and source
+//!   networks (`10.0.0.0/8`) as the stored addresses in them.
 //! - [`user_counts`]: one identity's totals.
 //! - [`group_filter`]: the events one row of a count holds.
 //! - [`Networks`] and [`from_outside`]: requests from outside the internal networks.
@@ -37,7 +38,8 @@ pub use groups::{group_filter, resource_of_key};
 pub use history::{history_filter, read_requests, requests};
 pub use kind::{Report, ReportKind, run};
 pub use names::{
-    resolve, resolve_filter, resources_of_keys, stored_resources, stored_resources_question,
+    MAX_NETWORK_ADDRESSES, resolve, resolve_filter, resolve_in, resources_of_keys,
+    stored_resources_question,
 };
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};
 pub use overview::{Overview, Section, overview};

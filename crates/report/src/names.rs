@@ -6,24 +6,111 @@
 //! that is neither is an error naming the closest known names, never a silent "nothing found".
 
 use kubetrail_model::{ApiResource, BUILTIN_RESOURCES};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use kubetrail_store::{
-    Aggregation, Field, Filter, ResourceSelector, Result, StageSelection, Store,
+    Aggregation, Field, Filter, GroupCount, ResourceSelector, Result, StageSelection, Store,
 };
 
-/// Resolves every resource selector of `filter` ([`resolve`]); `seen` is asked, once and only
-/// when a selector does not name a built-in plural, for the resources the stored events name.
+/// Resolves what a person wrote in `filter` to what the store matches: kubectl's names for
+/// resources ([`resolve`]; the resources the stored events name are counted, once and only when
+/// a selector does not name a built-in plural) and networks among the source IPs
+/// (`10.0.0.0/8`: the stored addresses in them, at most [`MAX_NETWORK_ADDRESSES`]).
+/// `count_by` counts the events of a filter by one field: the local store
+/// ([`resolve_in`]), or a server asked over HTTP.
 pub fn resolve_filter<E: From<kubetrail_store::Error>>(
     filter: &mut Filter,
-    seen: impl FnOnce() -> std::result::Result<Vec<ResourceSelector>, E>,
+    mut count_by: impl FnMut(&Filter, Field) -> std::result::Result<Vec<GroupCount>, E>,
 ) -> std::result::Result<(), E> {
-    let stored = if filter.resources.iter().all(is_builtin_plural) {
-        Vec::new()
-    } else {
-        seen()?
-    };
-    for selector in &mut filter.resources {
-        *selector = resolve(selector, &stored).map_err(kubetrail_store::Error::Invalid)?;
+    if !filter.resources.iter().all(is_builtin_plural) {
+        let (all, _) = stored_resources_question();
+        let counts = count_by(&all, Field::Resource)?;
+        let stored = resources_of_keys(
+            counts
+                .iter()
+                .filter_map(|g| g.keys.first().map(String::as_str)),
+        );
+        for selector in &mut filter.resources {
+            *selector = resolve(selector, &stored).map_err(kubetrail_store::Error::Invalid)?;
+        }
     }
+    resolve_networks(filter, count_by)
+}
+
+/// [`resolve_filter`] over a local store.
+pub fn resolve_in(store: &dyn Store, filter: &mut Filter) -> Result<()> {
+    resolve_filter(filter, |f, field| {
+        Ok(store
+            .aggregate(
+                f,
+                &Aggregation::CountBy {
+                    fields: vec![field],
+                    limit: None,
+                },
+            )?
+            .groups()
+            .to_vec())
+    })
+}
+
+/// The most stored addresses a network in a source-IP filter may stand for.
+pub const MAX_NETWORK_ADDRESSES: usize = 1000;
+
+/// Networks among `filter`'s source IPs replaced by the stored addresses in them (in the rest
+/// of the filter's scope). A network no stored address is in stays as written, which no
+/// address equals: the answer is empty, as it should be.
+fn resolve_networks<E: From<kubetrail_store::Error>>(
+    filter: &mut Filter,
+    mut count_by: impl FnMut(&Filter, Field) -> std::result::Result<Vec<GroupCount>, E>,
+) -> std::result::Result<(), E> {
+    let mut networks = Vec::new();
+    let mut addresses = Vec::new();
+    for v in &filter.source_ips {
+        if v.contains('/') {
+            let net: IpNet = v.parse().map_err(|e| {
+                kubetrail_store::Error::Invalid(format!(
+                    "invalid network {v:?} in the source IPs: {e} (expected e.g. 10.0.0.0/8 or fd00::/8)"
+                ))
+            })?;
+            networks.push(net);
+        } else {
+            addresses.push(v.clone());
+        }
+    }
+    if networks.is_empty() {
+        return Ok(());
+    }
+    let scope = Filter {
+        source_ips: Vec::new(),
+        ..filter.clone()
+    };
+    let mut inside = 0;
+    for g in count_by(&scope, Field::SourceIp)? {
+        let Some(key) = g.keys.first() else { continue };
+        let Ok(addr) = key.parse::<IpAddr>() else {
+            continue;
+        };
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        if networks.iter().any(|n| n.contains(&addr)) {
+            inside += 1;
+            addresses.push(key.clone());
+        }
+    }
+    if inside > MAX_NETWORK_ADDRESSES {
+        return Err(kubetrail_store::Error::Invalid(format!(
+            "the source networks {} hold {inside} stored addresses in this range: at most {MAX_NETWORK_ADDRESSES}; narrow the network or the time range",
+            networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ))
+        .into());
+    }
+    if inside == 0 {
+        addresses.extend(networks.iter().map(ToString::to_string));
+    }
+    filter.source_ips = addresses;
     Ok(())
 }
 
@@ -141,18 +228,6 @@ pub fn stored_resources_question() -> (Filter, Aggregation) {
     )
 }
 
-/// The resources the events in `store` name.
-pub fn stored_resources(store: &dyn Store) -> Result<Vec<ResourceSelector>> {
-    let (filter, count) = stored_resources_question();
-    let groups = store.aggregate(&filter, &count)?;
-    Ok(resources_of_keys(
-        groups
-            .groups()
-            .iter()
-            .filter_map(|g| g.keys.first().map(String::as_str)),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,20 +329,91 @@ mod tests {
             ],
             ..Filter::default()
         };
-        resolve_filter(&mut f, || -> Result<_> { panic!("not asked") }).unwrap();
+        resolve_filter(&mut f, |_, _| -> Result<_> { panic!("not asked") }).unwrap();
         f.resources
             .push(ResourceSelector::parse_any_case("deploy").unwrap());
-        let mut asked = 0;
-        resolve_filter(&mut f, || -> Result<_> {
-            asked += 1;
+        let mut asked = Vec::new();
+        resolve_filter(&mut f, |_, field| -> Result<_> {
+            asked.push(field);
             Ok(Vec::new())
         })
         .unwrap();
-        assert_eq!(asked, 1);
+        assert_eq!(asked, [Field::Resource]);
         assert_eq!(f.resources[2].group.as_deref(), Some("apps"));
         f.resources
             .push(ResourceSelector::parse_any_case("podz").unwrap());
-        let e = resolve_filter(&mut f, || -> Result<_> { Ok(Vec::new()) }).unwrap_err();
+        let e = resolve_filter(&mut f, |_, _| -> Result<_> { Ok(Vec::new()) }).unwrap_err();
         assert_eq!(e.kind(), kubetrail_store::ErrorKind::Invalid);
+    }
+
+    fn counts(keys: &[&str]) -> Vec<GroupCount> {
+        keys.iter()
+            .map(|k| GroupCount {
+                keys: vec![k.to_string()],
+                count: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn networks_become_the_stored_addresses_in_them() {
+        let stored = [
+            "10.0.0.7",
+            "10.200.1.1",
+            "192.168.1.5",
+            "::ffff:10.9.9.9",
+            "2001:db8::1",
+            "bogus",
+        ];
+        let run = |ips: &[&str]| {
+            let mut f = Filter {
+                source_ips: ips.iter().map(|s| s.to_string()).collect(),
+                namespaces: vec!["prod".into()],
+                ..Filter::default()
+            };
+            resolve_filter(&mut f, |scope, field| -> Result<_> {
+                assert_eq!(field, Field::SourceIp);
+                assert!(scope.source_ips.is_empty() && scope.namespaces == ["prod"]);
+                Ok(counts(&stored))
+            })
+            .map(|()| f.source_ips)
+        };
+        assert_eq!(
+            run(&["10.0.0.0/8"]).unwrap(),
+            ["10.0.0.7", "10.200.1.1", "::ffff:10.9.9.9"]
+        );
+        assert_eq!(
+            run(&["1.2.3.4", "2001:db8::/32"]).unwrap(),
+            ["1.2.3.4", "2001:db8::1"]
+        );
+        // Nothing stored inside: the network as written, which nothing equals.
+        assert_eq!(run(&["172.16.0.0/12"]).unwrap(), ["172.16.0.0/12"]);
+        let e = run(&["10.0.0.0/33"]).unwrap_err();
+        assert!(
+            e.to_string().contains("invalid network \"10.0.0.0/33\""),
+            "{e}"
+        );
+        // Plain addresses ask nothing.
+        let mut f = Filter {
+            source_ips: vec!["10.0.0.7".into()],
+            ..Filter::default()
+        };
+        resolve_filter(&mut f, |_, _| -> Result<_> { panic!("not asked") }).unwrap();
+    }
+
+    #[test]
+    fn a_network_holding_too_many_addresses_is_refused() {
+        let many: Vec<String> = (0..=MAX_NETWORK_ADDRESSES)
+            .map(|i| format!("10.1.{}.{}", i / 256, i % 256))
+            .collect();
+        let mut f = Filter {
+            source_ips: vec!["10.0.0.0/8".into()],
+            ..Filter::default()
+        };
+        let e = resolve_filter(&mut f, |_, _| -> Result<_> {
+            Ok(counts(&many.iter().map(String::as_str).collect::<Vec<_>>()))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("hold 1001 stored addresses"), "{e}");
     }
 }

@@ -80,10 +80,10 @@ pub(crate) fn limit_of(
 }
 
 /// `filter` with kubectl's names for resources (`deploy`, `po`) resolved to the plurals the
-/// events write; an unknown name is refused naming the closest
-/// ([`kubetrail_report::resolve_filter`]).
+/// events write (an unknown name is refused naming the closest) and source networks to the
+/// stored addresses in them ([`kubetrail_report::resolve_filter`]).
 fn resolved(store: &dyn Store, mut filter: Filter) -> kubetrail_store::Result<Filter> {
-    kubetrail_report::resolve_filter(&mut filter, || kubetrail_report::stored_resources(store))?;
+    kubetrail_report::resolve_in(store, &mut filter)?;
     Ok(filter)
 }
 

@@ -83,13 +83,11 @@ fn parse_input_time(key: &str, value: &str) -> Result<i64, UiError> {
 }
 
 impl Scope {
-    /// A page's scope: [`Scope::parse`] with kubectl's names for resources resolved against
-    /// the store (an unknown name is refused naming the closest).
+    /// A page's scope: [`Scope::parse`] with kubectl's names for resources and source
+    /// networks resolved against the store ([`kubetrail_report::resolve_filter`]).
     pub fn of(ctx: &Context<'_>, query: &str, page_keys: &[&str]) -> Result<Scope, UiError> {
         let mut scope = Scope::parse(query, page_keys, ctx.now_micros, ctx.viewer)?;
-        kubetrail_report::resolve_filter(&mut scope.filter, || -> Result<_, UiError> {
-            Ok(kubetrail_report::stored_resources(ctx.store)?)
-        })?;
+        kubetrail_report::resolve_in(ctx.store, &mut scope.filter)?;
         Ok(scope)
     }
 

@@ -250,24 +250,19 @@ impl Source {
     }
 
     /// `filter` with kubectl's names for resources (`deploy`, `po`, `Deployment`) resolved to
-    /// the plurals the events write; an error naming the closest known names for a resource
-    /// neither the built-in API nor the stored events have ([`kubetrail_report::resolve_filter`]).
+    /// the plurals the events write (an error naming the closest known names for a resource
+    /// neither the built-in API nor the stored events have) and source networks
+    /// (`--source-ip 10.0.0.0/8`) to the stored addresses in them
+    /// ([`kubetrail_report::resolve_filter`]).
     pub fn resolve(&self, mut filter: Filter) -> Result<Filter> {
-        kubetrail_report::resolve_filter(&mut filter, || -> Result<_> {
-            match self {
-                Source::Local(store) => Ok(kubetrail_report::stored_resources(store.as_ref())?),
-                Source::Remote(client) => {
-                    let (all, _) = kubetrail_report::stored_resources_question();
-                    let counts = client.aggregate(&all, &["resource"], None)?;
-                    Ok(kubetrail_report::resources_of_keys(
-                        counts
-                            .groups
-                            .iter()
-                            .filter_map(|g| g.keys.first().map(String::as_str)),
-                    ))
-                }
+        match self {
+            Source::Local(store) => kubetrail_report::resolve_in(store.as_ref(), &mut filter)?,
+            Source::Remote(client) => {
+                kubetrail_report::resolve_filter(&mut filter, |f, field| -> Result<_> {
+                    Ok(client.aggregate(f, &[field.as_str()], None)?.groups)
+                })?
             }
-        })?;
+        }
         Ok(filter)
     }
 

@@ -41,7 +41,7 @@ pub struct FilterArgs {
     /// The request's auditID (repeatable): every stage of it.
     #[arg(long = "audit-id", value_name = "ID")]
     audit_ids: Vec<String>,
-    /// First source IP (repeatable).
+    /// First source IP, or a network of them: 10.0.0.0/8 (repeatable).
     #[arg(long = "source-ip", value_name = "IP")]
     source_ips: Vec<String>,
     /// Response code: 403, a class such as 4xx, or failed (repeatable).

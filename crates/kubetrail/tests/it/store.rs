@@ -474,6 +474,55 @@ fn kubectl_names_for_resources_answer_and_unknown_ones_are_errors() {
 }
 
 #[test]
+fn a_source_network_matches_the_addresses_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    import(d, &sample_paths());
+    let search = |ips: &[&str]| {
+        let mut a = vec!["search", "-o", "json", "--limit", "100000", "--data-dir", d];
+        a.extend([
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+        ]);
+        for ip in ips {
+            a.extend(["--source-ip", ip]);
+        }
+        json_lines(&a)
+    };
+    let first_ip = |e: &Value| e["sourceIPs"][0].as_str().unwrap_or("").to_string();
+    let everything = search(&[]);
+    let in_ten: Vec<String> = everything
+        .iter()
+        .map(first_ip)
+        .filter(|ip| ip.starts_with("10."))
+        .collect();
+    assert!(in_ten.len() >= 3, "the samples have requests from 10/8");
+    let found = search(&["10.0.0.0/8"]);
+    assert_eq!(found.len(), in_ten.len());
+    assert!(found.iter().all(|e| first_ip(e).starts_with("10.")));
+    // A network and an address, ORed as two addresses are.
+    let with_one = search(&["10.0.0.0/8", "8.8.8.8"]);
+    let eights = everything
+        .iter()
+        .filter(|e| first_ip(e) == "8.8.8.8")
+        .count();
+    assert_eq!(with_one.len(), in_ten.len() + eights);
+    assert!(search(&["100.64.0.0/10"]).is_empty());
+    let mut a = vec!["search", "--source-ip", "10.0.0.0/40", "--data-dir", d];
+    a.extend([
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+    ]);
+    let out = kubetrail(&a, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid network \"10.0.0.0/40\""));
+}
+
+#[test]
 fn bad_filters_name_their_flag() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
