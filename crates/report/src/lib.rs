@@ -38,7 +38,7 @@ pub use groups::{group_filter, resource_of_key};
 pub use history::{history_filter, read_requests, requests};
 pub use kind::{Report, ReportKind, run};
 pub use names::{
-    MAX_NETWORK_ADDRESSES, resolve, resolve_filter, resolve_in, resources_of_keys,
+    MAX_NETWORK_ADDRESSES, never_seen, resolve, resolve_filter, resolve_in, resources_of_keys,
     stored_resources_question,
 };
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};

@@ -54,6 +54,42 @@ pub fn resolve_in(store: &dyn Store, filter: &mut Filter) -> Result<()> {
     })
 }
 
+/// For an answer that came back empty: each cluster, user and namespace of `filter` that no
+/// stored event has (in any time range), as `no events from user "alcie" — did you mean
+/// "alice"?`. A typo then says so instead of passing for "nobody did that".
+pub fn never_seen<E>(
+    filter: &Filter,
+    mut count_by: impl FnMut(&Filter, Field) -> std::result::Result<Vec<GroupCount>, E>,
+) -> std::result::Result<Vec<String>, E> {
+    let (all, _) = stored_resources_question();
+    let mut hints = Vec::new();
+    for (field, what, given) in [
+        (Field::Cluster, "cluster", &filter.clusters),
+        (Field::User, "user", &filter.users),
+        (Field::Namespace, "namespace", &filter.namespaces),
+    ] {
+        // The empty name (no user, cluster-scoped) is not a typo.
+        let given: Vec<&String> = given.iter().filter(|g| !g.is_empty()).collect();
+        if given.is_empty() {
+            continue;
+        }
+        let known = count_by(&all, field)?;
+        let known: Vec<&str> = known
+            .iter()
+            .filter_map(|g| g.keys.first().map(String::as_str))
+            .collect();
+        for g in given {
+            if known.contains(&g.as_str()) {
+                continue;
+            }
+            let hint = crate::closest(g, known.iter().copied())
+                .map_or(String::new(), |n| format!(" — did you mean {n:?}?"));
+            hints.push(format!("no events from {what} {g:?} in the store{hint}"));
+        }
+    }
+    Ok(hints)
+}
+
 /// The most stored addresses a network in a source-IP filter may stand for.
 pub const MAX_NETWORK_ADDRESSES: usize = 1000;
 
@@ -399,6 +435,33 @@ mod tests {
             ..Filter::default()
         };
         resolve_filter(&mut f, |_, _| -> Result<_> { panic!("not asked") }).unwrap();
+    }
+
+    #[test]
+    fn names_nobody_has_get_a_hint() {
+        let f = Filter {
+            users: vec!["alcie".into(), "bob".into(), String::new()],
+            namespaces: vec!["prod".into()],
+            clusters: vec!["zzzz".into()],
+            ..Filter::default()
+        };
+        let hints = never_seen(&f, |scope, field| -> Result<_> {
+            assert!(scope.users.is_empty() && scope.time.from_micros.is_none());
+            Ok(counts(match field {
+                Field::User => &["alice", "bob"],
+                Field::Namespace => &["prod", "dev"],
+                Field::Cluster => &["prod-eu", "dev"],
+                _ => unreachable!(),
+            }))
+        })
+        .unwrap();
+        assert_eq!(
+            hints,
+            [
+                r#"no events from cluster "zzzz" in the store"#,
+                r#"no events from user "alcie" in the store — did you mean "alice"?"#,
+            ]
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use kubetrail_api::paths::MAX_PAGE_SIZE;
 use kubetrail_api::wire::EventItem;
 use kubetrail_api::{Client, ClientOptions};
 use kubetrail_model::decode_event;
-use kubetrail_store::{Cursor, Filter, Page, Record, Store, TimeRange};
+use kubetrail_store::{
+    Aggregation, Cursor, Field, Filter, GroupCount, Page, Record, Store, TimeRange,
+};
 use kubetrail_store_clickhouse::{ClickHouseStore, Connection};
 use kubetrail_store_duckdb::DuckDbStore;
 use serde::de::DeserializeOwned;
@@ -255,15 +257,34 @@ impl Source {
     /// (`--source-ip 10.0.0.0/8`) to the stored addresses in them
     /// ([`kubetrail_report::resolve_filter`]).
     pub fn resolve(&self, mut filter: Filter) -> Result<Filter> {
-        match self {
-            Source::Local(store) => kubetrail_report::resolve_in(store.as_ref(), &mut filter)?,
-            Source::Remote(client) => {
-                kubetrail_report::resolve_filter(&mut filter, |f, field| -> Result<_> {
-                    Ok(client.aggregate(f, &[field.as_str()], None)?.groups)
-                })?
-            }
-        }
+        kubetrail_report::resolve_filter(&mut filter, |f, field| self.count_by(f, field))?;
         Ok(filter)
+    }
+
+    /// Says on stderr which cluster, user or namespace of `filter` no stored event has, with
+    /// the closest known ([`kubetrail_report::never_seen`]): for an answer that came back empty.
+    pub fn explain_empty(&self, filter: &Filter) -> Result<()> {
+        for hint in kubetrail_report::never_seen(filter, |f, field| self.count_by(f, field))? {
+            eprintln!("{hint}");
+        }
+        Ok(())
+    }
+
+    /// The events `filter` selects counted by `field`.
+    fn count_by(&self, filter: &Filter, field: Field) -> Result<Vec<GroupCount>> {
+        match self {
+            Source::Local(store) => Ok(store
+                .aggregate(
+                    filter,
+                    &Aggregation::CountBy {
+                        fields: vec![field],
+                        limit: None,
+                    },
+                )?
+                .groups()
+                .to_vec()),
+            Source::Remote(client) => Ok(client.aggregate(filter, &[field.as_str()], None)?.groups),
+        }
     }
 
     /// Every request `filter` selects (one event per request), oldest first.

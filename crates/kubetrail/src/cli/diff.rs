@@ -72,6 +72,7 @@ pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
             .unzip();
     if newest_first.is_empty() {
         eprintln!("no writes match (in the stored events)");
+        source.explain_empty(&scope)?;
     }
     print(
         &newest_first,

@@ -229,6 +229,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
     let page = source.page(&filter, cursor.as_ref(), args.limit as usize)?;
     if page.records.is_empty() && !matches!(args.output, EventOutput::Json) {
         eprintln!("no events match");
+        source.explain_empty(&filter)?;
         return Ok(ExitCode::SUCCESS);
     }
     print_events(&page.records, args.output);
@@ -314,6 +315,7 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
     if args.diff {
         if records.is_empty() {
             eprintln!("nobody did that (in the stored events)");
+            source.explain_empty(&filter)?;
         }
         let json = matches!(args.scope.output, EventOutput::Json);
         super::diff::print(&records, &steps, json, args.include_noop)?;
@@ -344,6 +346,9 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
     if records.is_empty() {
         eprintln!("nobody did that (in the stored events)");
         hidden_note();
+        if hidden == 0 {
+            source.explain_empty(&filter)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if let EventOutput::Json = args.scope.output {
@@ -415,6 +420,7 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
     let records = source.requests(&filter)?;
     if records.is_empty() {
         eprintln!("no writes to that object (in the stored events)");
+        source.explain_empty(&filter)?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.diff {

@@ -474,6 +474,54 @@ fn kubectl_names_for_resources_answer_and_unknown_ones_are_errors() {
 }
 
 #[test]
+fn an_empty_answer_names_the_user_namespace_or_cluster_nobody_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    import(d, &sample_paths());
+    let run = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--data-dir", d]);
+        let out = kubetrail(&a, "");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run(&["search", "--user", "minikube-usr"]);
+    assert!(
+        err.contains(
+            r#"no events from user "minikube-usr" in the store — did you mean "minikube-user"?"#
+        ),
+        "{err}"
+    );
+    let err = run(&["who", "delete", "deploy/nginx-deployment", "-n", "defualt"]);
+    assert!(
+        err.contains("nobody did that")
+            && err.contains(
+                r#"no events from namespace "defualt" in the store — did you mean "default"?"#
+            ),
+        "{err}"
+    );
+    let err = run(&["history", "configmaps/x", "--cluster", "nosuch"]);
+    assert!(
+        err.contains(r#"no events from cluster "nosuch" in the store"#),
+        "{err}"
+    );
+    // A user the store has, in a range without events, gets no hint.
+    let err = run(&[
+        "search",
+        "--user",
+        "minikube-user",
+        "--from",
+        "2001-01-01T00:00:00Z",
+        "--to",
+        "2001-01-02T00:00:00Z",
+    ]);
+    assert!(
+        err.contains("no events match") && !err.contains("no events from"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_source_network_matches_the_addresses_in_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
