@@ -226,8 +226,8 @@ test('search: the form filters, results link into the filter, pages follow the c
   assert.equal(number(await page.locator('#match-count').innerText()), want);
   await shot('search');
   // A namespace in the results adds itself to the filter.
-  const ns = await page.locator('table.events tbody tr td:nth-child(5) a').first().innerText();
-  await page.locator('table.events tbody tr td:nth-child(5) a').first().click();
+  const ns = await page.locator('table.events tbody tr td:nth-child(6) a').first().innerText();
+  await page.locator('table.events tbody tr td:nth-child(6) a').first().click();
   await page.waitForURL(/namespace=/);
   const narrowed = await api(`/api/v1/audit/aggregate?${DAY_API}&verb=delete&namespace=${encodeURIComponent(ns)}&by=verb`);
   assert.equal(number(await page.locator('#match-count').innerText()),
@@ -384,6 +384,18 @@ test('the Changes page lists the newest writes with what each changed, as the AP
   assert.equal(await page.locator('.badge.dry-run').count(), 1);
   const typo = await page.goto(`${base}/changes?${scope}&noop=maybe`);
   assert.equal(typo.status(), 400);
+});
+
+test('tables show the cluster and whom an impersonating request acted as', async () => {
+  await page.goto(`${base}/search?${ALL}&user=system:admin&stages=final`);
+  const cells = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => [t.children[1].innerText, t.children[2].innerText]));
+  assert.ok(cells.length > 0);
+  assert.ok(cells.every(([cluster]) => cluster === 'samples'), JSON.stringify(cells.slice(0, 3)));
+  assert.ok(cells.some(([, user]) => user === 'system:admin → bob'), JSON.stringify(cells.slice(0, 3)));
+  // The acted-as identity links to its own page.
+  await page.locator('a.acting-as', { hasText: 'bob' }).first().click();
+  await page.waitForURL(/\/user\?/);
+  assert.equal(new URL(page.url()).searchParams.get('user'), 'bob');
 });
 
 test('the Alerts page shows what the rules raised, as the API answers it', async () => {

@@ -79,7 +79,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
                         tr data-audit-id=(r.audit_id) class=[step.as_ref().filter(|s| s.noop).map(|_| "noop")] {
                             td.time { a href=(event_href(r)) { (format::time(r.ts_micros)) } }
                             td { (r.cluster) }
-                            td { a href=(scope.scoped("/changes", &[("user", format::user(&r.user))])) { (format::user(&r.user)) } }
+                            td { a href=(scope.scoped("/changes", &[("user", format::user(&r.user))])) { (format::user(&r.user)) } (format::acting_as(r)) }
                             td { (r.verb) }
                             td {
                                 (format::resource(r)) " "

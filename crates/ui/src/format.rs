@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use kubetrail_store::Record;
+use maud::{Markup, html};
 
 /// `1234567` → `1,234,567`.
 pub fn count(n: u64) -> String {
@@ -94,6 +95,16 @@ pub fn user(name: &str) -> &str {
         crate::scope::NO_USER
     } else {
         name
+    }
+}
+
+/// Whom an impersonating request acted as, after its user: ` → bob`, linking to that
+/// identity's page; nothing for a request that impersonated no one.
+pub fn acting_as(r: &Record) -> Markup {
+    html! {
+        @if !r.impersonated_user.is_empty() {
+            " → " a.acting-as title="acting as (impersonated)" href=(crate::scope::with_query("/user", [("user", r.impersonated_user.clone())])) { (r.impersonated_user) }
+        }
     }
 }
 

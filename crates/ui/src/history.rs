@@ -91,7 +91,7 @@ fn history_table(records: &[&Record], steps: &HashMap<report::EventKey, Step>) -
         table.events.history {
             thead {
                 tr {
-                    th { "Time (UTC)" } th { "User" } th { "Verb" } th { "Resource" }
+                    th { "Time (UTC)" } th { "Cluster" } th { "User" } th { "Verb" } th { "Resource" }
                     th.num { "Code" } th { "Stage" } th { "Changes" }
                 }
             }
@@ -100,7 +100,8 @@ fn history_table(records: &[&Record], steps: &HashMap<report::EventKey, Step>) -
                     @let step = steps.get(&report::event_key(r));
                     tr data-audit-id=(r.audit_id) class=[step.filter(|s| s.noop).map(|_| "noop")] {
                         td.time { a href=(event_href(r)) { (format::time(r.ts_micros)) } }
-                        td { (format::user(&r.user)) }
+                        td { (r.cluster) }
+                        td { (format::user(&r.user)) (format::acting_as(r)) }
                         td { (r.verb) }
                         td { (format::resource(r)) }
                         td.num class=(format::code_class(r.code)) { (format::code(r.code)) }

@@ -61,7 +61,7 @@ pub fn events_table(scope: &Scope, records: &[Record], refine: bool) -> Markup {
         table.events {
             thead {
                 tr {
-                    th { "Time (UTC)" } th { "User" } th { "Verb" } th { "Resource" }
+                    th { "Time (UTC)" } th { "Cluster" } th { "User" } th { "Verb" } th { "Resource" }
                     th { "Namespace" } th { "Name" } th.num { "Code" } th { "Stage" } th { "Source" }
                 }
             }
@@ -70,7 +70,8 @@ pub fn events_table(scope: &Scope, records: &[Record], refine: bool) -> Markup {
                     @let resource = format::resource(r);
                     tr data-audit-id=(r.audit_id) {
                         td.time { a href=(event_href(r)) { (format::time(r.ts_micros)) } }
-                        td { a href=(add("user", format::user(&r.user))) { (format::user(&r.user)) } }
+                        td { a href=(add("cluster", &r.cluster)) { (r.cluster) } }
+                        td { a href=(add("user", format::user(&r.user))) { (format::user(&r.user)) } (format::acting_as(r)) }
                         td { a href=(add("verb", &r.verb)) { (r.verb) } }
                         td { @if resource.is_empty() { span.muted title=(r.request_uri) { (r.request_uri) } } @else { a href=(add("resource", &format::exact_resource(&resource))) { (resource) } } }
                         td { @if !r.namespace.is_empty() { a href=(add("namespace", &r.namespace)) { (r.namespace) } } }

@@ -126,6 +126,31 @@ fn resource_cell(r: &Record) -> String {
     s
 }
 
+/// The user as a person reads it: the authenticated one, and the one it acted as when it
+/// impersonated (`system:admin → bob`).
+fn user_cell(r: &Record) -> String {
+    if r.impersonated_user.is_empty() {
+        r.user.clone()
+    } else {
+        format!("{} → {}", r.user, r.impersonated_user)
+    }
+}
+
+/// Prints a table, with a CLUSTER column after the first when `records` (one per row) come
+/// from more than one cluster: the same object in two clusters must not read as one.
+fn print_table(headers: &[&str], mut rows: Vec<Vec<String>>, records: &[Record]) {
+    let spans_clusters = records.windows(2).any(|w| w[0].cluster != w[1].cluster);
+    if !spans_clusters {
+        return print!("{}", render(headers, &rows));
+    }
+    let mut headers = headers.to_vec();
+    headers.insert(1, "CLUSTER");
+    for (row, r) in rows.iter_mut().zip(records) {
+        row.insert(1, r.cluster.clone());
+    }
+    print!("{}", render(&headers, &rows));
+}
+
 fn code_cell(r: &Record) -> String {
     r.code.map(|c| c.to_string()).unwrap_or_default()
 }
@@ -143,7 +168,7 @@ fn print_events(records: &[Record], output: EventOutput) {
                 .map(|r| {
                     vec![
                         format_time(r.ts_micros),
-                        r.user.clone(),
+                        user_cell(r),
                         r.verb.clone(),
                         resource_cell(r),
                         r.namespace.clone(),
@@ -152,20 +177,18 @@ fn print_events(records: &[Record], output: EventOutput) {
                     ]
                 })
                 .collect();
-            print!(
-                "{}",
-                render(
-                    &[
-                        "TIME",
-                        "USER",
-                        "VERB",
-                        "RESOURCE",
-                        "NAMESPACE",
-                        "NAME",
-                        "CODE"
-                    ],
-                    &rows
-                )
+            print_table(
+                &[
+                    "TIME",
+                    "USER",
+                    "VERB",
+                    "RESOURCE",
+                    "NAMESPACE",
+                    "NAME",
+                    "CODE",
+                ],
+                rows,
+                records,
             );
         }
         EventOutput::Wide => {
@@ -371,21 +394,19 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        render(
-            &[
-                "TIME",
-                "USER",
-                "AS",
-                "NAMESPACE",
-                "NAME",
-                "CODE",
-                "SOURCE",
-                "USER-AGENT"
-            ],
-            &rows
-        )
+    print_table(
+        &[
+            "TIME",
+            "USER",
+            "AS",
+            "NAMESPACE",
+            "NAME",
+            "CODE",
+            "SOURCE",
+            "USER-AGENT",
+        ],
+        rows,
+        &records,
     );
     let mut users: Vec<&str> = records.iter().map(|r| r.user.as_str()).collect();
     users.sort_unstable();
@@ -447,20 +468,18 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        render(
-            &[
-                "TIME",
-                "USER",
-                "VERB",
-                "RESOURCE",
-                "NAMESPACE",
-                "CODE",
-                "AS"
-            ],
-            &rows
-        )
+    print_table(
+        &[
+            "TIME",
+            "USER",
+            "VERB",
+            "RESOURCE",
+            "NAMESPACE",
+            "CODE",
+            "AS",
+        ],
+        rows,
+        &records,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -522,6 +522,56 @@ fn an_empty_answer_names_the_user_namespace_or_cluster_nobody_has() {
 }
 
 #[test]
+fn tables_show_the_cluster_when_the_answer_spans_several_and_both_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let file = vec![
+        testdata("real-audit/audit2rbac-v1.jsonl")
+            .display()
+            .to_string(),
+    ];
+    import_as(d, "kind", &file);
+    let range = [
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+    ];
+    let table = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--data-dir", d]);
+        a.extend(range);
+        let out = kubetrail(&a, "");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        stdout(&out)
+    };
+    let one = table(&["search", "--limit", "1000"]);
+    let header = one.lines().next().unwrap();
+    assert!(!header.contains("CLUSTER"), "{header}");
+    // The impersonator and whom it acted as, in the user column.
+    assert!(one.contains("system:admin → bob"), "{one}");
+    import_as(d, "kind-copy", &file);
+    for args in [
+        &["search", "--limit", "1000"][..],
+        &["who", "list", "pods", "-n", "default"],
+    ] {
+        let two = table(args);
+        let mut lines = two.lines();
+        let header = lines.next().unwrap();
+        assert!(
+            header.starts_with("TIME") && header.contains("CLUSTER"),
+            "{args:?}: {two}"
+        );
+        let rows: Vec<&str> = lines.filter(|l| l.contains(" kind")).collect();
+        assert!(
+            rows.iter().any(|l| l.contains(" kind-copy ")),
+            "{args:?}: {two}"
+        );
+        assert!(rows.iter().any(|l| l.contains(" kind ")), "{args:?}: {two}");
+    }
+}
+
+#[test]
 fn a_source_network_matches_the_addresses_in_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
