@@ -92,6 +92,7 @@ async fn commit(
     records: Vec<Record>,
 ) -> Result<AppendOutcome, ApiError> {
     let started = Instant::now();
+    let newest = records.iter().map(|r| r.ts_micros).max();
     let outcome = match state.committer.commit(records).await {
         Ok(o) => o,
         Err(e) => {
@@ -101,7 +102,7 @@ async fn commit(
     };
     state
         .metrics
-        .committed(source, cluster, &outcome, started.elapsed());
+        .committed(source, cluster, &outcome, newest, started.elapsed());
     if outcome.conflicts > 0 {
         tracing::warn!(
             cluster,

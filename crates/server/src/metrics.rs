@@ -47,6 +47,11 @@ struct SourceCluster {
     cluster: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct ClusterLabel {
+    cluster: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: &'static str,
@@ -120,6 +125,7 @@ struct ClusterFamilies {
     conflicts: Family<SourceCluster, Counter>,
     rejected: Family<SourceCluster, Counter>,
     commit_failures: Family<SourceCluster, Counter>,
+    last_event: Family<ClusterLabel, Gauge>,
     agent_lag: Family<AgentLabels, Gauge>,
     agent_pending_files: Family<AgentLabels, Gauge>,
     agent_dropped: Family<AgentLabels, Counter>,
@@ -157,6 +163,11 @@ impl ClusterFamilies {
             "batch_commit_failures",
             "Batches the store could not commit (answered 5xx)",
             self.commit_failures.clone(),
+        );
+        registry.register(
+            "last_event_timestamp_seconds",
+            "Event time of the newest audit event committed from the cluster since the server started, in seconds since the epoch: alert when it stops advancing",
+            self.last_event.clone(),
         );
         // What agents report, under a prefix of the server's own: `kubetrail_agent_*` belongs
         // to the agent's `--metrics-listen` (one owner per name).
@@ -199,6 +210,12 @@ impl ClusterFamilies {
             counter(&self.conflicts, &out.conflicts, key);
             counter(&self.rejected, &out.rejected, key);
             counter(&self.commit_failures, &out.commit_failures, key);
+        }
+        let label = ClusterLabel {
+            cluster: cluster.to_string(),
+        };
+        if let Some(g) = self.last_event.get(&label) {
+            out.last_event.get_or_create(&label).set(g.get());
         }
         let gauge = |from: &Family<AgentLabels, Gauge>,
                      to: &Family<AgentLabels, Gauge>,
@@ -581,16 +598,24 @@ impl Metrics {
             .inc_by(n);
     }
 
-    /// A batch committed.
+    /// A batch committed; `newest_micros` is the event time of its newest event.
     pub fn committed(
         &self,
         source: Source,
         cluster: &str,
         outcome: &kubetrail_store::AppendOutcome,
+        newest_micros: Option<i64>,
         took: Duration,
     ) {
         let key = self.key(source, cluster);
         let families = &self.clusters;
+        if let Some(newest) = newest_micros {
+            let last = families.last_event.get_or_create(&ClusterLabel {
+                cluster: cluster.to_string(),
+            });
+            // A backfill of older events does not move it back.
+            last.set(last.get().max(newest.div_euclid(1_000_000)));
+        }
         families.stored.get_or_create(&key).inc_by(outcome.stored);
         families
             .duplicates

@@ -75,6 +75,7 @@ async fn a_bound_token_sees_only_its_clusters_series() {
         "kubetrail_events_stored_total{source=\"webhook\",cluster=\"prod\"}",
         "kubetrail_agent_status_lag_bytes{cluster=\"prod\",node=\"cp-prod\"}",
         "kubetrail_agent_status_gaps_total{cluster=\"prod\",node=\"cp-prod\"}",
+        "kubetrail_last_event_timestamp_seconds{cluster=\"prod\"}",
     ] {
         let value = |text: &str| {
             text.lines()
@@ -101,4 +102,43 @@ async fn a_bound_token_sees_only_its_clusters_series() {
         assert!(n.is_some_and(|n| n > 0), "no {count} in {all}");
     }
     assert!(prod.trim_end().ends_with("# EOF"), "{prod}");
+}
+
+#[tokio::test]
+async fn the_newest_event_time_of_each_cluster_is_a_gauge_that_a_backfill_does_not_move_back() {
+    let h = two_clusters().await;
+    let all = h.get_text(paths::METRICS, Some(READ)).await;
+    let value = |text: &str, cluster: &str| -> Option<i64> {
+        let series = format!("kubetrail_last_event_timestamp_seconds{{cluster=\"{cluster}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    // The Falco capture's newest event, read off the file.
+    let newest = std::fs::read_to_string(crate::testdata("real-audit/falco-k8saudit.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| {
+            let t = e["stageTimestamp"].as_str()?.to_string();
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .ok()
+                .map(|t| t.timestamp())
+        })
+        .max()
+        .unwrap();
+    assert_eq!(value(&all, "dev"), Some(newest), "{all}");
+    // An older batch from the same cluster leaves it.
+    let old = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"level":"Metadata","auditID":"0ld","stage":"ResponseComplete","requestURI":"/api","verb":"get","stageTimestamp":"2001-01-01T00:00:00Z"}]}"#;
+    let (status, _) = h
+        .post(
+            &format!("{}?cluster=dev", paths::WEBHOOK),
+            Some(INGEST),
+            &[JSON],
+            old.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after = h.get_text(paths::METRICS, Some(READ)).await;
+    assert_eq!(value(&after, "dev"), Some(newest));
 }
