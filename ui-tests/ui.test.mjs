@@ -386,6 +386,25 @@ test('the Changes page lists the newest writes with what each changed, as the AP
   assert.equal(typo.status(), 400);
 });
 
+test('the cluster is picked from the clusters the store holds, and an unknown one says so', async () => {
+  await page.goto(`${base}/search?${ALL}`);
+  const options = await page.locator('form.scopeform select[name=cluster] option').evaluateAll((os) => os.map((o) => o.value));
+  const known = (await api('/api/v1/audit/aggregate?by=cluster&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z')).groups.map((g) => g.keys[0]).sort();
+  assert.deepEqual(options, ['', ...known]);
+  assert.ok(known.includes('samples') && known.includes('prod'), known.join());
+  await page.selectOption('form.scopeform select[name=cluster]', 'samples');
+  await page.click('form.scopeform button[type=submit]');
+  await page.waitForURL(/cluster=samples/);
+  const clusters = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => t.children[1].innerText));
+  assert.ok(clusters.length > 0 && clusters.every((c) => c === 'samples'));
+  // A typo is not "0 events" without a word.
+  await page.goto(`${base}/?${ALL}&cluster=sampels`);
+  assert.match(await page.locator('p.unknown-cluster').innerText(), /No events from cluster sampels in the store — did you mean samples\?/);
+  await page.click('p.unknown-cluster a');
+  await page.waitForURL(/cluster=samples/);
+  assert.equal(await page.locator('p.unknown-cluster').count(), 0);
+});
+
 test('tables show the cluster and whom an impersonating request acted as', async () => {
   await page.goto(`${base}/search?${ALL}&user=system:admin&stages=final`);
   const cells = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => [t.children[1].innerText, t.children[2].innerText]));

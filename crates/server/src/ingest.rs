@@ -103,6 +103,7 @@ async fn commit(
     state
         .metrics
         .committed(source, cluster, &outcome, newest, started.elapsed());
+    state.clusters.add(cluster);
     if outcome.conflicts > 0 {
         tracing::warn!(
             cluster,

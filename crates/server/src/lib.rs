@@ -115,6 +115,47 @@ pub struct AppState {
     pub redactor: Option<Arc<kubetrail_redact::Redactor>>,
     recent: ingest::RecentBatches,
     committer: commit::Committer,
+    /// The clusters the store holds events of, for the pages' cluster picker: read from the
+    /// store once, then grown by every committed batch.
+    clusters: KnownClusters,
+}
+
+/// The clusters the store holds events of (`None` until first read).
+#[derive(Default)]
+pub(crate) struct KnownClusters(std::sync::Mutex<Option<std::collections::BTreeSet<String>>>);
+
+impl KnownClusters {
+    /// Every known cluster, read from `store` the first time.
+    pub(crate) fn all(&self, store: &dyn Store) -> kubetrail_store::Result<Vec<String>> {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.is_none() {
+            let counts = store.aggregate(
+                &kubetrail_store::Filter::default(),
+                &kubetrail_store::Aggregation::CountBy {
+                    fields: vec![kubetrail_store::Field::Cluster],
+                    limit: None,
+                },
+            )?;
+            *known = Some(
+                counts
+                    .groups()
+                    .iter()
+                    .filter_map(|g| g.keys.first().cloned())
+                    .collect(),
+            );
+        }
+        Ok(known.iter().flatten().cloned().collect())
+    }
+
+    /// A batch of `cluster` was committed.
+    pub(crate) fn add(&self, cluster: &str) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = known.as_mut()
+            && !set.contains(cluster)
+        {
+            set.insert(cluster.to_string());
+        }
+    }
 }
 
 impl AppState {
@@ -144,6 +185,7 @@ impl AppState {
             detector: None,
             redactor: None,
             recent: ingest::RecentBatches::new(4096),
+            clusters: KnownClusters::default(),
         })
     }
 

@@ -282,6 +282,11 @@ pub async fn page(
         _ => None,
     };
     let result = crate::on_store(&state, move |store| {
+        // A viewer bound to a cluster picks from that one only.
+        let clusters = match &shown.cluster {
+            Some(c) => vec![c.clone()],
+            None => worker.clusters.all(store)?,
+        };
         let ctx = Context {
             store,
             now_micros: chrono::Utc::now().timestamp_micros(),
@@ -289,6 +294,7 @@ pub async fn page(
             networks: &worker.ui.networks,
             gaps: &gaps,
             rules: rules.as_deref(),
+            clusters: &clusters,
         };
         kubetrail_ui::render(page, &ctx, &query)
     })

@@ -95,10 +95,32 @@ pub fn scope_bar(scope: &Scope, path: &str, hidden: &[&str]) -> Markup {
                 input type="hidden" name="range" value="custom";
                 label { "From " input type="datetime-local" name="from" value=(format::input_time(scope.from_micros)); }
                 label { "To " input type="datetime-local" name="to" value=(format::input_time(scope.to_micros)); }
-                label { "Cluster " input type="text" name="cluster" value=[scope.get("cluster")] placeholder="all"; }
+                @if scope.clusters.is_empty() {
+                    label { "Cluster " input type="text" name="cluster" value=[scope.get("cluster")] placeholder="all"; }
+                } @else {
+                    label { "Cluster "
+                        select name="cluster" {
+                            option value="" selected[scope.get("cluster").is_none()] { "all" }
+                            @for c in &scope.clusters {
+                                option value=(c) selected[scope.get("cluster") == Some(c.as_str())] { (c) }
+                            }
+                            // A cluster asked for that the store has no events of stays shown.
+                            @for (c, _) in scope.unknown_clusters() {
+                                option value=(c) selected[scope.get("cluster") == Some(c)] { (c) " (no events)" }
+                            }
+                        }
+                    }
+                }
                 label { "Namespace " input type="text" name="namespace" value=[scope.get("namespace")] placeholder="all"; }
                 label { "User " input type="text" name="user" value=[scope.get("user")] placeholder="all"; }
                 button type="submit" { "Apply" }
+            }
+            @for (c, closest) in scope.unknown_clusters() {
+                p.notice.unknown-cluster role="status" {
+                    "No events from cluster " strong { (c) } " in the store"
+                    @if let Some(n) = closest { " — did you mean " a href=(scope.without(path, &["cluster"], &[("cluster", n)])) { (n) } "?" }
+                    "."
+                }
             }
             p.window {
                 "Showing " (format::time(scope.from_micros)) " – " (format::time(scope.to_micros)) " UTC"

@@ -83,6 +83,9 @@ pub struct Context<'a> {
     /// The detection rules the server runs, for the pages that name rules (Alerts, Rules);
     /// `None` when it runs none, and for the other pages.
     pub rules: Option<&'a [kubetrail_api::wire::RuleItem]>,
+    /// The clusters the store holds events of (the viewer's own, when bound to one), for the
+    /// scope bar's cluster picker; empty for a free-text cluster field.
+    pub clusters: &'a [String],
 }
 
 /// Why a page could not be shown.

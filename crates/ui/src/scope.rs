@@ -52,6 +52,9 @@ pub struct Scope {
     pub to_micros: i64,
     /// Page keys, as given.
     pub extra: Vec<(String, String)>,
+    /// The clusters the store holds events of ([`Context::clusters`]; empty from
+    /// [`Scope::parse`]).
+    pub clusters: Vec<String>,
 }
 
 /// How links write "no authenticated user" (the filter's empty user name), which is also how
@@ -88,6 +91,7 @@ impl Scope {
     pub fn of(ctx: &Context<'_>, query: &str, page_keys: &[&str]) -> Result<Scope, UiError> {
         let mut scope = Scope::parse(query, page_keys, ctx.now_micros, ctx.viewer)?;
         kubetrail_report::resolve_in(ctx.store, &mut scope.filter)?;
+        scope.clusters = ctx.clusters.to_vec();
         Ok(scope)
     }
 
@@ -194,6 +198,7 @@ impl Scope {
             from_micros,
             to_micros,
             extra,
+            clusters: Vec::new(),
         })
     }
 
@@ -220,6 +225,24 @@ impl Scope {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The clusters of the filter that the store holds no event of, each with the closest known
+    /// one (when the known clusters are given).
+    pub fn unknown_clusters(&self) -> Vec<(&str, Option<&str>)> {
+        if self.clusters.is_empty() {
+            return Vec::new();
+        }
+        self.filter
+            .clusters
+            .iter()
+            .filter(|c| !self.clusters.contains(c))
+            .map(|c| {
+                let closest =
+                    kubetrail_report::closest(c, self.clusters.iter().map(String::as_str));
+                (c.as_str(), closest)
+            })
+            .collect()
     }
 
     /// The page key `limit`: `default` when absent, refused outside 1..=`max`.

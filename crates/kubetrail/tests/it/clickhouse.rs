@@ -235,6 +235,23 @@ fn clickhouse_answers_as_the_embedded_store_does() {
         cluster: None,
         session: false,
     };
+    // The server's cluster picker lists the clusters its store holds.
+    let clusters: Vec<String> = {
+        use kubetrail_store::Store;
+        store
+            .aggregate(
+                &kubetrail_store::Filter::default(),
+                &kubetrail_store::Aggregation::CountBy {
+                    fields: vec![kubetrail_store::Field::Cluster],
+                    limit: None,
+                },
+            )
+            .unwrap()
+            .groups()
+            .iter()
+            .map(|g| g.keys[0].clone())
+            .collect()
+    };
     let ctx = kubetrail_ui::Context {
         store: &store,
         now_micros: chrono::Utc::now().timestamp_micros(),
@@ -242,6 +259,7 @@ fn clickhouse_answers_as_the_embedded_store_does() {
         networks: &kubetrail_ui::Networks::default(),
         gaps: &[],
         rules: None,
+        clusters: &clusters,
     };
     let all = "range=custom&from=2000-01-01T00:00:00Z&to=2030-01-01T00:00:00Z";
     for (page, query) in [
