@@ -28,9 +28,10 @@ use kubetrail_store::{
 };
 
 /// The parameters every filtering endpoint takes.
-pub const FILTER_KEYS: [&str; 16] = [
+pub const FILTER_KEYS: [&str; 17] = [
     "cluster",
     "user",
+    "impersonated",
     "group",
     "verb",
     "resource",
@@ -118,6 +119,7 @@ pub fn filter_to_pairs(filter: &Filter) -> Vec<(&'static str, String)> {
     };
     many(&mut out, "cluster", &filter.clusters);
     many(&mut out, "user", &filter.users);
+    many(&mut out, "impersonated", &filter.impersonated_users);
     many(&mut out, "group", &filter.groups);
     many(&mut out, "verb", &filter.verbs);
     out.extend(
@@ -193,6 +195,7 @@ pub fn filter_from_pairs(
         match key {
             "cluster" => f.clusters.push(v.clone()),
             "user" => f.users.push(v.clone()),
+            "impersonated" => f.impersonated_users.push(v.clone()),
             "group" => f.groups.push(v.clone()),
             "verb" => f.verbs.push(v.clone()),
             // An empty field of a form: no filter.
@@ -375,6 +378,7 @@ mod tests {
             },
             clusters: vec!["prod eu".into()],
             users: vec!["alice@example.com".into(), "".into()],
+            impersonated_users: vec!["bob".into()],
             groups: vec!["system:masters".into()],
             verbs: vec!["delete".into(), "patch".into()],
             resources: vec![

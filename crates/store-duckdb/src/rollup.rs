@@ -204,6 +204,7 @@ fn filters_keys(f: &Filter) -> bool {
         && f.names.is_empty()
         && f.audit_ids.is_empty()
         && f.source_ips.is_empty()
+        && f.impersonated_users.is_empty()
 }
 
 /// A question the rollup can answer: the derived table to ask instead of `events` (its rows
@@ -437,6 +438,43 @@ pub(crate) mod tests {
             bulk.aggregate_from(&f, &by_user, true).unwrap(),
             appended.aggregate_from(&f, &by_user, false).unwrap()
         );
+    }
+
+    #[test]
+    fn filters_on_what_the_rollup_does_not_key_are_answered_from_events() {
+        let h = crate::rollup::HOUR;
+        let count = Aggregation::CountBy {
+            fields: vec![Field::User],
+            limit: None,
+        };
+        let plain = Filter {
+            time: TimeRange {
+                from_micros: Some(0),
+                to_micros: Some(100 * h),
+            },
+            stages: StageSelection::Final,
+            ..Filter::default()
+        };
+        assert!(crate::rollup::source(&plain, &count, 100 * h).is_some());
+        for narrowed in [
+            Filter {
+                impersonated_users: vec!["bob".into()],
+                ..plain.clone()
+            },
+            Filter {
+                source_ips: vec!["10.0.0.1".into()],
+                ..plain.clone()
+            },
+            Filter {
+                names: vec!["web".into()],
+                ..plain.clone()
+            },
+        ] {
+            assert!(
+                crate::rollup::source(&narrowed, &count, 100 * h).is_none(),
+                "{narrowed:?}"
+            );
+        }
     }
 
     #[test]

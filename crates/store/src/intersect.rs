@@ -41,6 +41,7 @@ impl Filter {
         let (
             Some(clusters),
             Some(users),
+            Some(impersonated_users),
             Some(verbs),
             Some(namespaces),
             Some(names),
@@ -51,6 +52,7 @@ impl Filter {
         ) = (
             strings(&self.clusters, &other.clusters),
             strings(&self.users, &other.users),
+            strings(&self.impersonated_users, &other.impersonated_users),
             strings(&self.verbs, &other.verbs),
             strings(&self.namespaces, &other.namespaces),
             strings(&self.names, &other.names),
@@ -72,6 +74,7 @@ impl Filter {
             time,
             clusters,
             users,
+            impersonated_users,
             groups,
             verbs,
             resources,

@@ -191,6 +191,9 @@ pub struct Filter {
     pub clusters: Vec<String>,
     /// Authenticated user names (`""` for requests without a user).
     pub users: Vec<String>,
+    /// Impersonated user names: requests made as them by another identity (`""` for requests
+    /// that impersonated no one).
+    pub impersonated_users: Vec<String>,
     /// Groups of the user.
     pub groups: Vec<String>,
     /// Verbs.

@@ -140,6 +140,7 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
     any_of("name", &f.names);
     any_of("audit_id", &f.audit_ids);
     any_of("source_ip", &f.source_ips);
+    any_of("impersonated_user", &f.impersonated_users);
     if !f.groups.is_empty() {
         let parts: Vec<String> = f.groups.iter().map(|_| d.contains("groups")).collect();
         conds.push(format!("({})", parts.join(" OR ")));

@@ -99,7 +99,8 @@ pub fn user(name: &str) -> &str {
 }
 
 /// Whom an impersonating request acted as, after its user: ` → bob`, linking to that
-/// identity's page; nothing for a request that impersonated no one.
+/// identity's page; nothing for a request that impersonated no one. (The search filter for
+/// such requests is `impersonated=bob`.)
 pub fn acting_as(r: &Record) -> Markup {
     html! {
         @if !r.impersonated_user.is_empty() {

@@ -17,8 +17,9 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
 /// The form's fields: parameter, label, placeholder.
-const FIELDS: [(&str, &str, &str); 12] = [
+const FIELDS: [(&str, &str, &str); 13] = [
     ("user", "User", "alice@example.com"),
+    ("impersonated", "Acting as", "bob (impersonated)"),
     ("group", "Group", "system:masters"),
     ("verb", "Verb", "delete"),
     ("resource", "Resource", "deployments.apps, pods/exec"),

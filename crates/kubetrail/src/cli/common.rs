@@ -361,6 +361,9 @@ pub struct ScopeArgs {
     /// User name (repeatable).
     #[arg(long = "user", value_name = "USER")]
     pub users: Vec<String>,
+    /// Requests made as this user by another identity: impersonation (repeatable).
+    #[arg(long = "as", value_name = "USER")]
+    pub impersonated: Vec<String>,
     /// Namespace (repeatable); without it, every namespace.
     #[arg(
         short = 'n',
@@ -386,6 +389,7 @@ impl ScopeArgs {
             time: self.time.range()?,
             clusters: self.clusters.clone(),
             users: self.users.clone(),
+            impersonated_users: self.impersonated.clone(),
             namespaces: self.namespaces.clone(),
             ..Filter::default()
         })

@@ -550,6 +550,21 @@ fn tables_show_the_cluster_when_the_answer_spans_several_and_both_identities() {
     assert!(!header.contains("CLUSTER"), "{header}");
     // The impersonator and whom it acted as, in the user column.
     assert!(one.contains("system:admin → bob"), "{one}");
+    // Requests made as bob: 29 in the capture, each by system:admin.
+    let as_bob = table(&["search", "--as", "bob", "-o", "json", "--limit", "1000"]);
+    let as_bob: Vec<Value> = as_bob
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(as_bob.len(), 29);
+    assert!(
+        as_bob
+            .iter()
+            .all(|e| e["impersonatedUser"]["username"] == "bob"
+                && e["user"]["username"] == "system:admin")
+    );
+    let report = table(&["report", "users", "--as", "bob", "-o", "json"]);
+    assert!(report.contains("system:admin"), "{report}");
     import_as(d, "kind-copy", &file);
     for args in [
         &["search", "--limit", "1000"][..],

@@ -350,6 +350,7 @@ pub fn filters_select_exactly(store: &dyn Store) {
         r.source_ip = "203.0.113.9".into();
         r.user = "bob".into();
         r.groups = vec!["ops".into()];
+        r.impersonated_user = "carol".into();
     });
     add("anon", &|r| {
         r.user = String::new();
@@ -456,6 +457,25 @@ pub fn filters_select_exactly(store: &dyn Store) {
             ..Filter::default()
         },
         &["bob"],
+    );
+    check(
+        "impersonated",
+        Filter {
+            impersonated_users: vec!["carol".into()],
+            ..Filter::default()
+        },
+        &["bob"],
+    );
+    check(
+        "impersonated by nobody",
+        Filter {
+            impersonated_users: vec!["".into()],
+            ..Filter::default()
+        },
+        &all.iter()
+            .copied()
+            .filter(|id| *id != "bob")
+            .collect::<Vec<_>>(),
     );
     check(
         "no user",
