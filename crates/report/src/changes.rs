@@ -162,10 +162,14 @@ pub fn steps_of<E: From<kubetrail_store::Error>>(
 }
 
 /// Whether the step of `w` depends on its object's state before: a successful update or patch
-/// of the object or its status. Creates, deletes, failed writes and other subresources' writes
-/// are stepped alone ([`Trail::step`] gives them the same step either way).
+/// of the object or its status that carries a body. Creates, deletes, failed writes, other
+/// subresources' writes and writes logged at Metadata level are stepped alone ([`Trail::step`]
+/// gives them the same step either way), so a question over many bodiless writes (leases)
+/// reads no history.
 fn depends_on_state(w: &Record) -> bool {
-    matches!(w.verb.as_str(), "update" | "patch")
+    w.level
+        .is_some_and(|l| l >= kubetrail_model::Level::Request)
+        && matches!(w.verb.as_str(), "update" | "patch")
         && matches!(w.subresource.as_str(), "" | "status")
         && w.code.is_none_or(|c| (200..300).contains(&c))
 }
@@ -173,4 +177,69 @@ fn depends_on_state(w: &Record) -> bool {
 /// Whether "who changed it" leaves the step out by default: a no-op, or a dry run.
 pub fn hidden_by_default(step: &Step) -> bool {
     step.noop || step.dry_run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubetrail_model::{Level, Stage};
+    use kubetrail_testsuite::conformance::{T0, record};
+
+    fn write(id: &str, verb: &str, level: Level, uri: &str) -> Record {
+        let mut r = record("c1", id, Some(Stage::ResponseComplete), T0);
+        r.verb = verb.into();
+        r.level = Some(level);
+        r.request_uri = uri.into();
+        r.raw = format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"{level:?}","auditID":"{id}","stage":"ResponseComplete","verb":"{verb}","requestURI":"{uri}","objectRef":{{"resource":"pods","namespace":"default","name":"web-1","apiVersion":"v1"}},"responseStatus":{{"code":200}}}}"#
+        );
+        r
+    }
+
+    #[test]
+    fn writes_whose_step_needs_no_state_read_no_history() {
+        let uri = "/api/v1/namespaces/default/pods/web-1";
+        let writes = [
+            write(
+                "u1",
+                "update",
+                Level::Metadata,
+                &format!("{uri}?dryRun=All"),
+            ),
+            write("d1", "delete", Level::RequestResponse, uri),
+            write(
+                "c1",
+                "create",
+                Level::Request,
+                "/api/v1/namespaces/default/pods",
+            ),
+        ];
+        let steps = steps_of(&writes, |_, _, _| -> Result<Page> {
+            panic!("no history is read")
+        })
+        .unwrap();
+        let steps: Vec<Step> = steps.into_iter().map(Option::unwrap).collect();
+        assert_eq!(steps[0].basis, kubetrail_diff::Basis::NoBody);
+        assert!(steps[0].dry_run && !steps[0].noop);
+        assert_eq!(steps[1].basis, kubetrail_diff::Basis::Deleted);
+        // A patch with a body is stepped on its object's history: asked once for the writes
+        // before it and once for those it spans.
+        let patch = write("p1", "patch", Level::Request, uri);
+        let mut asked = Vec::new();
+        steps_of(&[patch], |f, _, _| -> Result<Page> {
+            asked.push((f.names.clone(), f.time));
+            Ok(Page {
+                records: Vec::new(),
+                next: None,
+            })
+        })
+        .unwrap();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(asked.iter().all(|(names, _)| names == &["web-1"]));
+        assert_eq!(asked[0].1.to_micros, Some(T0), "the writes before it");
+        assert_eq!(
+            (asked[1].1.from_micros, asked[1].1.to_micros),
+            (Some(T0), Some(T0 + 1))
+        );
+    }
 }

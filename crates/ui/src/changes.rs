@@ -89,7 +89,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
                             }
                             td.num class=(format::code_class(r.code)) { (format::code(r.code)) }
                             td.muted { (r.stage.map(Stage::as_str).unwrap_or("")) }
-                            td { @match step { Some(s) => (changes_cell(s)), None => span.muted { "not computed: the event does not decode" } } }
+                            td { @match step { Some(s) => (changes_cell(s)), None => span.muted { "not computed (more than " (report::DIFF_WINDOW) " writes of the object in between, or the event does not decode)" } } }
                         }
                     }
                 }
