@@ -113,12 +113,33 @@ pub(crate) fn open(db: &Path) -> Result<(Connection, Option<RecoveryReport>)> {
 
 /// The error for a database that could not be opened: damage if DuckDB says so.
 pub(crate) fn opening(db: &Path, e: duckdb::Error) -> Error {
+    if let Some(pid) = held_by(&e) {
+        return Error::InUse {
+            path: db.display().to_string(),
+            pid,
+        };
+    }
     let context = format!("opening {}", db.display());
     if is_damage(&e) {
         Error::damaged(context, e)
     } else {
         Error::db(context, e)
     }
+}
+
+/// Whether `e` says another process holds the database's lock, and that process's PID when it
+/// names it (DuckDB: `Could not set lock on file "…": Conflicting lock is held in … (PID 1234)`).
+fn held_by(e: &duckdb::Error) -> Option<Option<u32>> {
+    let text = e.to_string();
+    if !text.contains("Could not set lock") && !text.contains("Conflicting lock") {
+        return None;
+    }
+    let pid = text
+        .split("PID ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok());
+    Some(pid)
 }
 
 /// Copies `wal` to `<wal>.<time>.bak` (a new name if that exists) and syncs the copy.

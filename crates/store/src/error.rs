@@ -64,6 +64,18 @@ pub enum Error {
     /// anything else (an empty condition would answer more than was asked).
     #[error("internal error: {0}")]
     Internal(String),
+    /// Another process holds the database open for writing (the embedded store allows one):
+    /// usually a running `kubetrail serve` over the same data directory.
+    #[error(
+        "the store {path} is in use by another process{}: the embedded store is opened by one process at a time; ask the running server with --server URL (and a read token), or stop it first",
+        .pid.map(|p| format!(" (PID {p}, a running kubetrail serve?)")).unwrap_or_default()
+    )]
+    InUse {
+        /// The database file.
+        path: String,
+        /// The process holding it, when the engine says.
+        pid: Option<u32>,
+    },
     /// The database was written by a newer kubetrail.
     #[error(
         "the store's schema version {found} is newer than this kubetrail supports ({supported})"
@@ -95,9 +107,10 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Invalid(_) => ErrorKind::Invalid,
-            Error::Database { .. } | Error::Damaged { .. } | Error::Io { .. } => {
-                ErrorKind::Unavailable
-            }
+            Error::Database { .. }
+            | Error::Damaged { .. }
+            | Error::Io { .. }
+            | Error::InUse { .. } => ErrorKind::Unavailable,
             Error::SchemaTooNew { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -209,3 +209,43 @@ fn configuration_layers_merge_in_order() {
         "{e}"
     );
 }
+
+#[test]
+fn the_cli_beside_a_running_server_says_the_store_is_in_use_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = crate::free_port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args([
+            "serve",
+            "--insecure-no-auth",
+            "--no-detection",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::wait_port(port);
+    let out = kubetrail(&["search", "--data-dir", data.to_str().unwrap()], "");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is in use by another process")
+            && err.contains(&format!(
+                "(PID {}, a running kubetrail serve?)",
+                server.id()
+            ))
+            && err.contains("--server URL"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Conflicting lock"),
+        "the engine's words are not the message: {err}"
+    );
+}
