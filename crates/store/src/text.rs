@@ -22,10 +22,18 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
 
 /// An RFC 3339 time.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    // A date alone is its midnight, UTC: `--from 2024-05-01 --to 2024-05-02` is that day.
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && s.len() == 10
+    {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
-            format!("invalid time {s:?}: {e}; expected RFC 3339, e.g. 2024-05-01T10:00:00Z")
+            format!(
+                "invalid time {s:?}: {e}; expected RFC 3339 (2024-05-01T10:00:00Z) or a date (2024-05-01, midnight UTC)"
+            )
         })
 }
 
@@ -101,6 +109,18 @@ mod tests {
         let (a, b) = (random_hex(16).unwrap(), random_hex(16).unwrap());
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_date_alone_is_its_midnight_utc() {
+        let t = |s: &str| parse_time(s).map(|t| t.timestamp());
+        assert_eq!(t("2024-05-01"), Ok(1_714_521_600));
+        assert_eq!(t("2024-05-01T00:00:00Z"), Ok(1_714_521_600));
+        assert_eq!(t("2024-05-01T02:00:00+02:00"), Ok(1_714_521_600));
+        for bad in ["2024-5-1", "2024-05-32", "yesterday", "2024-05-01 10:00"] {
+            let e = t(bad).unwrap_err();
+            assert!(e.contains("or a date (2024-05-01"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
         resources,
         ..Filter::default()
     };
+    super::question::no_csv_diff(args.output)?;
     let source = args.source.open()?;
     let scope = source.resolve(scope)?;
     let (newest_first, steps): (Vec<Record>, Vec<Option<Step>>) =

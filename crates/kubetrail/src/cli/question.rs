@@ -19,6 +19,8 @@ pub enum EventOutput {
     Wide,
     /// The original event JSON, one event per line.
     Json,
+    /// The wide columns as CSV, for a spreadsheet.
+    Csv,
 }
 
 /// Filter flags of `search`.
@@ -191,52 +193,82 @@ fn print_events(records: &[Record], output: EventOutput) {
                 records,
             );
         }
-        EventOutput::Wide => {
-            let rows: Vec<Vec<String>> = records
-                .iter()
-                .map(|r| {
-                    vec![
-                        format_time(r.ts_micros),
-                        r.cluster.clone(),
-                        r.user.clone(),
-                        r.impersonated_user.clone(),
-                        r.verb.clone(),
-                        resource_cell(r),
-                        r.namespace.clone(),
-                        r.name.clone(),
-                        code_cell(r),
-                        r.decision.clone(),
-                        r.stage.map(|s| s.as_str().to_string()).unwrap_or_default(),
-                        r.source_ip.clone(),
-                        r.user_agent.clone(),
-                        r.audit_id.clone(),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                render(
-                    &[
-                        "TIME",
-                        "CLUSTER",
-                        "USER",
-                        "AS",
-                        "VERB",
-                        "RESOURCE",
-                        "NAMESPACE",
-                        "NAME",
-                        "CODE",
-                        "DECISION",
-                        "STAGE",
-                        "SOURCE",
-                        "USER-AGENT",
-                        "AUDIT-ID"
-                    ],
-                    &rows
-                )
-            );
+        EventOutput::Wide => print!("{}", render(&WIDE_COLUMNS, &wide_rows(records))),
+        EventOutput::Csv => {
+            if let Err(e) = write_csv(records, std::io::stdout().lock()) {
+                eprintln!("writing CSV: {e}");
+            }
         }
     }
+}
+
+/// What each write changed has no columns: `-o csv` lists events only.
+pub(crate) fn no_csv_diff(output: EventOutput) -> Result<()> {
+    if let EventOutput::Csv = output {
+        bail!("-o csv lists events; what writes changed prints as a table or with -o json");
+    }
+    Ok(())
+}
+
+/// The columns of `-o wide` and `-o csv`.
+const WIDE_COLUMNS: [&str; 14] = [
+    "TIME",
+    "CLUSTER",
+    "USER",
+    "AS",
+    "VERB",
+    "RESOURCE",
+    "NAMESPACE",
+    "NAME",
+    "CODE",
+    "DECISION",
+    "STAGE",
+    "SOURCE",
+    "USER-AGENT",
+    "AUDIT-ID",
+];
+
+fn wide_rows(records: &[Record]) -> Vec<Vec<String>> {
+    records
+        .iter()
+        .map(|r| {
+            vec![
+                format_time(r.ts_micros),
+                r.cluster.clone(),
+                r.user.clone(),
+                r.impersonated_user.clone(),
+                r.verb.clone(),
+                resource_cell(r),
+                r.namespace.clone(),
+                r.name.clone(),
+                code_cell(r),
+                r.decision.clone(),
+                r.stage.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                r.source_ip.clone(),
+                r.user_agent.clone(),
+                r.audit_id.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// The wide columns as RFC 4180 CSV with a header. Audit data is attacker-written: a cell a
+/// spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return) is written after a `'`, as OWASP advises, so opening the export runs nothing.
+fn write_csv(records: &[Record], out: impl std::io::Write) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(WIDE_COLUMNS)?;
+    for row in wide_rows(records) {
+        w.write_record(row.iter().map(|cell| {
+            if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                format!("'{cell}")
+            } else {
+                cell.clone()
+            }
+        }))?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 pub fn search(args: SearchArgs) -> Result<ExitCode> {
@@ -250,7 +282,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
         None => None,
     };
     let page = source.page(&filter, cursor.as_ref(), args.limit as usize)?;
-    if page.records.is_empty() && !matches!(args.output, EventOutput::Json) {
+    if page.records.is_empty() && !matches!(args.output, EventOutput::Json | EventOutput::Csv) {
         eprintln!("no events match");
         source.explain_empty(&filter)?;
         return Ok(ExitCode::SUCCESS);
@@ -319,6 +351,9 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
         ..args.scope.filter(&args.object)?
     };
     let is_write = kubetrail_report::WRITE_VERBS.contains(&args.verb.as_str());
+    if args.diff {
+        no_csv_diff(args.scope.output)?;
+    }
     if args.diff && !is_write {
         bail!(
             "--diff shows what writes changed: {} is not one of {}",
@@ -374,7 +409,7 @@ pub fn who(args: WhoArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let EventOutput::Json = args.scope.output {
+    if let EventOutput::Json | EventOutput::Csv = args.scope.output {
         print_events(&records, args.scope.output);
         hidden_note();
         return Ok(ExitCode::SUCCESS);
@@ -432,6 +467,9 @@ pub struct HistoryArgs {
 }
 
 pub fn history(args: HistoryArgs) -> Result<ExitCode> {
+    if args.diff {
+        no_csv_diff(args.scope.output)?;
+    }
     if parse_object(&args.object)?.1.is_none() {
         bail!("history needs an object: RESOURCE/NAME, e.g. deployments/nginx");
     }
@@ -450,7 +488,7 @@ pub fn history(args: HistoryArgs) -> Result<ExitCode> {
         super::diff::print(&records, &steps, json, args.include_noop)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let EventOutput::Json = args.scope.output {
+    if let EventOutput::Json | EventOutput::Csv = args.scope.output {
         print_events(&records, args.scope.output);
         return Ok(ExitCode::SUCCESS);
     }

@@ -755,3 +755,84 @@ fn generated_rotated_sets_import_in_order() {
     assert_eq!(a.stdout, b.stdout);
     assert_eq!(stdout(&a).lines().count(), 50);
 }
+
+#[test]
+fn csv_holds_every_wide_column_and_no_formula_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let event = |id: &str, user: &str, agent: &str| {
+        serde_json::json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+            "auditID": id, "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/prod/secrets/db",
+            "verb": "get", "user": {"username": user}, "sourceIPs": ["10.0.0.7"], "userAgent": agent,
+            "objectRef": {"resource": "secrets", "namespace": "prod", "name": "db", "apiVersion": "v1"},
+            "responseStatus": {"code": 200},
+            "requestReceivedTimestamp": "2024-05-01T10:00:00.000000Z",
+            "stageTimestamp": "2024-05-01T10:00:00.100000Z"})
+        .to_string()
+    };
+    let log = [
+        event(
+            "c5v-1",
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "curl/8, \"quoted\"\nsecond line",
+        ),
+        event("c5v-2", "alice", "-2+3"),
+    ]
+    .join("\n");
+    let file = dir.path().join("audit.log");
+    std::fs::write(&file, log).unwrap();
+    import(d, &[file.display().to_string()]);
+    let out = kubetrail(
+        &[
+            "search",
+            "-o",
+            "csv",
+            "--data-dir",
+            d,
+            "--from",
+            "2024-05-01",
+            "--to",
+            "2024-05-02",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(header.len(), 14);
+    assert_eq!(
+        (header[0].as_str(), header[13].as_str()),
+        ("TIME", "AUDIT-ID")
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    let by_id = |id: &str| rows.iter().find(|r| &r[13] == id).unwrap().clone();
+    let hostile = by_id("c5v-1");
+    assert_eq!(&hostile[2], "'=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!(&hostile[12], "curl/8, \"quoted\"\nsecond line");
+    assert_eq!(&hostile[5], "secrets");
+    assert_eq!(&by_id("c5v-2")[12], "'-2+3");
+    assert_eq!(&by_id("c5v-2")[0], "2024-05-01T10:00:00Z");
+    // What writes changed has no columns.
+    let out = kubetrail(
+        &[
+            "history",
+            "secrets/db",
+            "-n",
+            "prod",
+            "--diff",
+            "-o",
+            "csv",
+            "--data-dir",
+            d,
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-o csv lists events"));
+}
