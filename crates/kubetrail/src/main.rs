@@ -19,6 +19,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "kubetrail", version, about, propagate_version = true)]
 struct Cli {
+    /// How serve and agent write their logs (to standard error).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: cli::serve::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +62,12 @@ enum Command {
     Install(cli::install::InstallCommand),
     /// Write the kubeconfig for the apiserver's --audit-webhook-config-file.
     WebhookConfig(cli::serve::WebhookConfigArgs),
+    /// Print the shell completion script: `source <(kubetrail completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The command line, with the help of `serve`'s and `agent`'s flags taken from their
@@ -79,6 +88,7 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_) | Command::Agent(_)) {
         sigpipe::reset();
     }
+    let _ = cli::serve::LOG_FORMAT.set(cli.log_format);
     let result = match cli.command {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Import(args) => cli::import::run(args),
@@ -94,6 +104,10 @@ fn main() -> ExitCode {
         Command::Agent(args) => cli::agent::run(*args),
         Command::Install(cmd) => cli::install::run(cmd),
         Command::WebhookConfig(args) => cli::serve::webhook_config(args),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut command(), "kubetrail", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

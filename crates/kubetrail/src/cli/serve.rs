@@ -233,16 +233,47 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     })
 }
 
-/// Logs to standard error; `KUBETRAIL_LOG` sets the level (error, warn, info, debug, trace).
+/// Says something to the operator on standard error: a plain line, or with `--log-format
+/// json` an info log record, so a log pipeline reads only JSON.
+macro_rules! announce {
+    ($($arg:tt)*) => {
+        match LOG_FORMAT.get().copied().unwrap_or_default() {
+            LogFormat::Text => eprintln!($($arg)*),
+            LogFormat::Json => tracing::info!("{}", format!($($arg)*)),
+        }
+    };
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people; coloured only on a terminal (and without `NO_COLOR`).
+    #[default]
+    Text,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// The format `--log-format` chose (set once, before a command runs).
+pub static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Logs to standard error in the `--log-format`; `KUBETRAIL_LOG` sets the level (error, warn,
+/// info, debug, trace).
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let level = std::env::var("KUBETRAIL_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+    };
 }
 
 async fn shutdown_signal() {
@@ -332,11 +363,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         }
     };
     if let Some(events) = s.demo {
-        eprintln!(
+        announce!(
             "kubetrail serve --demo: loading the real samples and {events} generated events..."
         );
         let loaded = super::demo::load(store.as_ref(), events, redactor.as_deref())?;
-        eprintln!(
+        announce!(
             "kubetrail serve --demo: {} sample events (clusters falco, audit2rbac, audit2rbac-v1beta1, panther) and {} generated (clusters prod, staging, the last 7 days), {} alerts, in {}",
             loaded.samples,
             loaded.generated,
@@ -392,10 +423,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let local = listener.local_addr()?;
         let scheme = if s.tls.is_some() { "https" } else { "http" };
         // Tests and scripts read this line to learn the port when --listen asked for port 0.
-        eprintln!("kubetrail serve: listening on {scheme}://{local}");
-        eprintln!("kubetrail serve: web UI at {scheme}://{local}/");
+        announce!("kubetrail serve: listening on {scheme}://{local}");
+        announce!("kubetrail serve: web UI at {scheme}://{local}/");
         if demo {
-            eprintln!(
+            announce!(
                 "kubetrail serve --demo: the samples are from past years; pick a custom range to see them"
             );
         }

@@ -214,22 +214,7 @@ fn configuration_layers_merge_in_order() {
 fn the_cli_beside_a_running_server_says_the_store_is_in_use_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = crate::free_port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_kubetrail"))
-        .args([
-            "serve",
-            "--insecure-no-auth",
-            "--no-detection",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    crate::wait_port(port);
+    let mut server = start_open_server(&data, &[], std::process::Stdio::null());
     let out = kubetrail(&["search", "--data-dir", data.to_str().unwrap()], "");
     server.kill().unwrap();
     server.wait().unwrap();
@@ -248,4 +233,78 @@ fn the_cli_beside_a_running_server_says_the_store_is_in_use_and_what_to_do() {
         !err.contains("Conflicting lock"),
         "the engine's words are not the message: {err}"
     );
+}
+
+/// Starts `serve` without authentication over `data` and waits until it listens.
+fn start_open_server(
+    data: &std::path::Path,
+    extra: &[&str],
+    stderr: impl Into<std::process::Stdio>,
+) -> std::process::Child {
+    let port = crate::free_port();
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(["serve", "--insecure-no-auth", "--no-detection", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    crate::wait_port(port);
+    server
+}
+
+/// Starts `serve` with `extra` flags until it listens, stops it, and returns what it logged.
+fn serve_log(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut server = start_open_server(&dir.path().join("data"), extra, file);
+    // It binds, then says so.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).unwrap().contains("web UI at")
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::read_to_string(log).unwrap()
+}
+
+#[test]
+fn logs_are_plain_off_a_terminal_and_json_when_asked() {
+    let text = serve_log(&[]);
+    assert!(text.contains("AUTHENTICATION IS OFF"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no colour codes in a file: {text:?}"
+    );
+    let json = serve_log(&["--log-format", "json"]);
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| {
+        l["level"] == "WARN"
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("AUTHENTICATION IS OFF"))
+    }));
+}
+
+#[test]
+fn completion_scripts_name_the_commands() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = kubetrail(&["completion", shell], "");
+        assert!(out.status.success(), "{shell}");
+        let script = stdout(&out);
+        for command in ["history", "changes", "webhook-config", "source-ip"] {
+            assert!(script.contains(command), "{shell}: no {command}");
+        }
+    }
+    let out = kubetrail(&["completion", "tcsh"], "");
+    assert_eq!(out.status.code(), Some(2));
 }
