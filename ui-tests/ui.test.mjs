@@ -405,6 +405,18 @@ test('the cluster is picked from the clusters the store holds, and an unknown on
   assert.equal(await page.locator('p.unknown-cluster').count(), 0);
 });
 
+test('an empty range says where the newest events are and links to them', async () => {
+  await page.goto(`${base}/?range=1h&cluster=shop`);
+  assert.equal(await tile('requests'), 0);
+  assert.match(await page.locator('#empty-range').innerText(), /The newest event for this scope is from 2024-06-03 09:30:00 UTC/);
+  await page.click('#empty-range a');
+  await page.waitForURL(/range=custom/);
+  assert.ok((await tile('requests')) > 0);
+  assert.equal(await page.locator('#empty-range').count(), 0);
+  await page.goto(`${base}/search?range=1h&cluster=shop&verb=delete`);
+  assert.match(await page.locator('#empty-range').innerText(), /no events for this scope, in any range/);
+});
+
 test('tables show the cluster and whom an impersonating request acted as', async () => {
   await page.goto(`${base}/search?${ALL}&user=system:admin&stages=final`);
   const cells = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => [t.children[1].innerText, t.children[2].innerText]));

@@ -1,10 +1,11 @@
 //! The page shell: header and navigation, the scope bar (time range, cluster, namespace,
 //! user), the sign-in page and error pages.
 
+use kubetrail_store::{Filter, TimeRange};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::scope::{PRESETS, Range, Scope};
-use crate::{ICON_PATH, STYLE_PATH, UiError, Viewer, format};
+use crate::{Context, ICON_PATH, STYLE_PATH, UiError, Viewer, format};
 
 /// Which navigation entry is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +129,38 @@ pub fn scope_bar(scope: &Scope, path: &str, hidden: &[&str]) -> Markup {
             }
         }
     }
+}
+
+/// For a range that holds none of the scope's events: where the newest one is, with a link to
+/// the day before it (an imported incident of last month leaves today's pages empty); or that
+/// the store holds none for this scope at all.
+pub fn empty_range(ctx: &Context<'_>, scope: &Scope, path: &str) -> Result<Markup, UiError> {
+    let anytime = Filter {
+        time: TimeRange::default(),
+        ..scope.filter.clone()
+    };
+    let newest = ctx
+        .store
+        .query(&anytime, None, 1)?
+        .records
+        .into_iter()
+        .next();
+    Ok(html! {
+        p.notice #empty-range role="status" {
+            @match newest {
+                Some(r) => {
+                    "Nothing in this range. The newest event for this scope is from "
+                    (crate::format::time(r.ts_micros)) " UTC: "
+                    a href=(scope.without(path, &["range", "from", "to", "cursor"], &[
+                        ("range", "custom"),
+                        ("from", &kubetrail_store::text::format_micros(r.ts_micros - 86_400_000_000)),
+                        ("to", &kubetrail_store::text::format_micros(r.ts_micros + 60_000_000)),
+                    ])) { "show the day up to it" } "."
+                }
+                None => { "The store holds no events for this scope, in any range." }
+            }
+        }
+    })
 }
 
 /// A whole page.

@@ -196,6 +196,10 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     });
     let joined = |what: &str| UiError::Internal(format!("computing the {what} failed"));
     let o: Overview = o?;
+    let empty = match o.requests {
+        0 => Some(layout::empty_range(ctx, &scope, "/")?),
+        _ => None,
+    };
     let chart = chart.map_err(|_| joined("chart"))??;
     let external = external.map_err(|_| joined("external addresses"))??;
     let gaps: Vec<_> = ctx
@@ -226,6 +230,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let body = html! {
         h1 { "Overview" }
         (layout::scope_bar(&scope, "/", &["by"]))
+        @if let Some(notice) = &empty { (notice) }
         div.tiles {
             (tile("Requests", o.requests, &list(Some(&all), "requests"), "requests", false))
             @for (d, f) in &drills {

@@ -200,6 +200,8 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         }
         @if page.records.is_empty() {
             p.empty { "No events match." }
+            // (Not for a free-text search: finding its newest event reads every event.)
+            @if cursor.is_none() && scope.filter.text.is_none() { (layout::empty_range(ctx, &scope, "/search")?) }
         } @else {
             (events_table(&scope, &page.records, true))
         }
