@@ -417,6 +417,30 @@ test('an empty range says where the newest events are and links to them', async 
   assert.match(await page.locator('#empty-range').innerText(), /no events for this scope, in any range/);
 });
 
+test('no table cell or panel of the overview overflows, at three widths', async () => {
+  for (const width of [1024, 1400, 1920]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.goto(`${base}/?${DAY}`);
+    const overflowing = await page.evaluate(() => {
+      const out = [];
+      for (const el of document.querySelectorAll('.panel, .panel td')) {
+        if (el.scrollWidth > el.clientWidth + 1) out.push(`${el.tagName} ${el.closest('.panel')?.id || ''}: ${el.innerText.slice(0, 60)}`);
+      }
+      // A cell is not squeezed to a few letters per line (kub/ern/etes-/adm/in).
+      for (const td of document.querySelectorAll('.panel td')) {
+        const letters = td.innerText.replace(/\s/g, '').length;
+        const style = getComputedStyle(td);
+        const inner = td.getBoundingClientRect().height - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+        const lines = Math.round(inner / (parseFloat(style.fontSize) * 1.3));
+        if (letters > 8 && letters / Math.max(lines, 1) < 6) out.push(`TD squeezed to ${lines} lines: ${td.innerText.slice(0, 60)}`);
+      }
+      return out;
+    });
+    assert.deepEqual(overflowing, [], `at ${width}px`);
+  }
+  await page.setViewportSize({ width: 1400, height: 1000 });
+});
+
 test('tables show the cluster and whom an impersonating request acted as', async () => {
   await page.goto(`${base}/search?${ALL}&user=system:admin&stages=final`);
   const cells = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((t) => [t.children[1].innerText, t.children[2].innerText]));

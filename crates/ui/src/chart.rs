@@ -15,6 +15,31 @@ pub struct Series {
     pub values: Vec<u64>,
 }
 
+impl Series {
+    /// The series' colour (`.s0`…`.s9`): fixed per verb and per response class, so a verb
+    /// reads the same on every page and chart whatever its rank.
+    pub fn colour(&self) -> usize {
+        colour_of(&self.name)
+    }
+}
+
+/// The colour of a series name: verbs (`delete` red, `create` green, `get` blue...), response
+/// classes (`2xx` green, `3xx` teal, `4xx` amber, `5xx` red), and grey for the rest.
+pub fn colour_of(name: &str) -> usize {
+    match name {
+        "get" | "1xx" => 0,
+        "patch" => 1,
+        "create" | "2xx" => 2,
+        "delete" | "5xx" => 3,
+        "list" | "3xx" => 4,
+        "watch" | "4xx" => 5,
+        "update" => 6,
+        "deletecollection" => 8,
+        "proxy" | "connect" | "post" | "put" | "head" | "options" => 7,
+        _ => 9,
+    }
+}
+
 /// Colours available in the stylesheet.
 const COLOURS: usize = 10;
 
@@ -57,9 +82,9 @@ fn time_label(start_micros: i64, bucket_micros: i64) -> String {
 fn legend(series: &[Series]) -> Markup {
     html! {
         ul.legend {
-            @for (i, s) in series.iter().enumerate() {
+            @for s in series {
                 li {
-                    svg width="10" height="10" aria-hidden="true" { rect class=(format!("s{}", i % COLOURS)) width="10" height="10" {} }
+                    svg width="10" height="10" aria-hidden="true" { rect class=(format!("s{}", s.colour() % COLOURS)) width="10" height="10" {} }
                     " " (s.name) " " span.muted { (format::count(s.values.iter().sum())) }
                 }
             }
@@ -132,7 +157,7 @@ pub fn time_bars(title: &str, starts: &[i64], bucket_micros: i64, series: &[Seri
                     g.bucket data-start=(start) data-total=(totals[i]) {
                         title { (format::time(*start)) " UTC · " (format::count(totals[i])) " requests" }
                         @for (s, base, v) in stack(series, i) {
-                            rect class=(format!("s{}", s % COLOURS)) x=(format!("{x:.2}")) width=(format!("{bar:.2}"))
+                            rect class=(format!("s{}", series[s].colour() % COLOURS)) x=(format!("{x:.2}")) width=(format!("{bar:.2}"))
                                 y=(format!("{:.2}", y((base + v) as f64))) height=(format!("{:.2}", (v as f64) / top * plot_h)) {
                                 title { (format::time(*start)) " UTC · " (series[s].name) ": " (format::count(v)) }
                             }
@@ -180,7 +205,7 @@ pub fn row_bars(title: &str, rows: &[(String, String)], series: &[Series]) -> Ma
                         }
                     }
                     @for (s, base, v) in stack(series, i) {
-                        rect class=(format!("s{}", s % COLOURS)) x=(format!("{:.2}", x(base as f64))) y=(format!("{:.2}", y + 3.0))
+                        rect class=(format!("s{}", series[s].colour() % COLOURS)) x=(format!("{:.2}", x(base as f64))) y=(format!("{:.2}", y + 3.0))
                             width=(format!("{:.2}", v as f64 / top * plot_w)) height=(row_h - 6.0) {
                             title { (label) " · " (series[s].name) ": " (format::count(v)) }
                         }
@@ -207,6 +232,34 @@ mod tests {
             let t = ticks(max);
             assert!(*t.last().unwrap() >= max && t.len() <= 6, "{max}: {t:?}");
         }
+    }
+
+    #[test]
+    fn colours_follow_the_name_not_the_rank() {
+        let series = |names: &[&str]| -> Vec<Series> {
+            names
+                .iter()
+                .map(|n| Series {
+                    name: n.to_string(),
+                    values: vec![1],
+                })
+                .collect()
+        };
+        let a = time_bars("a", &[0], 60_000_000, &series(&["delete", "get"])).into_string();
+        let b =
+            time_bars("b", &[0], 60_000_000, &series(&["get", "create", "delete"])).into_string();
+        for svg in [&a, &b] {
+            assert!(
+                svg.contains(r#"<rect class="s3" x="#) && svg.contains(r#"<rect class="s0" x="#),
+                "{svg}"
+            );
+        }
+        assert_eq!(
+            (colour_of("2xx"), colour_of("4xx"), colour_of("5xx")),
+            (2, 5, 3)
+        );
+        assert_eq!(colour_of("create"), colour_of("2xx"));
+        assert_eq!(colour_of("anything else"), 9);
     }
 
     #[test]

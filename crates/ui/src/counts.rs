@@ -44,6 +44,7 @@ fn key_cell(scope: &Scope, field: Field, key: &str, within: &Filter) -> Markup {
         ),
         _ => group_link(scope, &[field], &[key.to_string()], within),
     };
+    let text = format::breakable(text);
     html! {
         @match href {
             Some(h) => { a href=(h) { (text) } }
@@ -111,7 +112,7 @@ pub fn section_table(
                                     td {
                                         @match (field, within) {
                                             (Field::User, Some(w)) => { (key_cell(scope, Field::User, k, w)) }
-                                            _ => { (shown(*field, k)) }
+                                            _ => { (format::breakable(shown(*field, k))) }
                                         }
                                     }
                                 }

@@ -109,6 +109,19 @@ pub fn acting_as(r: &Record) -> Markup {
     }
 }
 
+/// A long name that may wrap only after its separators (`.`, `/`, `:`, `@`, `-`): a narrow
+/// column breaks `clusterrolebindings.rbac.authorization.k8s.io` and
+/// `system:serviceaccount:kube-system:replicaset-controller` between their parts, never
+/// one letter per line.
+pub fn breakable(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split_inclusive(['.', '/', ':', '@', '-']).enumerate() {
+            @if i > 0 { wbr; }
+            (part)
+        }
+    }
+}
+
 /// A namespace as shown: `(cluster)` for cluster-scoped requests.
 pub fn namespace(ns: &str) -> &str {
     if ns.is_empty() { "(cluster)" } else { ns }
