@@ -155,6 +155,8 @@ mod tests {
             let sub = cmd.find_subcommand(sub).unwrap();
             let mut flags: Vec<String> = sub
                 .get_arguments()
+                // Global flags (--log-format) belong to every command, not to a configuration.
+                .filter(|a| !a.is_global_set())
                 .filter_map(|a| a.get_long())
                 .filter(|l| !own.contains(l))
                 .map(config::reference::key_of_flag)
