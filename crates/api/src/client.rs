@@ -165,6 +165,20 @@ impl Client {
         &self.base
     }
 
+    /// The status code a GET of `path` is answered with (a health check such as the
+    /// apiserver's `/readyz`): any answer is a status, only a failed connection is an error.
+    pub fn status_of(&self, path: &str) -> Result<u16, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.get(&url);
+        if let Some(t) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {t}"));
+        }
+        request
+            .call()
+            .map(|r| r.status().as_u16())
+            .map_err(|cause| ClientError::Transport { url, cause })
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

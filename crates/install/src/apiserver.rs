@@ -50,11 +50,11 @@ pub struct AuditSettings {
 
 /// A hostPath volume and its mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Mount {
-    name: &'static str,
-    path: String,
-    host_type: &'static str,
-    read_only: bool,
+pub(crate) struct Mount {
+    pub(crate) name: &'static str,
+    pub(crate) path: String,
+    pub(crate) host_type: &'static str,
+    pub(crate) read_only: bool,
 }
 
 impl AuditSettings {
@@ -80,7 +80,7 @@ impl AuditSettings {
         flags
     }
 
-    fn mounts(&self) -> Vec<Mount> {
+    pub(crate) fn mounts(&self) -> Vec<Mount> {
         let mut m = vec![Mount {
             name: "audit-policy",
             path: self.policy_path.clone(),

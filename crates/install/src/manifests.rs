@@ -1,7 +1,9 @@
 //! What runs kubetrail in a cluster, as Kubernetes objects: the server (a StatefulSet with a
 //! volume for the embedded store, or a Deployment of two replicas over ClickHouse) and its
-//! Service, the agent as a DaemonSet on control-plane nodes, their ServiceAccounts, and a
-//! Secret with the tokens.
+//! Service, the agent as a DaemonSet on control-plane nodes, their ServiceAccounts, a Secret
+//! with the tokens, the TLS certificate agents check the server by (HTTPS by default), a
+//! NetworkPolicy that lets the agents reach only the server and DNS, and, when asked,
+//! ServiceMonitors for Prometheus.
 //!
 //! kubetrail never calls the Kubernetes API, so least privilege is no RBAC rules at all:
 //! the ServiceAccounts exist only to carry no token (`automountServiceAccountToken: false`).
@@ -36,9 +38,21 @@ pub struct ManifestOptions {
     pub storage: String,
     /// Tokens: (agent ingest, apiserver webhook ingest, reader).
     pub tokens: [String; 3],
+    /// The server's certificate and the CA agents trust; `None`: plain HTTP inside the
+    /// cluster (tokens travel in the clear).
+    pub tls: Option<crate::tls::ServerTls>,
+    /// How long events are kept (`--retention-max-age`), e.g. `90d`; `None`: forever.
+    pub retention: Option<String>,
+    /// The namespace Prometheus scrapes from: the agents' metrics port admits it.
+    pub monitoring_namespace: String,
+    /// ServiceMonitors (monitoring.coreos.com/v1) for the server and the agents.
+    pub service_monitor: bool,
 }
 
 const PORT: u16 = 8080;
+
+/// The agents' metrics port.
+const AGENT_METRICS_PORT: u16 = 9102;
 
 fn labels(component: &str) -> Value {
     json!({"app.kubernetes.io/name": "kubetrail", "app.kubernetes.io/component": component})
@@ -58,6 +72,13 @@ fn server_container(o: &ManifestOptions) -> Value {
         format!("--listen=0.0.0.0:{PORT}"),
         "--tokens-file=/etc/kubetrail/tokens/tokens.yaml".into(),
     ];
+    if o.tls.is_some() {
+        args.push("--tls-cert=/etc/kubetrail/tls/tls.crt".into());
+        args.push("--tls-key=/etc/kubetrail/tls/tls.key".into());
+    }
+    if let Some(age) = &o.retention {
+        args.push(format!("--retention-max-age={age}"));
+    }
     match o.store {
         StoreKind::DuckDb => args.push("--data-dir=/var/lib/kubetrail".into()),
         StoreKind::ClickHouse => {
@@ -67,7 +88,16 @@ fn server_container(o: &ManifestOptions) -> Value {
             args.push("--clickhouse-database=kubetrail".into());
         }
     }
-    let probe = |path: &str, delay: u32| json!({"httpGet": {"path": path, "port": "http"}, "initialDelaySeconds": delay, "periodSeconds": 10});
+    let scheme = if o.tls.is_some() { "HTTPS" } else { "HTTP" };
+    let probe = |path: &str, delay: u32| json!({"httpGet": {"path": path, "port": "http", "scheme": scheme}, "initialDelaySeconds": delay, "periodSeconds": 10});
+    let mut mounts = vec![
+        json!({"name": "data", "mountPath": "/var/lib/kubetrail"}),
+        json!({"name": "tokens", "mountPath": "/etc/kubetrail/tokens", "readOnly": true}),
+        json!({"name": "tmp", "mountPath": "/tmp"}),
+    ];
+    if o.tls.is_some() {
+        mounts.push(json!({"name": "tls", "mountPath": "/etc/kubetrail/tls", "readOnly": true}));
+    }
     json!({
         "name": "kubetrail",
         "image": o.image,
@@ -80,11 +110,7 @@ fn server_container(o: &ManifestOptions) -> Value {
             "limits": {"memory": "4Gi"},
         },
         "securityContext": restricted_container(),
-        "volumeMounts": [
-            {"name": "data", "mountPath": "/var/lib/kubetrail"},
-            {"name": "tokens", "mountPath": "/etc/kubetrail/tokens", "readOnly": true},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
     })
 }
 
@@ -120,16 +146,33 @@ pub fn objects(o: &ManifestOptions) -> Vec<Value> {
                "stringData": {"tokens.yaml": tokens_yaml}}),
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("kubetrail-agent-token", "agent"), "type": "Opaque",
                "stringData": {"token": o.tokens[0]}}),
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": meta("kubetrail", "server"), "spec": {
-            "selector": labels("server"),
-            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
-        }}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("kubetrail-reader-token", "server"), "type": "Opaque",
+               "stringData": {"token": o.tokens[2]}}),
     ];
+    if let Some(tls) = &o.tls {
+        out.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("kubetrail-tls", "server"),
+            "type": "kubernetes.io/tls", "stringData": {"tls.crt": tls.cert_pem, "tls.key": tls.key_pem}}));
+        // The CA's certificate is not secret: agents and Prometheus read it from a ConfigMap.
+        out.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kubetrail-ca", "server"),
+            "data": {"ca.crt": tls.ca_pem}}));
+    }
+    out.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": meta("kubetrail", "server"), "spec": {
+        "selector": labels("server"),
+        "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+    }}));
+    out.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": meta("kubetrail-agent-metrics", "agent"), "spec": {
+        "selector": labels("agent"),
+        "clusterIP": "None",
+        "ports": [{"name": "metrics", "port": AGENT_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
+    }}));
     let volumes = |data: Option<Value>| {
         let mut v = vec![
             json!({"name": "tokens", "secret": {"secretName": "kubetrail-tokens", "defaultMode": 0o440}}),
             json!({"name": "tmp", "emptyDir": {}}),
         ];
+        if o.tls.is_some() {
+            v.push(json!({"name": "tls", "secret": {"secretName": "kubetrail-tls", "defaultMode": 0o440}}));
+        }
         if let Some(d) = data {
             v.insert(0, d);
         }
@@ -175,6 +218,34 @@ pub fn objects(o: &ManifestOptions) -> Vec<Value> {
         Some(0) | None => "/".to_string(),
         Some(i) => o.log_path[..i].to_string(),
     };
+    let scheme = if o.tls.is_some() { "https" } else { "http" };
+    let mut agent_args = vec![
+        "agent".to_string(),
+        format!("--path={}", o.log_path),
+        format!("--server={scheme}://kubetrail.{ns}.svc:{PORT}"),
+        "--token-file=/etc/kubetrail/token/token".into(),
+        format!("--cluster={}", o.cluster),
+        "--state-dir=/var/lib/kubetrail-agent".into(),
+        // On the pod's address, for Prometheus; the NetworkPolicy admits only the monitoring
+        // namespace to it.
+        format!("--metrics-listen=0.0.0.0:{AGENT_METRICS_PORT}"),
+    ];
+    let mut agent_mounts = vec![
+        json!({"name": "audit-log", "mountPath": log_dir, "readOnly": true}),
+        json!({"name": "state", "mountPath": "/var/lib/kubetrail-agent"}),
+        json!({"name": "token", "mountPath": "/etc/kubetrail/token", "readOnly": true}),
+    ];
+    let mut agent_volumes = vec![
+        json!({"name": "audit-log", "hostPath": {"path": log_dir, "type": "DirectoryOrCreate"}}),
+        json!({"name": "state", "hostPath": {"path": "/var/lib/kubetrail-agent", "type": "DirectoryOrCreate"}}),
+        json!({"name": "token", "secret": {"secretName": "kubetrail-agent-token", "defaultMode": 0o400}}),
+    ];
+    if o.tls.is_some() {
+        agent_args.push("--ca-file=/etc/kubetrail/ca/ca.crt".into());
+        agent_mounts
+            .push(json!({"name": "ca", "mountPath": "/etc/kubetrail/ca", "readOnly": true}));
+        agent_volumes.push(json!({"name": "ca", "configMap": {"name": "kubetrail-ca"}}));
+    }
     out.push(json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta("kubetrail-agent", "agent"),
         "spec": {
@@ -196,43 +267,91 @@ pub fn objects(o: &ManifestOptions) -> Vec<Value> {
                     "containers": [{
                         "name": "agent",
                         "image": o.image,
-                        "args": [
-                            "agent",
-                            format!("--path={}", o.log_path),
-                            format!("--server=http://kubetrail.{ns}.svc:{PORT}"),
-                            "--token-file=/etc/kubetrail/token/token",
-                            format!("--cluster={}", o.cluster),
-                            "--state-dir=/var/lib/kubetrail-agent",
-                            "--metrics-listen=127.0.0.1:9102",
-                        ],
+                        "args": agent_args,
+                        "ports": [{"name": "metrics", "containerPort": AGENT_METRICS_PORT, "protocol": "TCP"}],
                         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
                         "resources": {
                             "requests": {"cpu": "50m", "memory": "32Mi"},
                             "limits": {"memory": "128Mi"},
                         },
                         "securityContext": restricted_container(),
-                        "volumeMounts": [
-                            {"name": "audit-log", "mountPath": log_dir, "readOnly": true},
-                            {"name": "state", "mountPath": "/var/lib/kubetrail-agent"},
-                            {"name": "token", "mountPath": "/etc/kubetrail/token", "readOnly": true},
-                        ],
+                        "volumeMounts": agent_mounts,
                     }],
-                    "volumes": [
-                        {"name": "audit-log", "hostPath": {"path": log_dir, "type": "DirectoryOrCreate"}},
-                        {"name": "state", "hostPath": {"path": "/var/lib/kubetrail-agent", "type": "DirectoryOrCreate"}},
-                        {"name": "token", "secret": {"secretName": "kubetrail-agent-token", "defaultMode": 0o400}},
-                    ],
+                    "volumes": agent_volumes,
                 },
             },
         },
     }));
+    out.push(agent_network_policy(o));
+    if o.service_monitor {
+        out.extend(service_monitors(o));
+    }
     out
+}
+
+/// The agents may reach the server's port and DNS, and nothing else; only the monitoring
+/// namespace may reach their metrics port. An agent runs as root on control-plane nodes with
+/// the audit log mounted: what it can talk to is kept to what it needs.
+fn agent_network_policy(o: &ManifestOptions) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "kubetrail-agent", "namespace": o.namespace, "labels": labels("agent")},
+        "spec": {
+            "podSelector": {"matchLabels": labels("agent")},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": o.monitoring_namespace}}}],
+                "ports": [{"port": AGENT_METRICS_PORT, "protocol": "TCP"}],
+            }],
+            "egress": [
+                {"to": [{"podSelector": {"matchLabels": labels("server")}}],
+                 "ports": [{"port": PORT, "protocol": "TCP"}]},
+                {"to": [{"namespaceSelector": {}}],
+                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+            ],
+        },
+    })
+}
+
+/// ServiceMonitors: the server's /metrics with the reader token (over HTTPS, checked against
+/// the installation's CA), and the agents' metrics port.
+fn service_monitors(o: &ManifestOptions) -> Vec<Value> {
+    let mut server_endpoint = json!({
+        "port": "http", "path": "/metrics", "interval": "30s",
+        "authorization": {"type": "Bearer", "credentials": {"name": "kubetrail-reader-token", "key": "token"}},
+    });
+    if o.tls.is_some() {
+        server_endpoint["scheme"] = "https".into();
+        server_endpoint["tlsConfig"] = json!({
+            "ca": {"configMap": {"name": "kubetrail-ca", "key": "ca.crt"}},
+            "serverName": format!("kubetrail.{}.svc", o.namespace),
+        });
+    }
+    let monitor = |name: &str, component: &str, endpoint: Value| {
+        json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": name, "namespace": o.namespace, "labels": labels(component)},
+            "spec": {
+                "selector": {"matchLabels": labels(component)},
+                "namespaceSelector": {"matchNames": [o.namespace]},
+                "endpoints": [endpoint],
+            },
+        })
+    };
+    vec![
+        monitor("kubetrail", "server", server_endpoint),
+        monitor(
+            "kubetrail-agent",
+            "agent",
+            json!({"port": "metrics", "path": "/metrics", "interval": "30s"}),
+        ),
+    ]
 }
 
 /// The objects as one multi-document YAML stream.
 pub fn render(o: &ManifestOptions) -> String {
     let mut text = String::from(
-        "# kubetrail: server, agent DaemonSet on control-plane nodes, tokens.\n# Generated by `kubetrail install manifests`. kubetrail calls no Kubernetes API: no RBAC rules.\n",
+        "# kubetrail: server, agent DaemonSet on control-plane nodes, tokens, TLS certificate.\n# Generated by `kubetrail install manifests`. kubetrail calls no Kubernetes API: no RBAC rules.\n# It holds tokens and the server's private key: keep it as secret as they are.\n",
     );
     for obj in objects(o) {
         text.push_str("---\n");
@@ -287,6 +406,10 @@ mod tests {
             clickhouse_url: "http://clickhouse:8123".into(),
             storage: "20Gi".into(),
             tokens: ["a".repeat(32), "b".repeat(32), "c".repeat(32)],
+            tls: None,
+            retention: Some("90d".into()),
+            monitoring_namespace: "monitoring".into(),
+            service_monitor: false,
         }
     }
 
@@ -302,18 +425,28 @@ mod tests {
                 "ServiceAccount",
                 "Secret",
                 "Secret",
+                "Secret",
+                "Service",
                 "Service",
                 "StatefulSet",
-                "DaemonSet"
+                "DaemonSet",
+                "NetworkPolicy"
             ]
         );
-        let sts = &objs[6];
+        let sts = objs.iter().find(|o| o["kind"] == "StatefulSet").unwrap();
         assert_eq!(sts["spec"]["replicas"], 1);
+        assert!(
+            sts["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("--retention-max-age=90d"))
+        );
         assert_eq!(
             sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
             "20Gi"
         );
-        let ds = &objs[7]["spec"]["template"]["spec"];
+        let ds =
+            &objs.iter().find(|o| o["kind"] == "DaemonSet").unwrap()["spec"]["template"]["spec"];
         assert_eq!(
             ds["nodeSelector"]["node-role.kubernetes.io/control-plane"],
             ""
@@ -339,7 +472,69 @@ mod tests {
             }
         }
         let text = render(&options(StoreKind::DuckDb));
-        assert_eq!(text.matches("\n---\n").count(), 8);
+        assert_eq!(text.matches("\n---\n").count(), 11);
+    }
+
+    /// With TLS (the CLI's default) the server serves HTTPS from the Secret, its probes say
+    /// so, and the agents check it against the CA's ConfigMap; ServiceMonitors use the reader
+    /// token and the same CA.
+    #[test]
+    fn with_tls_agents_reach_the_server_over_https_checked_by_the_ca() {
+        let tls = crate::tls::generate(crate::tls::service_names("kubetrail", "audit")).unwrap();
+        let o = ManifestOptions {
+            tls: Some(tls.clone()),
+            service_monitor: true,
+            ..options(StoreKind::DuckDb)
+        };
+        let objs = objects(&o);
+        let find = |kind: &str, name: &str| {
+            objs.iter()
+                .find(|x| x["kind"] == kind && x["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("no {kind} {name}"))
+        };
+        assert_eq!(find("Secret", "kubetrail-tls")["type"], "kubernetes.io/tls");
+        assert_eq!(
+            find("Secret", "kubetrail-tls")["stringData"]["tls.key"],
+            tls.key_pem.as_str()
+        );
+        // The CA is public; its key is nowhere.
+        assert_eq!(
+            find("ConfigMap", "kubetrail-ca")["data"]["ca.crt"],
+            tls.ca_pem.as_str()
+        );
+        let server = &find("StatefulSet", "kubetrail")["spec"]["template"]["spec"]["containers"][0];
+        let args = server["args"].as_array().unwrap();
+        assert!(args.contains(&json!("--tls-cert=/etc/kubetrail/tls/tls.crt")));
+        assert_eq!(server["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+        let agent =
+            &find("DaemonSet", "kubetrail-agent")["spec"]["template"]["spec"]["containers"][0];
+        let args = agent["args"].as_array().unwrap();
+        assert!(args.contains(&json!("--server=https://kubetrail.audit.svc:8080")));
+        assert!(args.contains(&json!("--ca-file=/etc/kubetrail/ca/ca.crt")));
+        assert!(args.contains(&json!("--metrics-listen=0.0.0.0:9102")));
+        let np = &find("NetworkPolicy", "kubetrail-agent")["spec"];
+        assert_eq!(np["policyTypes"], json!(["Ingress", "Egress"]));
+        assert_eq!(np["egress"][0]["ports"][0]["port"], 8080);
+        assert_eq!(
+            np["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "monitoring"
+        );
+        let sm = &find("ServiceMonitor", "kubetrail")["spec"]["endpoints"][0];
+        assert_eq!(sm["scheme"], "https");
+        assert_eq!(
+            sm["authorization"]["credentials"]["name"],
+            "kubetrail-reader-token"
+        );
+        // The PEM texts survive the YAML: read back, the Secret holds the same certificate.
+        use serde::Deserialize;
+        let docs: Vec<Value> = serde_norway::Deserializer::from_str(&render(&o))
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+        let secret = docs
+            .iter()
+            .find(|d| d["metadata"]["name"] == "kubetrail-tls")
+            .unwrap();
+        assert_eq!(secret["stringData"]["tls.crt"], tls.cert_pem.as_str());
     }
 
     /// The tokens file is serialized: whatever the cluster is called, the server reads back

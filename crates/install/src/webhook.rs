@@ -26,7 +26,7 @@ pub enum WebhookError {
     #[error("--server {0:?}: expected an http:// or https:// URL")]
     Url(String),
     /// A CA for a plain-HTTP server.
-    #[error("--ca is only used with an https:// --server")]
+    #[error("--ca-file is only used with an https:// --server")]
     CaWithoutTls,
     /// Not PEM.
     #[error("{0}: not a PEM file")]
@@ -61,7 +61,7 @@ pub fn kubeconfig(
     let url = format!("{base}{}?{query}", kubetrail_api::paths::WEBHOOK);
     let mut c = serde_json::json!({ "server": url });
     if let Some(ca) = ca {
-        c["certificate-authority-data"] = pem(ca, "--ca")?.into();
+        c["certificate-authority-data"] = pem(ca, "--ca-file")?.into();
     }
     let user = match credential {
         Credential::Token(t) => serde_json::json!({ "token": t }),

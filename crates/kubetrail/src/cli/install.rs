@@ -19,7 +19,7 @@ pub enum InstallCommand {
     /// Turn auditing on in a kube-apiserver static-pod manifest (kubeadm layout).
     Apiserver(Box<ApiserverArgs>),
     /// Print (or write) the manifests that run kubetrail in a cluster.
-    Manifests(ManifestsArgs),
+    Manifests(Box<ManifestsArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +87,85 @@ pub struct ApiserverArgs {
     /// Replace audit settings someone else made.
     #[arg(long)]
     force: bool,
+    /// Where the kubeadm ClusterConfiguration fragment goes, for a manifest kubeadm wrote
+    /// (merge it into kube-system/kubeadm-config so `kubeadm upgrade` keeps auditing on).
+    #[arg(long, default_value = "/etc/kubernetes/kubetrail-kubeadm-patch.yaml")]
+    kubeadm_patch: PathBuf,
+    /// After the change, do not wait for the apiserver to answer /readyz again.
+    #[arg(long)]
+    no_wait: bool,
+    /// The apiserver's readiness URL [default: https://ADVERTISED:PORT/readyz from the
+    /// manifest, else https://127.0.0.1:6443/readyz].
+    #[arg(long, value_name = "URL")]
+    readyz_url: Option<String>,
+    /// CA of the apiserver's serving certificate [default: /etc/kubernetes/pki/ca.crt when it
+    /// exists].
+    #[arg(long, value_name = "FILE")]
+    readyz_ca_file: Option<PathBuf>,
+    /// How long the apiserver may take to come back ready; past it the original manifest is
+    /// put back.
+    #[arg(long, default_value = "3m", value_parser = super::common::parse_duration)]
+    wait_timeout: std::time::Duration,
+}
+
+/// The apiserver's readiness URL: given, or where kubeadm says it listens.
+fn readyz_url(args: &ApiserverArgs, manifest: &str) -> String {
+    if let Some(u) = &args.readyz_url {
+        return u.clone();
+    }
+    let endpoint = kubetrail_install::kubeadm::advertised_endpoint(manifest)
+        .unwrap_or_else(|| "127.0.0.1:6443".into());
+    format!("https://{endpoint}/readyz")
+}
+
+/// Waits for the restarted apiserver: first for the old one to stop answering ready (the
+/// kubelet restarts it when it sees the manifest change, within about 20 s), then for the new
+/// one to answer `/readyz` with 200. `Err`: it did not come back within `timeout`.
+fn wait_ready(url: &str, ca: Option<PathBuf>, timeout: std::time::Duration) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let (base, path) = match url
+        .find("://")
+        .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
+    {
+        Some(at) => (&url[..at], &url[at..]),
+        None => (url, "/readyz"),
+    };
+    let client = kubetrail_api::Client::new(
+        base,
+        &kubetrail_api::ClientOptions {
+            ca_file: ca,
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        },
+    )?;
+    let ready = || matches!(client.status_of(path), Ok(200));
+    let start = Instant::now();
+    let restart_window = Duration::from_secs(60).min(timeout);
+    let mut saw_restart = false;
+    while start.elapsed() < restart_window {
+        if !ready() {
+            saw_restart = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    if !saw_restart {
+        eprintln!(
+            "warning: the apiserver answered {url} throughout the first {}s; the kubelet may not have restarted it yet",
+            restart_window.as_secs()
+        );
+    }
+    while start.elapsed() < timeout {
+        if ready() {
+            println!("the apiserver is ready again ({url})");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    bail!(
+        "the apiserver did not answer {url} with 200 within {}s of the change",
+        timeout.as_secs()
+    )
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -176,6 +255,22 @@ fn apiserver(args: ApiserverArgs) -> Result<ExitCode> {
     if let Some(w) = webhook_text {
         files.push((&args.webhook_config_path, w));
     }
+    // kubeadm rewrites this manifest on upgrade: the same settings as its configuration.
+    if kubetrail_install::kubeadm::is_kubeadm_manifest(&manifest) {
+        if version.is_none() {
+            eprintln!(
+                "warning: the kubeadm version is unknown; {} is written for kubeadm.k8s.io/v1beta3 (kubeadm 1.31 on: `kubeadm config migrate`)",
+                args.kubeadm_patch.display()
+            );
+        }
+        let patch = kubetrail_install::kubeadm::cluster_configuration_patch(&settings, version);
+        files.push((&args.kubeadm_patch, patch));
+    } else {
+        eprintln!(
+            "note: {} was not written by kubeadm; if a tool regenerates it, give it the same audit flags and volumes, or they are lost at its next run",
+            args.manifest.display()
+        );
+    }
     let changed_files: Vec<&(&Path, String)> = files
         .iter()
         .filter(|(p, text)| current(p).as_deref() != Some(text.as_bytes()))
@@ -218,12 +313,33 @@ fn apiserver(args: ApiserverArgs) -> Result<ExitCode> {
         backup::write_atomically(path, text.as_bytes())?;
         println!("wrote {}", path.display());
     }
+    if kubetrail_install::kubeadm::is_kubeadm_manifest(&manifest) {
+        println!(
+            "kubeadm: merge {} into kube-system/kubeadm-config (kubectl -n kube-system edit configmap kubeadm-config) so that `kubeadm upgrade` keeps auditing on",
+            args.kubeadm_patch.display()
+        );
+    }
     if manifest_changes {
         backup::write_atomically(&args.manifest, edit.text.as_bytes())?;
         println!(
             "updated {} (the kubelet restarts the apiserver)",
             args.manifest.display()
         );
+        if !args.no_wait {
+            let url = readyz_url(&args, &manifest);
+            let ca = args.readyz_ca_file.clone().or_else(|| {
+                let kubeadm_ca = PathBuf::from("/etc/kubernetes/pki/ca.crt");
+                kubeadm_ca.exists().then_some(kubeadm_ca)
+            });
+            if let Err(e) = wait_ready(&url, ca, args.wait_timeout) {
+                backup::restore(&args.backup_dir.join(&record.stamp), &record)?;
+                bail!(
+                    "{e}: put the original {} back (and removed what the install wrote); the backup stays in {}",
+                    args.manifest.display(),
+                    args.backup_dir.join(&record.stamp).display()
+                );
+            }
+        }
     }
     println!(
         "backup in {}: undo with `kubetrail install apiserver --revert --manifest {} --backup-dir {}`",
@@ -265,6 +381,20 @@ pub struct ManifestsArgs {
     /// Volume size of the embedded store.
     #[arg(long, default_value = "50Gi")]
     storage: String,
+    /// How long events are kept (the server's --retention-max-age); `forever` keeps them all.
+    /// Size the volume for it: see the README's capacity figures.
+    #[arg(long, default_value = "90d")]
+    retention: String,
+    /// Plain HTTP between agents and the server instead of TLS with a generated certificate:
+    /// tokens and events then cross the cluster network in the clear.
+    #[arg(long)]
+    no_tls: bool,
+    /// The namespace Prometheus scrapes from: the agents' metrics port admits only it.
+    #[arg(long, default_value = "monitoring")]
+    monitoring_namespace: String,
+    /// Also write ServiceMonitors (Prometheus Operator's monitoring.coreos.com/v1).
+    #[arg(long)]
+    service_monitor: bool,
     /// Write `kubetrail.yaml` into this directory instead of printing.
     #[arg(long, short = 'o', value_name = "DIR")]
     output: Option<PathBuf>,
@@ -272,6 +402,20 @@ pub struct ManifestsArgs {
 
 fn manifests(args: ManifestsArgs) -> Result<ExitCode> {
     let tokens = [random_token()?, random_token()?, random_token()?];
+    let retention = match args.retention.as_str() {
+        "forever" => None,
+        age => {
+            kubetrail_store::text::parse_duration(age)
+                .map_err(|e| anyhow::anyhow!("--retention: {e}"))?;
+            Some(age.to_string())
+        }
+    };
+    let tls = if args.no_tls {
+        None
+    } else {
+        let names = kubetrail_install::tls::service_names("kubetrail", &args.namespace);
+        Some(kubetrail_install::tls::generate(names)?)
+    };
     let text = render(&ManifestOptions {
         namespace: args.namespace,
         store: match args.store {
@@ -284,6 +428,10 @@ fn manifests(args: ManifestsArgs) -> Result<ExitCode> {
         clickhouse_url: args.clickhouse_url,
         storage: args.storage,
         tokens,
+        tls,
+        retention,
+        monitoring_namespace: args.monitoring_namespace,
+        service_monitor: args.service_monitor,
     });
     match args.output {
         None => print!("{text}"),
@@ -306,6 +454,6 @@ fn manifests(args: ManifestsArgs) -> Result<ExitCode> {
 pub fn run(command: InstallCommand) -> Result<ExitCode> {
     match command {
         InstallCommand::Apiserver(args) => apiserver(*args),
-        InstallCommand::Manifests(args) => manifests(args),
+        InstallCommand::Manifests(args) => manifests(*args),
     }
 }

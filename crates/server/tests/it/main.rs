@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod deploy;
 mod detection;
 mod hostile_ingest;
 mod ingest;
