@@ -143,13 +143,13 @@ test('the overview shows the API\'s numbers for the same range', async () => {
   const o = await api(`/api/v1/audit/reports/overview?${DAY_API}`);
   const want = {
     requests: o.requests, failed: o.failed.total, forbidden: o.forbidden.total,
-    deletions: o.deletions.total, exec: o.exec_attach.total, secrets: o.secret_access.total,
-    rbac: o.rbac_changes.total, anonymous: o.anonymous.total, gaps: 1,
+    deletions: o.deletions.total, exec: o.execAttach.total, secrets: o.secretAccess.total,
+    rbac: o.rbacChanges.total, anonymous: o.anonymous.total, gaps: 1,
   };
   for (const [name, value] of Object.entries(want)) {
     assert.equal(await tile(name), value, `tile ${name}`);
   }
-  assert.ok(o.requests > 1000 && o.failed.total > 0 && o.exec_attach.total > 0);
+  assert.ok(o.requests > 1000 && o.failed.total > 0 && o.execAttach.total > 0);
   // The chart's bars add up to the requests, and each bar tells its value on hover.
   const totals = await page.locator('g.bucket').evaluateAll((gs) => gs.map((g) => Number(g.dataset.total)));
   assert.equal(totals.reduce((a, b) => a + b, 0), o.requests);
@@ -158,7 +158,7 @@ test('the overview shows the API\'s numbers for the same range', async () => {
   // Top users, in the API's order with its counts.
   const rows = await page.locator('#top-users tr').evaluateAll((trs) =>
     trs.map((tr) => [tr.cells[0].innerText, tr.cells[1].innerText]));
-  assert.deepEqual(rows, o.top_users.map((g) => [g.keys[0] || '(none)', g.count.toLocaleString('en-US')]));
+  assert.deepEqual(rows, o.topUsers.map((g) => [g.keys[0] || '(none)', g.count.toLocaleString('en-US')]));
   // The gap an agent reported.
   assert.match(await page.locator('#gaps').innerText(), /deleted before it was read/);
   // Counts link to exactly the events behind them: a row of the failed requests (user and
@@ -430,13 +430,16 @@ test('no table cell or panel of the overview overflows, at three widths', async 
       for (const td of document.querySelectorAll('.panel td')) {
         const letters = td.innerText.replace(/\s/g, '').length;
         const style = getComputedStyle(td);
-        const inner = td.getBoundingClientRect().height - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
-        const lines = Math.round(inner / (parseFloat(style.fontSize) * 1.3));
+        // The text's own lines (a row is as tall as its tallest cell).
+        const text = document.createRange();
+        text.selectNodeContents(td);
+        const lines = Math.round(text.getBoundingClientRect().height / (parseFloat(style.fontSize) * 1.3));
         if (letters > 8 && letters / Math.max(lines, 1) < 6) out.push(`TD squeezed to ${lines} lines: ${td.innerText.slice(0, 60)}`);
       }
       return out;
     });
     assert.deepEqual(overflowing, [], `at ${width}px`);
+    if (width === 1024) await shot('overview-1024');
   }
   await page.setViewportSize({ width: 1400, height: 1000 });
 });
@@ -451,6 +454,35 @@ test('tables show the cluster and whom an impersonating request acted as', async
   await page.locator('a.acting-as', { hasText: 'bob' }).first().click();
   await page.waitForURL(/\/user\?/);
   assert.equal(new URL(page.url()).searchParams.get('user'), 'bob');
+});
+
+test('the overview lists the executed commands the API reports, and the fleet every cluster', async () => {
+  await page.goto(`${base}/?${DAY}`);
+  const o = await api(`/api/v1/audit/reports/overview?${DAY_API}`);
+  assert.ok(o.executedCommands.length > 0, 'the generated day has execs');
+  const rows = await page.locator('#executed-commands tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.cells[1].innerText, tr.cells[4].innerText]));
+  assert.equal(rows.length, o.executedCommands.length);
+  o.executedCommands.forEach((c, i) => {
+    assert.ok(rows[i][0].startsWith(c.user), `${rows[i][0]} / ${c.user}`);
+    if (c.kind === 'exec') assert.ok(rows[i][1].startsWith(c.commandLine), `${rows[i][1]} / ${c.commandLine}`);
+  });
+  // A command's time opens its request's events.
+  await page.locator('#executed-commands tbody tr:first-child td:first-child a').click();
+  await page.waitForURL(/\/search\?/);
+  assert.ok(number(await page.locator('#match-count').innerText()) >= 1);
+
+  await page.goto(`${base}/fleet?${ALL}`);
+  await shot('fleet');
+  const fleet = await page.locator('#clusters tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.dataset.cluster, tr.cells[1].innerText, tr.classList.contains('silent')]));
+  assert.deepEqual(fleet.map(([c]) => c), ['lab', 'prod', 'samples', 'shop']);
+  for (const [cluster, requests] of fleet) {
+    const r = await api(`/api/v1/audit/reports/overview?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&cluster=${cluster}`);
+    assert.equal(number(requests), r.requests, cluster);
+  }
+  // prod's generated traffic ends now; the samples are years old.
+  assert.deepEqual(fleet.filter(([, , silent]) => !silent).map(([c]) => c), ['prod']);
 });
 
 test('the Alerts page shows what the rules raised, as the API answers it', async () => {

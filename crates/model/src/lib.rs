@@ -26,6 +26,7 @@ pub mod policy;
 mod raw;
 mod request;
 mod resources;
+mod stream;
 mod time;
 mod version;
 
@@ -40,7 +41,8 @@ pub use gap::{Gap, GapReason};
 pub use hex::{hex, unhex};
 pub use level::{Level, Stage};
 pub use raw::RawJson;
-pub use request::{KNOWN_VERBS, is_long_running};
+pub use request::{KNOWN_VERBS, is_long_running, is_verb_token};
 pub use resources::{ApiResource, BUILTIN_RESOURCES};
+pub use stream::{StreamKind, StreamRequest};
 pub use time::MicroTime;
 pub use version::ApiVersion;

@@ -31,9 +31,29 @@ pub const KNOWN_VERBS: &[&str] = &[
     "trace",
 ];
 
+/// Whether `s` can be a recorded verb: the apiserver records a non-resource request's HTTP
+/// method lower-cased, and a method is any HTTP token (RFC 9110 `tchar`s), so `propfind` is
+/// as real as `get`. Upper case never is.
+pub fn is_verb_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_lower_case_method_is_a_verb_token() {
+        for v in KNOWN_VERBS.iter().copied().chain(["propfind", "m-search"]) {
+            assert!(is_verb_token(v), "{v}");
+        }
+        for v in ["", "GET", "Get", "two words", "get;", "gét"] {
+            assert!(!is_verb_token(v), "{v:?}");
+        }
+    }
 
     #[test]
     fn watches_proxies_and_streams_are_long_running() {

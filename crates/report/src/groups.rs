@@ -31,6 +31,7 @@ pub fn group_filter(fields: &[Field], keys: &[String]) -> Option<Filter> {
         match field {
             Field::Cluster => f.clusters = one(),
             Field::User => f.users = one(),
+            Field::ImpersonatedUser => f.impersonated_users = one(),
             Field::Verb => f.verbs = one(),
             Field::Namespace => f.namespaces = one(),
             Field::Name => f.names = one(),

@@ -18,7 +18,9 @@
 //! ([`StageSelection::Final`]).
 
 mod changes;
+mod commands;
 mod drill;
+mod fleet;
 mod groups;
 mod history;
 mod kind;
@@ -33,13 +35,15 @@ pub use changes::{
     CHANGES_CONTEXT, DIFF_WINDOW, EventKey, changes, event_key, hidden_by_default, history_steps,
     history_until, steps_by_event, steps_of,
 };
+pub use commands::{EXECUTED_SHOWN, ExecutedCommand, executed};
 pub use drill::{ANONYMOUS_USERS, Drill, INTERACTIVE_SUBRESOURCES, narrow};
+pub use fleet::{ClusterActivity, SILENT_AFTER_SECONDS, fleet};
 pub use groups::{group_filter, resource_of_key};
 pub use history::{history_filter, read_requests, requests};
 pub use kind::{Report, ReportKind, run};
 pub use names::{
-    MAX_NETWORK_ADDRESSES, never_seen, resolve, resolve_filter, resolve_in, resources_of_keys,
-    stored_resources_question,
+    MAX_NETWORK_ADDRESSES, RESOURCE_CACHE_TTL, ResourceCache, count_in, never_seen, resolve,
+    resolve_cached, resolve_filter, resolve_in, resources_of_keys, stored_resources_question,
 };
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};
 pub use overview::{Overview, Section, overview};

@@ -5,7 +5,7 @@
 //! built-in API ([`BUILTIN_RESOURCES`]) and every resource the stored events name. A name
 //! that is neither is an error naming the closest known names, never a silent "nothing found".
 
-use kubetrail_model::{ApiResource, BUILTIN_RESOURCES};
+use kubetrail_model::{ApiResource, BUILTIN_RESOURCES, KNOWN_VERBS};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -16,8 +16,9 @@ use kubetrail_store::{
 /// Resolves what a person wrote in `filter` to what the store matches: kubectl's names for
 /// resources ([`resolve`]; the resources the stored events name are counted, once and only when
 /// a selector does not name a built-in plural) and networks among the source IPs
-/// (`10.0.0.0/8`: the stored addresses in them, at most [`MAX_NETWORK_ADDRESSES`]).
-/// `count_by` counts the events of a filter by one field: the local store
+/// (`10.0.0.0/8`: the stored addresses in them, at most [`MAX_NETWORK_ADDRESSES`]). A verb
+/// outside [`KNOWN_VERBS`] (`propfind`) is taken when a stored event has it and is otherwise an
+/// error naming the closest: a typo is not an empty answer. `count_by` counts the events of a filter by one field: the local store
 /// ([`resolve_in`]), or a server asked over HTTP.
 pub fn resolve_filter<E: From<kubetrail_store::Error>>(
     filter: &mut Filter,
@@ -35,27 +36,94 @@ pub fn resolve_filter<E: From<kubetrail_store::Error>>(
             *selector = resolve(selector, &stored).map_err(kubetrail_store::Error::Invalid)?;
         }
     }
+    resolve_verbs(filter, &mut count_by)?;
     resolve_networks(filter, count_by)
+}
+
+/// Refuses the verbs of `filter` that neither the apiserver records for Kubernetes requests
+/// nor any stored event has.
+fn resolve_verbs<E: From<kubetrail_store::Error>>(
+    filter: &Filter,
+    count_by: &mut impl FnMut(&Filter, Field) -> std::result::Result<Vec<GroupCount>, E>,
+) -> std::result::Result<(), E> {
+    let unusual: Vec<&String> = filter
+        .verbs
+        .iter()
+        .filter(|v| !KNOWN_VERBS.contains(&v.as_str()))
+        .collect();
+    if unusual.is_empty() {
+        return Ok(());
+    }
+    let (all, _) = stored_resources_question();
+    let stored = count_by(&all, Field::Verb)?;
+    let stored: Vec<&str> = stored
+        .iter()
+        .filter_map(|g| g.keys.first().map(String::as_str))
+        .collect();
+    for v in unusual {
+        if stored.contains(&v.as_str()) {
+            continue;
+        }
+        let hint = crate::closest(v, KNOWN_VERBS.iter().copied().chain(stored.iter().copied()))
+            .map_or(String::new(), |n| format!(" (did you mean {n:?}?)"));
+        return Err(kubetrail_store::Error::Invalid(format!(
+            "unknown verb {v:?}: no stored event has it{hint}; the Kubernetes verbs are {}",
+            KNOWN_VERBS.join(", ")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// [`resolve_filter`] over a local store.
 pub fn resolve_in(store: &dyn Store, filter: &mut Filter) -> Result<()> {
+    resolve_filter(filter, |f, field| count_in(store, f, field))
+}
+
+/// The events of `filter` in `store` counted by `field`, every group, largest first.
+pub fn count_in(store: &dyn Store, filter: &Filter, field: Field) -> Result<Vec<GroupCount>> {
+    Ok(store
+        .aggregate(
+            filter,
+            &Aggregation::CountBy {
+                fields: vec![field],
+                limit: None,
+            },
+        )?
+        .groups()
+        .to_vec())
+}
+
+/// How long a server keeps the resources its store names before counting them again.
+pub const RESOURCE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The resources a store's events name, counted at most once per [`RESOURCE_CACHE_TTL`]: a
+/// server resolving custom resources' names on every request and page does not count every
+/// stored event each time (a resource first stored within the last minute may be refused
+/// until then).
+#[derive(Debug, Default)]
+pub struct ResourceCache(std::sync::Mutex<Option<(std::time::Instant, Vec<GroupCount>)>>);
+
+/// [`resolve_in`], the stored resources read through `cache`.
+pub fn resolve_cached(store: &dyn Store, cache: &ResourceCache, filter: &mut Filter) -> Result<()> {
     resolve_filter(filter, |f, field| {
-        Ok(store
-            .aggregate(
-                f,
-                &Aggregation::CountBy {
-                    fields: vec![field],
-                    limit: None,
-                },
-            )?
-            .groups()
-            .to_vec())
+        if field != Field::Resource {
+            return count_in(store, f, field);
+        }
+        let mut cached = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, counts)) = cached.as_ref()
+            && at.elapsed() < RESOURCE_CACHE_TTL
+        {
+            return Ok(counts.clone());
+        }
+        let counts = count_in(store, f, field)?;
+        *cached = Some((std::time::Instant::now(), counts.clone()));
+        Ok(counts)
     })
 }
 
-/// For an answer that came back empty: each cluster, user and namespace of `filter` that no
-/// stored event has (in any time range), as `no events from user "alcie" — did you mean
+/// For an answer that came back empty: each cluster, user (authenticated, impersonated or
+/// either) and namespace of `filter` that no stored event has (in any time range), as `no events from user "alcie" — did you mean
 /// "alice"?`. A typo then says so instead of passing for "nobody did that".
 pub fn never_seen<E>(
     filter: &Filter,
@@ -63,20 +131,34 @@ pub fn never_seen<E>(
 ) -> std::result::Result<Vec<String>, E> {
     let (all, _) = stored_resources_question();
     let mut hints = Vec::new();
-    for (field, what, given) in [
-        (Field::Cluster, "cluster", &filter.clusters),
-        (Field::User, "user", &filter.users),
-        (Field::Namespace, "namespace", &filter.namespaces),
+    for (fields, what, given) in [
+        (&[Field::Cluster][..], "cluster", &filter.clusters),
+        (&[Field::User], "user", &filter.users),
+        (
+            &[Field::User, Field::ImpersonatedUser],
+            "user",
+            &filter.identities,
+        ),
+        (
+            &[Field::ImpersonatedUser],
+            "impersonated user",
+            &filter.impersonated_users,
+        ),
+        (&[Field::Namespace], "namespace", &filter.namespaces),
     ] {
         // The empty name (no user, cluster-scoped) is not a typo.
         let given: Vec<&String> = given.iter().filter(|g| !g.is_empty()).collect();
         if given.is_empty() {
             continue;
         }
-        let known = count_by(&all, field)?;
-        let known: Vec<&str> = known
+        let mut counted = Vec::new();
+        for field in fields {
+            counted.extend(count_by(&all, *field)?);
+        }
+        let known: Vec<&str> = counted
             .iter()
             .filter_map(|g| g.keys.first().map(String::as_str))
+            .filter(|k| !k.is_empty())
             .collect();
         for g in given {
             if known.contains(&g.as_str()) {
@@ -438,9 +520,37 @@ mod tests {
     }
 
     #[test]
+    fn unusual_verbs_are_taken_when_stored_and_refused_with_the_closest_otherwise() {
+        let run = |verbs: &[&str]| {
+            let mut f = Filter {
+                verbs: verbs.iter().map(|s| s.to_string()).collect(),
+                ..Filter::default()
+            };
+            let mut asked = 0;
+            let r = resolve_filter(&mut f, |scope, field| -> Result<_> {
+                assert_eq!(field, Field::Verb);
+                assert!(scope.verbs.is_empty());
+                asked += 1;
+                Ok(counts(&["get", "list", "propfind"]))
+            });
+            (r.map_err(|e| e.to_string()), asked)
+        };
+        assert_eq!(run(&["get", "deletecollection"]), (Ok(()), 0));
+        assert_eq!(run(&["get", "propfind"]), (Ok(()), 1));
+        let (e, _) = run(&["lsit"]);
+        let e = e.unwrap_err();
+        assert!(
+            e.contains(r#"unknown verb "lsit": no stored event has it (did you mean "list"?)"#),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn names_nobody_has_get_a_hint() {
         let f = Filter {
             users: vec!["alcie".into(), "bob".into(), String::new()],
+            // carol only ever was impersonated: not a typo when either identity is asked.
+            identities: vec!["carol".into(), "carl".into()],
             namespaces: vec!["prod".into()],
             clusters: vec!["zzzz".into()],
             ..Filter::default()
@@ -448,7 +558,8 @@ mod tests {
         let hints = never_seen(&f, |scope, field| -> Result<_> {
             assert!(scope.users.is_empty() && scope.time.from_micros.is_none());
             Ok(counts(match field {
-                Field::User => &["alice", "bob"],
+                Field::User => &["alice", "bob", ""],
+                Field::ImpersonatedUser => &["carol", ""],
                 Field::Namespace => &["prod", "dev"],
                 Field::Cluster => &["prod-eu", "dev"],
                 _ => unreachable!(),
@@ -460,8 +571,40 @@ mod tests {
             [
                 r#"no events from cluster "zzzz" in the store"#,
                 r#"no events from user "alcie" in the store — did you mean "alice"?"#,
+                r#"no events from user "carl" in the store — did you mean "carol"?"#,
             ]
         );
+    }
+
+    #[test]
+    fn the_cache_counts_the_stored_resources_once_a_minute() {
+        use kubetrail_testsuite::conformance::{T0, record};
+        let store = kubetrail_store_duckdb::DuckDbStore::open_in_memory().unwrap();
+        let crd = |id: &str, resource: &str| {
+            let mut r = record("c1", id, Some(kubetrail_model::Stage::ResponseComplete), T0);
+            r.api_group = "cert-manager.io".into();
+            r.resource = resource.into();
+            r
+        };
+        store.append(&[crd("a", "certificates")]).unwrap();
+        let cache = ResourceCache::default();
+        let ask = |name: &str, cache: &ResourceCache| {
+            let mut f = Filter {
+                resources: vec![ResourceSelector::parse_any_case(name).unwrap()],
+                ..Filter::default()
+            };
+            resolve_cached(&store, cache, &mut f).map(|()| f.resources[0].clone())
+        };
+        assert!(ask("certificates", &cache).is_ok());
+        // Stored after the count: the cached answer does not know it yet, a new count does.
+        store.append(&[crd("b", "issuers")]).unwrap();
+        let e = ask("issuers", &cache).unwrap_err();
+        assert!(
+            e.to_string().contains(r#"unknown resource "issuers""#),
+            "{e}"
+        );
+        assert!(ask("issuers", &ResourceCache::default()).is_ok());
+        assert!(ask("issuers", &cache).is_err(), "still the cached count");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub type Section = SectionCount;
 
 /// The overview: totals and the sections an audit centre opens with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Overview {
     /// Requests in scope.
     pub requests: u64,
@@ -39,6 +40,8 @@ pub struct Overview {
     pub rbac_changes: Section,
     /// Anonymous requests, by resource.
     pub anonymous: Section,
+    /// The latest exec, attach and port-forward requests, with their commands.
+    pub executed_commands: Vec<crate::ExecutedCommand>,
 }
 
 /// Builds the overview: one scan for the totals by verb, user, resource and namespace, and one
@@ -97,6 +100,10 @@ pub fn overview(store: &dyn Store, scope: &Filter) -> Result<Overview> {
         secret_access: next(),
         rbac_changes: next(),
         anonymous: next(),
+        executed_commands: crate::executed(store, scope, crate::EXECUTED_SHOWN)?
+            .iter()
+            .map(|(r, s)| crate::ExecutedCommand::of(r, s))
+            .collect(),
     })
 }
 

@@ -88,10 +88,12 @@ pub fn resources(store: &dyn Store, scope: &Filter) -> Result<Vec<ResourceWrites
     Ok(out)
 }
 
-/// One user's activity.
+/// One identity's activity, counted by the identity that acted: a request `system:admin` made
+/// as `bob` is bob's, with `system:admin` among `impersonatedBy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UserActivity {
-    /// User name (`""`: no authenticated user).
+    /// The acting identity: the impersonated user, or the authenticated one (`""`: no user).
     pub user: String,
     /// Requests.
     pub requests: u64,
@@ -101,32 +103,65 @@ pub struct UserActivity {
     pub failed: u64,
     /// Forbidden requests.
     pub forbidden: u64,
+    /// The authenticated identities that made some of these requests as this user, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impersonated_by: Vec<String>,
 }
 
-/// Per-user activity, most active first.
+/// The acting identity of a `[User, ImpersonatedUser]` group, and the impersonator if any.
+fn acting(keys: &[String]) -> (&str, Option<&str>) {
+    match keys {
+        [user, imp] if !imp.is_empty() => (imp, Some(user)),
+        [user, ..] => (user, None),
+        [] => ("", None),
+    }
+}
+
+/// Per-identity activity, most active first (ties by name).
 pub fn users(store: &dyn Store, scope: &Filter) -> Result<Vec<UserActivity>> {
+    let fields = [Field::User, Field::ImpersonatedUser];
     let by = |f: Option<Filter>| -> Result<HashMap<String, u64>> {
-        Ok(top(store, f.as_ref(), &[Field::User], None)?
-            .into_iter()
-            .map(|g| (g.keys[0].clone(), g.count))
-            .collect())
+        let mut out: HashMap<String, u64> = HashMap::new();
+        for g in top(store, f.as_ref(), &fields, None)? {
+            *out.entry(acting(&g.keys).0.to_string()).or_default() += g.count;
+        }
+        Ok(out)
     };
     let writes = by(writes(scope)?)?;
     let failed = by(Drill::Failed.within(scope)?)?;
     let forbidden = by(Drill::Forbidden.within(scope)?)?;
-    Ok(top(store, Some(&base(scope)), &[Field::User], None)?
-        .into_iter()
-        .map(|g| {
-            let user = g.keys[0].clone();
-            UserActivity {
-                writes: writes.get(&user).copied().unwrap_or(0),
-                failed: failed.get(&user).copied().unwrap_or(0),
-                forbidden: forbidden.get(&user).copied().unwrap_or(0),
-                requests: g.count,
-                user,
-            }
-        })
-        .collect())
+    let mut rows: Vec<UserActivity> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for g in top(store, Some(&base(scope)), &fields, None)? {
+        let (user, via) = acting(&g.keys);
+        let i = *index.entry(user.to_string()).or_insert_with(|| {
+            rows.push(UserActivity {
+                user: user.to_string(),
+                requests: 0,
+                writes: writes.get(user).copied().unwrap_or(0),
+                failed: failed.get(user).copied().unwrap_or(0),
+                forbidden: forbidden.get(user).copied().unwrap_or(0),
+                impersonated_by: Vec::new(),
+            });
+            rows.len() - 1
+        });
+        let row = &mut rows[i];
+        row.requests += g.count;
+        if let Some(via) = via
+            && !row.impersonated_by.iter().any(|v| v == via)
+        {
+            row.impersonated_by.push(via.to_string());
+        }
+    }
+    for row in &mut rows {
+        row.impersonated_by.sort();
+    }
+    rows.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then_with(|| a.user.cmp(&b.user))
+    });
+    Ok(rows)
 }
 
 /// One scope's totals: what the user page opens with.
@@ -160,6 +195,7 @@ pub fn user_counts(store: &dyn Store, scope: &Filter) -> Result<UserCounts> {
 
 /// Failed and forbidden requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failures {
     /// Failed requests (≥ 400) by code.
     pub by_code: Vec<GroupCount>,

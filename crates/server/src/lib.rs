@@ -118,6 +118,8 @@ pub struct AppState {
     /// The clusters the store holds events of, for the pages' cluster picker: read from the
     /// store once, then grown by every committed batch.
     clusters: KnownClusters,
+    /// The resources the store names, for resolving resource names in questions.
+    pub(crate) resources: kubetrail_report::ResourceCache,
 }
 
 /// The clusters the store holds events of (`None` until first read).
@@ -186,6 +188,7 @@ impl AppState {
             redactor: None,
             recent: ingest::RecentBatches::new(4096),
             clusters: KnownClusters::default(),
+            resources: kubetrail_report::ResourceCache::default(),
         })
     }
 

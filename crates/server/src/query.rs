@@ -82,8 +82,12 @@ pub(crate) fn limit_of(
 /// `filter` with kubectl's names for resources (`deploy`, `po`) resolved to the plurals the
 /// events write (an unknown name is refused naming the closest) and source networks to the
 /// stored addresses in them ([`kubetrail_report::resolve_filter`]).
-fn resolved(store: &dyn Store, mut filter: Filter) -> kubetrail_store::Result<Filter> {
-    kubetrail_report::resolve_in(store, &mut filter)?;
+fn resolved(
+    state: &AppState,
+    store: &dyn Store,
+    mut filter: Filter,
+) -> kubetrail_store::Result<Filter> {
+    kubetrail_report::resolve_cached(store, &state.resources, &mut filter)?;
     Ok(filter)
 }
 
@@ -130,8 +134,9 @@ pub(crate) async fn events(
         ),
         None => None,
     };
+    let st = state.clone();
     let page = blocking(&state, "querying events", move |s| {
-        s.query(&resolved(s, filter)?, cursor.as_ref(), limit)
+        s.query(&resolved(&st, s, filter)?, cursor.as_ref(), limit)
     })
     .await?;
     Ok(Json(EventsPage {
@@ -207,8 +212,9 @@ pub(crate) async fn aggregate(
             }
         }
     };
+    let st = state.clone();
     let result = blocking(&state, "aggregating", move |s| {
-        s.aggregate(&resolved(s, filter)?, &aggregation)
+        s.aggregate(&resolved(&st, s, filter)?, &aggregation)
     })
     .await?;
     Ok(Json(match result {
@@ -247,8 +253,9 @@ pub(crate) async fn history(
     // A question without one object is the caller's mistake, before the store is asked.
     let filter = kubetrail_report::history_filter(&filter)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let st = state.clone();
     let records = blocking(&state, "querying history", move |s| {
-        kubetrail_report::requests(s, &resolved(s, filter)?, limit)
+        kubetrail_report::requests(s, &resolved(&st, s, filter)?, limit)
     })
     .await?;
     let steps = if diff {
@@ -280,8 +287,11 @@ pub(crate) async fn changes(
     let (filter, rest) = parse_filter(&principal, query.as_deref(), &["limit", "noop"])?;
     let limit = limit_of(&rest, 50, kubetrail_api::paths::MAX_CHANGES)?;
     let show_hidden = switch(&rest, "noop", ["show", "hide"])?;
+    let st = state.clone();
     let writes = blocking(&state, "querying changes", move |s| {
-        kubetrail_report::changes(&resolved(s, filter)?, limit, |f, c, n| s.query(f, c, n))
+        kubetrail_report::changes(&resolved(&st, s, filter)?, limit, |f, c, n| {
+            s.query(f, c, n)
+        })
     })
     .await?;
     let mut hidden = 0;
@@ -315,8 +325,9 @@ pub(crate) async fn report(
         reason: e,
     })?;
     let (filter, _) = parse_filter(&principal, query.as_deref(), &[])?;
+    let st = state.clone();
     let report = blocking(&state, "building the report", move |s| {
-        kubetrail_report::run(kind, s, &resolved(s, filter)?)
+        kubetrail_report::run(kind, s, &resolved(&st, s, filter)?)
     })
     .await?;
     Ok(Json(report))

@@ -262,9 +262,25 @@ pub async fn page(
         );
     };
     let query = uri.query().unwrap_or("").to_string();
-    // Only the overview shows the agents' gaps.
-    let gaps = match page {
-        Page::Overview => state.agents.gaps(),
+    // Only the overview and the fleet show the agents' gaps, only the fleet the agents; a
+    // viewer bound to a cluster sees its own.
+    let own = |c: &str| viewer.cluster.as_deref().is_none_or(|v| v == c);
+    let gaps: Vec<_> = match page {
+        Page::Overview | Page::Fleet => state
+            .agents
+            .gaps()
+            .into_iter()
+            .filter(|g| own(&g.cluster))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let agents: Vec<_> = match page {
+        Page::Fleet => state
+            .agents
+            .agents()
+            .into_iter()
+            .filter(|a| own(&a.cluster))
+            .collect(),
         _ => Vec::new(),
     };
     let started = Instant::now();
@@ -293,8 +309,10 @@ pub async fn page(
             viewer: &shown,
             networks: &worker.ui.networks,
             gaps: &gaps,
+            agents: &agents,
             rules: rules.as_deref(),
             clusters: &clusters,
+            resources: &worker.resources,
         };
         kubetrail_ui::render(page, &ctx, &query)
     })

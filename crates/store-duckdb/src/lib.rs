@@ -76,6 +76,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         "ALTER TABLE events ADD COLUMN content_hash BIGINT DEFAULT 0;",
     ),
     (4, alerts::MIGRATION),
+    (5, rollup::MIGRATION_IMPERSONATED),
 ];
 
 /// Connections that answer queries, besides the one that writes.

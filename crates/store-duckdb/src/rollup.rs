@@ -2,7 +2,7 @@
 //! of rows instead of millions.
 //!
 //! `rollup` holds, per hour and per combination of the fields reports group and filter by
-//! (cluster, verb, user, resource, namespace, code, decision), how many counted events
+//! (cluster, verb, user and impersonated user, resource, namespace, code, decision), how many counted events
 //! ([`StageSelection::Final`]) are stored, for every hour before a watermark (`through`, kept
 //! in `kubetrail_meta`). An append whose newest event is in a later hour than the watermark
 //! moves it up to that hour, counting the hours in between from `events` (once an hour in a
@@ -29,10 +29,35 @@ pub const MIN_HOURS: i64 = 6;
 pub const COMPACT_AT: u64 = 200_000;
 
 /// The key columns, in table order.
-const KEYS: &str =
-    "cluster, verb, username, api_group, resource, subresource, namespace, code, decision";
+const KEYS: &str = "cluster, verb, username, impersonated_user, api_group, resource, subresource, namespace, code, decision";
 
-/// The table, and its contents for what is already stored (schema version 2).
+/// The table keyed by the impersonated user too (schema version 5), so that questions about
+/// who acted as whom, and by either identity, are answered from it: counted again up to the
+/// watermark.
+pub const MIGRATION_IMPERSONATED: &str = "DROP TABLE rollup;
+    CREATE TABLE rollup (
+        hour BIGINT NOT NULL,
+        cluster VARCHAR NOT NULL,
+        verb VARCHAR NOT NULL,
+        username VARCHAR NOT NULL,
+        impersonated_user VARCHAR NOT NULL,
+        api_group VARCHAR NOT NULL,
+        resource VARCHAR NOT NULL,
+        subresource VARCHAR NOT NULL,
+        namespace VARCHAR NOT NULL,
+        code INTEGER NOT NULL,
+        decision VARCHAR NOT NULL,
+        n BIGINT NOT NULL
+    );
+    INSERT INTO rollup
+        SELECT ts - ts % 3600000000, cluster, verb, username, impersonated_user, api_group,
+               resource, subresource, namespace, code, decision, count(*)
+        FROM events
+        WHERE counted AND ts >= 0
+          AND ts < (SELECT CAST(value AS BIGINT) FROM kubetrail_meta WHERE key = 'rollup_through')
+        GROUP BY ALL;";
+
+/// The table as first made, and its contents for what is already stored (schema version 2).
 pub const MIGRATION: &str = "CREATE TABLE rollup (
         hour BIGINT NOT NULL,
         cluster VARCHAR NOT NULL,
@@ -92,6 +117,7 @@ type Key<'r> = (
     &'r str,
     &'r str,
     &'r str,
+    &'r str,
     i32,
     &'r str,
 );
@@ -114,6 +140,7 @@ pub fn add(
             r.cluster.as_str(),
             r.verb.as_str(),
             r.user.as_str(),
+            r.impersonated_user.as_str(),
             r.api_group.as_str(),
             r.resource.as_str(),
             r.subresource.as_str(),
@@ -128,8 +155,8 @@ pub fn add(
     }
     let mut appender = conn.appender("rollup")?;
     for (k, n) in &counts {
-        let row: [&dyn ToSql; 11] = [
-            &k.0, &k.1, &k.2, &k.3, &k.4, &k.5, &k.6, &k.7, &k.8, &k.9, n,
+        let row: [&dyn ToSql; 12] = [
+            &k.0, &k.1, &k.2, &k.3, &k.4, &k.5, &k.6, &k.7, &k.8, &k.9, &k.10, n,
         ];
         appender.append_row(row.as_slice())?;
     }
@@ -188,6 +215,7 @@ fn keyed(field: Field) -> bool {
         field,
         Field::Cluster
             | Field::User
+            | Field::ImpersonatedUser
             | Field::Verb
             | Field::Resource
             | Field::ApiGroup
@@ -204,7 +232,6 @@ fn filters_keys(f: &Filter) -> bool {
         && f.names.is_empty()
         && f.audit_ids.is_empty()
         && f.source_ips.is_empty()
-        && f.impersonated_users.is_empty()
 }
 
 /// A question the rollup can answer: the derived table to ask instead of `events` (its rows
@@ -325,6 +352,7 @@ pub(crate) mod tests {
             r.verb = ["get", "list", "watch", "create", "delete", "patch"][next(6) as usize].into();
             r.user =
                 ["alice", "bob", "", "system:anonymous", "system:node:n1"][next(5) as usize].into();
+            r.impersonated_user = ["", "", "", "bob", "carol"][next(5) as usize].into();
             r.resource = ["pods", "secrets", "deployments", "roles", ""][next(5) as usize].into();
             r.api_group = match r.resource.as_str() {
                 "deployments" => "apps".into(),
@@ -456,11 +484,19 @@ pub(crate) mod tests {
             ..Filter::default()
         };
         assert!(crate::rollup::source(&plain, &count, 100 * h).is_some());
-        for narrowed in [
+        for keyed in [
             Filter {
                 impersonated_users: vec!["bob".into()],
                 ..plain.clone()
             },
+            Filter {
+                identities: vec!["bob".into()],
+                ..plain.clone()
+            },
+        ] {
+            assert!(crate::rollup::source(&keyed, &count, 100 * h).is_some());
+        }
+        for narrowed in [
             Filter {
                 source_ips: vec!["10.0.0.1".into()],
                 ..plain.clone()
@@ -535,6 +571,10 @@ pub(crate) mod tests {
             Aggregation::CountEach {
                 fields: vec![Field::Verb, Field::User, Field::Resource, Field::Namespace],
             },
+            Aggregation::CountBy {
+                fields: vec![Field::User, Field::ImpersonatedUser],
+                limit: None,
+            },
             Aggregation::Histogram {
                 bucket: std::time::Duration::from_secs(3 * 3600),
                 by: Some(Field::Verb),
@@ -551,6 +591,10 @@ pub(crate) mod tests {
                 Filter::default(),
                 Filter {
                     namespaces: vec!["prod".into()],
+                    ..Filter::default()
+                },
+                Filter {
+                    identities: vec!["bob".into()],
                     ..Filter::default()
                 },
             ] {
@@ -590,7 +634,7 @@ pub(crate) mod tests {
             .unwrap();
         drop(old);
         let migrated = DuckDbStore::open(dir.path()).unwrap();
-        assert_eq!(migrated.schema_version().unwrap(), 4);
+        assert_eq!(migrated.schema_version().unwrap(), 5);
         let f = final_since(start + 3);
         for a in &aggregations {
             assert!(crate::rollup::source(&f, a, migrated.rollup_through.load(Relaxed)).is_some());

@@ -36,6 +36,12 @@ impl Filter {
             (a, b) if same_set(a, b) => a.to_vec(),
             _ => return Err(Unrepresentable("groups")),
         };
+        // An event has two identities: alice-or-bob and bob-or-carol is not one list.
+        let identities = match (self.identities.as_slice(), other.identities.as_slice()) {
+            ([], i) | (i, []) => i.to_vec(),
+            (a, b) if same_set(a, b) => a.to_vec(),
+            _ => return Err(Unrepresentable("identities")),
+        };
         let strings =
             |a: &[String], b: &[String]| and_list(a, b, |x, y| (x == y).then(|| x.clone()));
         let (
@@ -74,6 +80,7 @@ impl Filter {
             time,
             clusters,
             users,
+            identities,
             impersonated_users,
             groups,
             verbs,

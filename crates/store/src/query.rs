@@ -191,6 +191,11 @@ pub struct Filter {
     pub clusters: Vec<String>,
     /// Authenticated user names (`""` for requests without a user).
     pub users: Vec<String>,
+    /// Identities that acted: an event matches when its authenticated user or the user it
+    /// impersonated is one of these (`--user bob` finds what `system:admin` did as bob, and
+    /// what bob did himself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<String>,
     /// Impersonated user names: requests made as them by another identity (`""` for requests
     /// that impersonated no one).
     pub impersonated_users: Vec<String>,
@@ -219,12 +224,14 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Checks what the types cannot: known verbs, an ordered time range.
+    /// Checks what the types cannot: verbs that can be recorded (lower-case HTTP tokens: the
+    /// apiserver records any method, `propfind` included), an ordered time range. Whether an
+    /// unusual verb was ever recorded is the resolver's question (`report::resolve_filter`).
     pub fn validate(&self) -> Result<(), String> {
         for v in &self.verbs {
-            if !KNOWN_VERBS.contains(&v.as_str()) {
+            if !kubetrail_model::is_verb_token(v) {
                 return Err(format!(
-                    "unknown verb {v:?}: expected one of {}",
+                    "invalid verb {v:?}: verbs are recorded in lower case, one word (one of {} or another HTTP method)",
                     KNOWN_VERBS.join(", ")
                 ));
             }
@@ -247,8 +254,10 @@ impl Filter {
 pub enum Field {
     /// Cluster.
     Cluster,
-    /// User name.
+    /// User name (the authenticated identity).
     User,
+    /// The user a request impersonated (`""`: none).
+    ImpersonatedUser,
     /// Verb.
     Verb,
     /// `resource.group` (just `resource` for core), with `/subresource` when there is one.
@@ -549,14 +558,19 @@ mod tests {
     #[test]
     fn filters_validate() {
         let f = Filter {
-            verbs: vec!["yeet".into()],
+            verbs: vec!["GET".into()],
             ..Filter::default()
         };
         assert!(
             f.validate()
                 .unwrap_err()
-                .starts_with("unknown verb \"yeet\"")
+                .starts_with("invalid verb \"GET\"")
         );
+        let f = Filter {
+            verbs: vec!["propfind".into()],
+            ..Filter::default()
+        };
+        assert_eq!(f.validate(), Ok(()));
         let f = Filter {
             time: TimeRange {
                 from_micros: Some(5),

@@ -141,6 +141,15 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
     any_of("audit_id", &f.audit_ids);
     any_of("source_ip", &f.source_ips);
     any_of("impersonated_user", &f.impersonated_users);
+    if !f.identities.is_empty() {
+        let list = placeholders(f.identities.len());
+        conds.push(format!(
+            "(username IN ({list}) OR impersonated_user IN ({list}))"
+        ));
+        for _ in 0..2 {
+            params.extend(f.identities.iter().cloned().map(Param::Text));
+        }
+    }
     if !f.groups.is_empty() {
         let parts: Vec<String> = f.groups.iter().map(|_| d.contains("groups")).collect();
         conds.push(format!("({})", parts.join(" OR ")));
@@ -254,6 +263,7 @@ pub fn field_expr(d: Dialect, field: Field) -> String {
     match field {
         Field::Cluster => "cluster".into(),
         Field::User => "username".into(),
+        Field::ImpersonatedUser => "impersonated_user".into(),
         Field::Verb => "verb".into(),
         Field::Resource => "concat(resource, CASE WHEN api_group = '' THEN '' ELSE concat('.', api_group) END, CASE WHEN subresource = '' THEN '' ELSE concat('/', subresource) END)".into(),
         Field::ApiGroup => "api_group".into(),
@@ -275,6 +285,7 @@ fn field_columns(field: Field) -> &'static [&'static str] {
     match field {
         Field::Cluster => &["cluster"],
         Field::User => &["username"],
+        Field::ImpersonatedUser => &["impersonated_user"],
         Field::Verb => &["verb"],
         Field::Resource => &["resource", "api_group", "subresource"],
         Field::ApiGroup => &["api_group"],

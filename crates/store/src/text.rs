@@ -46,9 +46,10 @@ pub fn format_micros(micros: i64) -> String {
 
 impl Field {
     /// Every field, in the order the names are listed in errors.
-    pub const ALL: [Field; 13] = [
+    pub const ALL: [Field; 14] = [
         Field::Cluster,
         Field::User,
+        Field::ImpersonatedUser,
         Field::Verb,
         Field::Resource,
         Field::ApiGroup,
@@ -67,6 +68,7 @@ impl Field {
         match self {
             Field::Cluster => "cluster",
             Field::User => "user",
+            Field::ImpersonatedUser => "impersonatedUser",
             Field::Verb => "verb",
             Field::Resource => "resource",
             Field::ApiGroup => "apiGroup",

@@ -33,7 +33,7 @@ fn group_link(scope: &Scope, fields: &[Field], keys: &[String], within: &Filter)
 fn key_cell(scope: &Scope, field: Field, key: &str, within: &Filter) -> Markup {
     let text = shown(field, key);
     let href = match field {
-        Field::User => scope.filter_link(
+        Field::User | Field::ImpersonatedUser => scope.filter_link(
             "/user",
             &Filter {
                 users: vec![key.to_string()],

@@ -310,6 +310,13 @@ fn event_body(
     };
     let groups = strings(value.pointer("/user/groups"));
     let sources = strings(value.get("sourceIPs"));
+    let text = |p: &str| value.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let (status_reason, status_message) = (
+        text("/responseStatus/reason"),
+        text("/responseStatus/message"),
+    );
+    let uid = text("/objectRef/uid");
+    let stream = kubetrail_model::StreamRequest::of(&r.resource, &r.subresource, &r.request_uri);
     // Distinct events that claim this one's identity: all are stored; the reader must know.
     let rivals: Vec<&Record> = stages
         .iter()
@@ -362,8 +369,21 @@ fn event_body(
                         @if !r.name.is_empty() { " · " a #event-history href=(history) { (r.name) " — history" } }
                     }))
                 }
+                @if !uid.is_empty() { (row("Object UID", html! { code #event-uid { (uid) } })) }
+                @if let Some(s) = &stream {
+                    @if !s.command.is_empty() { (row("Command", html! { code #event-command { (s.command_line()) } })) }
+                    @if !s.ports.is_empty() { (row("Ports", html! { (s.ports.join(", ")) })) }
+                    (row("Container", html! {
+                        (s.container.as_deref().unwrap_or("(the pod's default)"))
+                        @if s.tty { " · interactive terminal" } @else if s.stdin { " · with stdin" }
+                    }))
+                }
                 (row("Request URI", html! { code { (r.request_uri) } }))
-                (row("Response", html! { span class=(format::code_class(r.code)) { (format::code(r.code)) } }))
+                (row("Response", html! {
+                    span class=(format::code_class(r.code)) { (format::code(r.code)) }
+                    @if !status_reason.is_empty() { " " (status_reason) }
+                    @if !status_message.is_empty() { div #event-status-message { (status_message) } }
+                }))
                 (row("Source", html! { (sources) }))
                 (row("User agent", html! { (r.user_agent) }))
                 (row("Cluster", html! { (r.cluster) }))

@@ -35,6 +35,17 @@ pub fn precise_time(micros: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A span of time in its largest units: `45s`, `12m`, `3h 20m`, `4d 2h`.
+pub fn age(micros: i64) -> String {
+    let s = (micros / 1_000_000).max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 /// With `pattern` (chrono's strftime), UTC.
 pub fn time_as(micros: i64, pattern: &str) -> String {
     utc(micros)

@@ -20,6 +20,8 @@ pub enum Nav {
     Changes,
     /// Alerts and the rule catalogue.
     Alerts,
+    /// Every cluster's activity.
+    Fleet,
     /// Not one of the above.
     None,
 }
@@ -48,6 +50,7 @@ fn header(viewer: Option<&Viewer>, nav: Nav, scope: Option<&Scope>) -> Markup {
         (Nav::Search, "/search", "Search"),
         (Nav::Changes, "/changes", "Changes"),
         (Nav::Alerts, "/alerts", "Alerts"),
+        (Nav::Fleet, "/fleet", "Fleet"),
     ];
     html! {
         header.top {

@@ -17,6 +17,7 @@ mod changes;
 mod chart;
 mod counts;
 mod event;
+mod fleet;
 mod format;
 mod history;
 mod layout;
@@ -78,14 +79,19 @@ pub struct Context<'a> {
     pub viewer: &'a Viewer,
     /// Source addresses counted as internal.
     pub networks: &'a Networks,
-    /// Collection gaps the agents reported.
+    /// Collection gaps the agents reported (for the overview and the fleet page).
     pub gaps: &'a [Gap],
+    /// The agents' last statuses (for the fleet page).
+    pub agents: &'a [kubetrail_api::wire::AgentView],
     /// The detection rules the server runs, for the pages that name rules (Alerts, Rules);
     /// `None` when it runs none, and for the other pages.
     pub rules: Option<&'a [kubetrail_api::wire::RuleItem]>,
     /// The clusters the store holds events of (the viewer's own, when bound to one), for the
     /// scope bar's cluster picker; empty for a free-text cluster field.
     pub clusters: &'a [String],
+    /// The resources the store names, counted at most once a minute (resource names in a
+    /// page's filter are resolved against them).
+    pub resources: &'a kubetrail_report::ResourceCache,
 }
 
 /// Why a page could not be shown.
@@ -152,11 +158,13 @@ pub enum Page {
     Alerts,
     /// `/rules`: the detection rules.
     Rules,
+    /// `/fleet`: every cluster's activity, agents and gaps.
+    Fleet,
 }
 
 impl Page {
     /// Every page.
-    pub const ALL: [Page; 9] = [
+    pub const ALL: [Page; 10] = [
         Page::Overview,
         Page::Resources,
         Page::Search,
@@ -166,6 +174,7 @@ impl Page {
         Page::Changes,
         Page::Alerts,
         Page::Rules,
+        Page::Fleet,
     ];
 
     /// The page's path.
@@ -180,6 +189,7 @@ impl Page {
             Page::Changes => "/changes",
             Page::Alerts => "/alerts",
             Page::Rules => "/rules",
+            Page::Fleet => "/fleet",
         }
     }
 
@@ -201,6 +211,7 @@ pub fn render(page: Page, ctx: &Context<'_>, query: &str) -> Result<String, UiEr
         Page::Changes => changes::render(ctx, query)?,
         Page::Alerts => alerts::render(ctx, query)?,
         Page::Rules => alerts::render_rules(ctx, query)?,
+        Page::Fleet => fleet::render(ctx, query)?,
     };
     Ok(markup.into_string())
 }

@@ -174,6 +174,53 @@ fn presentation(drill: Drill) -> (&'static str, &'static str, &'static [&'static
     }
 }
 
+/// The latest exec, attach and port-forward requests with what each ran, each a link to its
+/// request's events.
+fn executed_panel(scope: &Scope, commands: &[report::ExecutedCommand]) -> Markup {
+    html! {
+        section.panel.wide #executed-commands {
+            h2 { "Executed commands" }
+            @if commands.is_empty() {
+                p.empty { "No exec, attach or port-forward in this range." }
+            } @else {
+                table {
+                    thead { tr { th { "Time" } th { "User" } th { "Pod" } th { "Container" } th { "Command" } th.num { "Code" } } }
+                    tbody {
+                        @for c in commands {
+                            @let events = scope.filter_link("/search", &Filter {
+                                clusters: vec![c.cluster.clone()],
+                                audit_ids: vec![c.audit_id.clone()],
+                                ..Filter::default()
+                            });
+                            @let time = kubetrail_store::text::parse_time(&c.time)
+                                .map(|t| format::time(t.timestamp_micros()))
+                                .unwrap_or_else(|_| c.time.clone());
+                            tr {
+                                td.time { @match &events { Some(h) => a href=(h) { (time) }, None => (time) } }
+                                td {
+                                    (format::breakable(format::user(&c.user)))
+                                    @if !c.impersonated_user.is_empty() { " → " (format::breakable(&c.impersonated_user)) }
+                                }
+                                td { (format::breakable(&format!("{}/{}", c.namespace, c.pod))) }
+                                td.nowrap { (c.container.as_deref().unwrap_or("(default)")) }
+                                td {
+                                    @match c.kind.as_str() {
+                                        "exec" => code.command { (c.command_line) },
+                                        "attach" => span.muted { "attach" },
+                                        _ => span.muted { "port-forward" },
+                                    }
+                                    @if c.tty { " " span.muted title="interactive terminal" { "(tty)" } }
+                                }
+                                td.num { (format::code(c.code)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Renders `/`.
 pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
     let scope = Scope::of(ctx, query, &["by"])?;
@@ -262,6 +309,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             }
             (counts::section_table(&scope, "external", "Requests from outside the internal networks", &external, &["Source address", "User"], &[Field::SourceIp, Field::User], Some(&all)))
         }
+        (executed_panel(&scope, &o.executed_commands))
         p.note { "Internal networks: " (ctx.networks.describe()) }
         section.panel.wide #gaps {
             h2 { "Collection gaps " span.muted { (gaps.len()) } }

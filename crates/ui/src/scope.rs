@@ -90,7 +90,7 @@ impl Scope {
     /// networks resolved against the store ([`kubetrail_report::resolve_filter`]).
     pub fn of(ctx: &Context<'_>, query: &str, page_keys: &[&str]) -> Result<Scope, UiError> {
         let mut scope = Scope::parse(query, page_keys, ctx.now_micros, ctx.viewer)?;
-        kubetrail_report::resolve_in(ctx.store, &mut scope.filter)?;
+        kubetrail_report::resolve_cached(ctx.store, ctx.resources, &mut scope.filter)?;
         scope.clusters = ctx.clusters.to_vec();
         Ok(scope)
     }
@@ -415,7 +415,7 @@ mod tests {
         assert!(
             e("range=custom&from=yesterday&to=2025-11-26T10:00").starts_with("parameter from:")
         );
-        assert!(e("verb=yeet").contains("unknown verb"));
+        assert!(e("verb=GET").contains("invalid verb"));
         assert!(e("colour=red").contains("unknown parameter \"colour\""));
         assert!(e("since=1h").starts_with("parameter since:"));
         assert!(e("range=7d&from=2025-11-26T09:00").starts_with("parameter from:"));

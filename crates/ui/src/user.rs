@@ -48,6 +48,30 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         _ => Vec::new(),
     };
     let group = |i: usize| each.get(i).cloned().unwrap_or_default();
+    // Both directions of impersonation: whom this identity acted as, and who acted as it.
+    let count_by =
+        |f: &Filter, field: Field| -> Result<Vec<kubetrail_store::GroupCount>, UiError> {
+            let mut groups = ctx
+                .store
+                .aggregate(
+                    f,
+                    &Aggregation::CountBy {
+                        fields: vec![field],
+                        limit: None,
+                    },
+                )?
+                .groups()
+                .to_vec();
+            groups.retain(|g| g.keys.first().is_some_and(|k| !k.is_empty()));
+            Ok(groups)
+        };
+    let acted_as = count_by(&base, Field::ImpersonatedUser)?;
+    let as_me = Filter {
+        users: Vec::new(),
+        impersonated_users: vec![name.clone()],
+        ..base.clone()
+    };
+    let impersonated_by = count_by(&as_me, Field::User)?;
     let chart = activity(ctx, &scope, Split::Verb)?;
     let recent = ctx.store.query(&scope.filter, None, RECENT)?.records;
     let groups = recent
@@ -83,6 +107,12 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             (counts::key_table(&scope, "namespaces", "Namespaces", &group(2), Field::Namespace, &base, ROWS))
             (counts::key_table(&scope, "sources", "From where (source addresses)", &group(3), Field::SourceIp, &base, ROWS))
             (counts::key_table(&scope, "agents", "With which client (user agents)", &group(4), Field::UserAgent, &base, ROWS))
+            @if !acted_as.is_empty() {
+                (counts::key_table(&scope, "acted-as", "Acted as (impersonated users)", &acted_as, Field::ImpersonatedUser, &base, ROWS))
+            }
+            @if !impersonated_by.is_empty() {
+                (counts::key_table(&scope, "impersonated-by", "Impersonated by", &impersonated_by, Field::User, &as_me, ROWS))
+            }
         }
         section.panel.wide {
             h2 { "Latest requests " a.more href=(scope.href("/search", &[])) { "all events →" } }

@@ -11,9 +11,7 @@ use kubetrail_api::paths::MAX_PAGE_SIZE;
 use kubetrail_api::wire::EventItem;
 use kubetrail_api::{Client, ClientOptions};
 use kubetrail_model::decode_event;
-use kubetrail_store::{
-    Aggregation, Cursor, Field, Filter, GroupCount, Page, Record, Store, TimeRange,
-};
+use kubetrail_store::{Cursor, Field, Filter, GroupCount, Page, Record, Store, TimeRange};
 use kubetrail_store_clickhouse::{ClickHouseStore, Connection};
 use kubetrail_store_duckdb::DuckDbStore;
 use serde::de::DeserializeOwned;
@@ -273,16 +271,7 @@ impl Source {
     /// The events `filter` selects counted by `field`.
     fn count_by(&self, filter: &Filter, field: Field) -> Result<Vec<GroupCount>> {
         match self {
-            Source::Local(store) => Ok(store
-                .aggregate(
-                    filter,
-                    &Aggregation::CountBy {
-                        fields: vec![field],
-                        limit: None,
-                    },
-                )?
-                .groups()
-                .to_vec()),
+            Source::Local(store) => Ok(kubetrail_report::count_in(store.as_ref(), filter, field)?),
             Source::Remote(client) => Ok(client.aggregate(filter, &[field.as_str()], None)?.groups),
         }
     }
@@ -358,9 +347,13 @@ impl StoreArgs {
 /// Who, where and when: the scope flags `search` and `report` share.
 #[derive(Debug, Clone, Args)]
 pub struct ScopeArgs {
-    /// User name (repeatable).
+    /// User who acted (repeatable): the authenticated user, or the user a request
+    /// impersonated, so `--user bob` finds what an admin did as bob too.
     #[arg(long = "user", value_name = "USER")]
     pub users: Vec<String>,
+    /// With --user: match the authenticated user only, not an impersonated one.
+    #[arg(long, requires = "users")]
+    pub authenticated_only: bool,
     /// Requests made as this user by another identity: impersonation (repeatable).
     #[arg(long = "as", value_name = "USER")]
     pub impersonated: Vec<String>,
@@ -388,7 +381,16 @@ impl ScopeArgs {
         Ok(Filter {
             time: self.time.range()?,
             clusters: self.clusters.clone(),
-            users: self.users.clone(),
+            users: if self.authenticated_only {
+                self.users.clone()
+            } else {
+                Vec::new()
+            },
+            identities: if self.authenticated_only {
+                Vec::new()
+            } else {
+                self.users.clone()
+            },
             impersonated_users: self.impersonated.clone(),
             namespaces: self.namespaces.clone(),
             ..Filter::default()

@@ -27,7 +27,7 @@ pub struct ChangesArgs {
     /// Resource, as search takes it (e.g. deployments.apps, configmaps).
     #[arg(long)]
     resource: Option<String>,
-    /// User name (repeatable).
+    /// User who acted (repeatable): authenticated or impersonated.
     #[arg(long = "user", value_name = "USER")]
     users: Vec<String>,
     /// Cluster (repeatable).
@@ -59,7 +59,7 @@ pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
     let scope = Filter {
         time: args.time.range()?,
         clusters: args.clusters.clone(),
-        users: args.users.clone(),
+        identities: args.users.clone(),
         namespaces: args.namespace.clone().into_iter().collect(),
         resources,
         ..Filter::default()

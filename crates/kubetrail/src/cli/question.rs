@@ -211,7 +211,7 @@ pub(crate) fn no_csv_diff(output: EventOutput) -> Result<()> {
 }
 
 /// The columns of `-o wide` and `-o csv`.
-const WIDE_COLUMNS: [&str; 14] = [
+const WIDE_COLUMNS: [&str; 16] = [
     "TIME",
     "CLUSTER",
     "USER",
@@ -226,7 +226,37 @@ const WIDE_COLUMNS: [&str; 14] = [
     "SOURCE",
     "USER-AGENT",
     "AUDIT-ID",
+    "MESSAGE",
+    "COMMAND",
 ];
+
+/// Why the apiserver answered as it did: `responseStatus.reason` and `.message` of the
+/// stored event ("Forbidden: secrets is forbidden: User …"), or `""`.
+fn response_message(r: &Record) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.raw) else {
+        return String::new();
+    };
+    let text = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    match (
+        text("/responseStatus/reason"),
+        text("/responseStatus/message"),
+    ) {
+        ("", m) => m.to_string(),
+        (r, "") => r.to_string(),
+        (r, m) => format!("{r}: {m}"),
+    }
+}
+
+/// What an exec, attach or port-forward asked for (`sh -c 'id' in app`), or `""`.
+fn stream_cell(r: &Record) -> String {
+    kubetrail_model::StreamRequest::of(&r.resource, &r.subresource, &r.request_uri)
+        .map(|s| s.summary())
+        .unwrap_or_default()
+}
 
 fn wide_rows(records: &[Record]) -> Vec<Vec<String>> {
     records
@@ -247,6 +277,8 @@ fn wide_rows(records: &[Record]) -> Vec<Vec<String>> {
                 r.source_ip.clone(),
                 r.user_agent.clone(),
                 r.audit_id.clone(),
+                response_message(r),
+                stream_cell(r),
             ]
         })
         .collect()

@@ -32,6 +32,46 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: ReportOutput,
+    /// With -o json: the snake_case keys of releases before 0.2 (`by_verb`, `exec_attach`)
+    /// instead of camelCase. Kept for one release.
+    #[arg(long)]
+    snake_case_keys: bool,
+}
+
+/// `value` as JSON text, its object keys in snake_case when `snake` (the old report keys).
+fn json_text(value: &impl serde::Serialize, snake: bool) -> Result<String> {
+    let mut v = serde_json::to_value(value)?;
+    if snake {
+        snake_keys(&mut v);
+    }
+    Ok(serde_json::to_string(&v)?)
+}
+
+fn snake_keys(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut child) in old {
+                snake_keys(&mut child);
+                map.insert(snake_case(&k), child);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(snake_keys),
+        _ => {}
+    }
+}
+
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The report names as clap lists them, read as [`ReportKind`].
@@ -57,13 +97,16 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let scope = args.scope.filter()?;
     let source = args.source.open()?;
     let json = matches!(args.output, ReportOutput::Json);
+    if args.snake_case_keys && !json {
+        anyhow::bail!("--snake-case-keys is for -o json");
+    }
     match args.kind {
         ReportKind::Overview => {
             let o = source.report(ReportKind::Overview, &scope, |s| {
                 report::overview(s, &scope)
             })?;
             if json {
-                println!("{}", serde_json::to_string(&o)?);
+                println!("{}", json_text(&o, args.snake_case_keys)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!("requests: {}\n", o.requests);
@@ -125,6 +168,33 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
                     &o.exec_attach.top
                 )
             );
+            if !o.executed_commands.is_empty() {
+                let rows: Vec<Vec<String>> = o
+                    .executed_commands
+                    .iter()
+                    .map(|c| {
+                        let user = match c.impersonated_user.as_str() {
+                            "" => c.user.clone(),
+                            as_user => format!("{} → {as_user}", c.user),
+                        };
+                        let what = match c.kind.as_str() {
+                            "exec" => c.command_line.clone(),
+                            other => other.to_string(),
+                        };
+                        vec![
+                            c.time.clone(),
+                            user,
+                            format!("{}/{}", c.namespace, c.pod),
+                            c.container.clone().unwrap_or_default(),
+                            what,
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "executed commands (latest)\n{}",
+                    render(&["TIME", "USER", "POD", "CONTAINER", "COMMAND"], &rows)
+                );
+            }
             println!(
                 "{}",
                 groups_table(
@@ -151,7 +221,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
                 report::resources(s, &scope)
             })?;
             if json {
-                println!("{}", serde_json::to_string(&r)?);
+                println!("{}", json_text(&r, args.snake_case_keys)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let rows: Vec<Vec<String>> = r
@@ -178,35 +248,40 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         ReportKind::Users => {
             let u = source.report(ReportKind::Users, &scope, |s| report::users(s, &scope))?;
             if json {
-                println!("{}", serde_json::to_string(&u)?);
+                println!("{}", json_text(&u, args.snake_case_keys)?);
                 return Ok(ExitCode::SUCCESS);
             }
+            // Requests are counted by the identity that acted; who impersonated it is shown
+            // when anyone did.
+            let via = u.iter().any(|a| !a.impersonated_by.is_empty());
             let rows: Vec<Vec<String>> = u
                 .iter()
                 .map(|a| {
-                    vec![
+                    let mut row = vec![
                         a.user.clone(),
                         a.requests.to_string(),
                         a.writes.to_string(),
                         a.failed.to_string(),
                         a.forbidden.to_string(),
-                    ]
+                    ];
+                    if via {
+                        row.push(a.impersonated_by.join(", "));
+                    }
+                    row
                 })
                 .collect();
-            print!(
-                "{}",
-                render(
-                    &["USER", "REQUESTS", "WRITES", "FAILED", "FORBIDDEN"],
-                    &rows
-                )
-            );
+            let mut headers = vec!["USER", "REQUESTS", "WRITES", "FAILED", "FORBIDDEN"];
+            if via {
+                headers.push("IMPERSONATED BY");
+            }
+            print!("{}", render(&headers, &rows));
         }
         ReportKind::Failures => {
             let f = source.report(ReportKind::Failures, &scope, |s| {
                 report::failures(s, &scope)
             })?;
             if json {
-                println!("{}", serde_json::to_string(&f)?);
+                println!("{}", json_text(&f, args.snake_case_keys)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!(

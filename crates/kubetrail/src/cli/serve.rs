@@ -497,8 +497,8 @@ pub struct WebhookCredentialArgs {
     /// Key of --client-cert (PEM).
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// CA certificate (PEM) that signed the server's certificate.
-    #[arg(long, value_name = "FILE")]
+    /// CA certificate (PEM) that signed the server's certificate (`--ca` is the old name).
+    #[arg(long = "ca-file", visible_alias = "ca", value_name = "FILE")]
     pub ca: Option<PathBuf>,
 }
 

@@ -258,8 +258,10 @@ fn clickhouse_answers_as_the_embedded_store_does() {
         viewer: &viewer,
         networks: &kubetrail_ui::Networks::default(),
         gaps: &[],
+        agents: &[],
         rules: None,
         clusters: &clusters,
+        resources: &kubetrail_report::ResourceCache::default(),
     };
     let all = "range=custom&from=2000-01-01T00:00:00Z&to=2030-01-01T00:00:00Z";
     for (page, query) in [

@@ -111,12 +111,20 @@ fn webhook_config_embeds_what_the_apiserver_needs() {
             "prod",
             "--token-file",
             token.to_str().unwrap(),
+            // The agent's name for the same flag (--ca above is kept as an alias).
+            "--ca-file",
+            ca.to_str().unwrap(),
             "-o",
             out.to_str().unwrap(),
         ],
         "",
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written.contains("certificate-authority-data: LS0tLS1CRUdJTi"),
+        "{written}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

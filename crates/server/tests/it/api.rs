@@ -241,6 +241,7 @@ async fn bad_parameters_are_named() {
     let (h, _) = loaded().await;
     for (uri, needle) in [
         (format!("{}?verb=yeet", paths::EVENTS), "unknown verb"),
+        (format!("{}?verb=GET", paths::EVENTS), "invalid verb"),
         (format!("{}?limit=0", paths::EVENTS), "parameter limit"),
         (format!("{}?limit=99999", paths::EVENTS), "parameter limit"),
         (format!("{}?cursor=zz", paths::EVENTS), "parameter cursor"),

@@ -200,7 +200,7 @@ fn hostile_event() -> String {
         "sourceIPs": ["198.51.100.9"],
         "userAgent": "<script>alert(2)</script>",
         "objectRef": {"resource": "configmaps", "namespace": "default", "name": "javascript:alert(3)", "apiVersion": "v1"},
-        "responseStatus": {"metadata": {}, "code": 200},
+        "responseStatus": {"metadata": {}, "code": 200, "reason": "<b>Because</b>", "message": "<script>alert(7)</script>"},
         "requestReceivedTimestamp": "2026-11-20T10:00:00.000000Z",
         "stageTimestamp": "2026-11-20T10:00:00.100000Z",
         "annotations": {
@@ -208,6 +208,27 @@ fn hostile_event() -> String {
             "authorization.k8s.io/reason": "<script>alert(4)</script>",
             "example.com/<i>note</i>": "javascript:alert(5)"
         }
+    })
+    .to_string()
+}
+
+/// An exec whose command is markup.
+fn hostile_exec() -> String {
+    json!({
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": "0e1f2a3b-xss0-4c5d-8e9f-000000000002",
+        "stage": "ResponseStarted",
+        "requestURI": "/api/v1/namespaces/default/pods/web-0/exec?command=sh&command=-c&command=%3Cscript%3Ealert(8)%3C%2Fscript%3E&container=app&stdin=true&tty=true",
+        "verb": "create",
+        "user": {"username": "mallory", "groups": ["system:authenticated"]},
+        "sourceIPs": ["10.0.0.5"],
+        "userAgent": "kubectl/v1.30.0",
+        "objectRef": {"resource": "pods", "namespace": "default", "name": "web-0", "apiVersion": "v1", "subresource": "exec", "uid": "8f9e-uid-web-0"},
+        "responseStatus": {"metadata": {}, "code": 101},
+        "requestReceivedTimestamp": "2026-11-20T11:00:00.000000Z",
+        "stageTimestamp": "2026-11-20T11:00:00.100000Z"
     })
     .to_string()
 }
@@ -231,9 +252,10 @@ async fn pages_show_the_apis_numbers_and_attacks_as_text() {
     let h = Harness::new();
     let raw = std::fs::read_to_string(testdata("real-audit/falco-k8saudit.jsonl")).unwrap();
     let hostile = hostile_event();
+    let exec = hostile_exec();
     let records: Vec<Record> = raw
         .lines()
-        .chain([hostile.as_str()])
+        .chain([hostile.as_str(), exec.as_str()])
         .filter_map(|l| {
             decode_event(l.as_bytes())
                 .ok()
@@ -253,8 +275,8 @@ async fn pages_show_the_apis_numbers_and_attacks_as_text() {
         ("requests", "/requests"),
         ("failed", "/failed/total"),
         ("forbidden", "/forbidden/total"),
-        ("exec", "/exec_attach/total"),
-        ("rbac", "/rbac_changes/total"),
+        ("exec", "/execAttach/total"),
+        ("rbac", "/rbacChanges/total"),
     ] {
         let want = overview
             .pointer(key)
@@ -272,6 +294,44 @@ async fn pages_show_the_apis_numbers_and_attacks_as_text() {
         assert_eq!(shown, want.to_string(), "tile {tile}");
     }
     assert!(overview["requests"].as_u64().unwrap() > 20, "{overview}");
+    // The executed commands, decoded, newest first, the markup in them shown as text.
+    assert_inert("/", &html);
+    let commands = overview["executedCommands"].as_array().unwrap();
+    assert_eq!(
+        commands[0]["commandLine"],
+        "sh -c '<script>alert(8)</script>'"
+    );
+    assert_eq!(commands[0]["user"], "mallory");
+    assert!(
+        html.contains("sh -c &#39;&lt;script&gt;alert(8)&lt;/script&gt;&#39;")
+            || html.contains("sh -c '&lt;script&gt;alert(8)&lt;/script&gt;'"),
+        "the command is listed as text"
+    );
+    let exec_page = h
+        .get_text(
+            "/event?cluster=default&auditID=0e1f2a3b-xss0-4c5d-8e9f-000000000002",
+            Some(READ),
+        )
+        .await;
+    assert_inert("/event (exec)", &exec_page);
+    assert!(exec_page.contains("id=\"event-command\""));
+    assert!(exec_page.contains("8f9e-uid-web-0"), "the object's UID");
+    assert!(exec_page.contains("interactive terminal"));
+    // The fleet: the one cluster, with the overview's count.
+    let fleet = h.get_text(&format!("/fleet?{range}"), Some(READ)).await;
+    assert_inert("/fleet", &fleet);
+    let row = fleet.split("data-cluster=\"default\"").nth(1).unwrap();
+    let count = row
+        .split("class=\"num\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .replace(',', "");
+    assert_eq!(count, overview["requests"].to_string());
+    assert!(
+        row.contains("silent for"),
+        "the newest event is from 2026-11-20"
+    );
     // The hostile address is outside the internal networks.
     assert!(html.contains("198.51.100.9"));
 
@@ -298,13 +358,21 @@ async fn pages_show_the_apis_numbers_and_attacks_as_text() {
     );
     assert!(html.contains("Authorization</strong>: reason: &lt;script&gt;alert(4)&lt;/script&gt;"));
     assert!(html.contains("&lt;i&gt;note&lt;/i&gt;"));
+    assert!(
+        html.contains("&lt;script&gt;alert(7)&lt;/script&gt;"),
+        "responseStatus.message"
+    );
+    assert!(
+        html.contains("&lt;b&gt;Because&lt;/b&gt;"),
+        "responseStatus.reason"
+    );
     let html = h
         .get_text(&format!("/search?{range}&text=alert"), Some(READ))
         .await;
     assert_eq!(
         html.matches("<tr data-audit-id=").count(),
-        1,
-        "one event has the text"
+        2,
+        "the hostile update and the hostile exec have the text"
     );
     assert!(
         !html.contains("data-count"),

@@ -58,7 +58,7 @@ fn appended_events_survive_reopening() {
     }
     let store = DuckDbStore::open(dir.path()).unwrap();
     assert_eq!(store.count().unwrap(), 100);
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let page = store.query(&Filter::default(), None, 1).unwrap();
     assert_eq!(page.records[0].audit_id, "id99");
     assert!(store.size_bytes().unwrap() > 0);
@@ -97,7 +97,7 @@ fn a_schema_2_store_is_migrated_and_keeps_its_events() {
         .unwrap();
     }
     let store = DuckDbStore::open(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let page = store.query(&Filter::default(), None, 10).unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.records[0].content_hash, 0, "stored before the hash");

@@ -466,6 +466,37 @@ pub fn filters_select_exactly(store: &dyn Store) {
         },
         &["bob"],
     );
+    // Either identity: bob acting as carol is found as bob and as carol.
+    for who in ["bob", "carol"] {
+        check(
+            &format!("identity {who}"),
+            Filter {
+                identities: vec![who.into()],
+                ..Filter::default()
+            },
+            &["bob"],
+        );
+    }
+    check(
+        "identity alice or carol",
+        Filter {
+            identities: vec!["alice".into(), "carol".into()],
+            ..Filter::default()
+        },
+        &all.iter()
+            .copied()
+            .filter(|id| !["anon", "unauth"].contains(id))
+            .collect::<Vec<_>>(),
+    );
+    check(
+        "identity carol, authenticated as alice",
+        Filter {
+            identities: vec!["carol".into()],
+            users: vec!["alice".into()],
+            ..Filter::default()
+        },
+        &[],
+    );
     check(
         "impersonated by nobody",
         Filter {
@@ -749,10 +780,10 @@ pub fn schema_is_versioned(store: &dyn Store) {
 /// Filters the model rejects are errors of kind Invalid, from every backend.
 pub fn invalid_filters_are_rejected(store: &dyn Store) {
     let bad = Filter {
-        verbs: vec!["yeet".into()],
+        verbs: vec!["GET".into()],
         ..Filter::default()
     };
-    let err = store.query(&bad, None, 10).expect_err("unknown verb");
+    let err = store.query(&bad, None, 10).expect_err("upper-case verb");
     assert_eq!(err.kind(), kubetrail_store::ErrorKind::Invalid);
     let err = store
         .aggregate(
@@ -762,7 +793,7 @@ pub fn invalid_filters_are_rejected(store: &dyn Store) {
                 limit: None,
             },
         )
-        .expect_err("unknown verb");
+        .expect_err("upper-case verb");
     assert_eq!(err.kind(), kubetrail_store::ErrorKind::Invalid);
 }
 
