@@ -80,8 +80,9 @@ pub fn cluster_configuration_patch(
         "# kubetrail: the audit settings `kubetrail install apiserver` put in the kube-apiserver\n\
          # manifest, as kubeadm ClusterConfiguration. Merge apiServer.extraArgs and\n\
          # apiServer.extraVolumes into the ClusterConfiguration of the kube-system/kubeadm-config\n\
-         # ConfigMap (kubectl -n kube-system edit configmap kubeadm-config), or pass it to\n\
-         # `kubeadm upgrade apply --config`, so that kubeadm upgrades keep auditing on.\n{yaml}"
+         # ConfigMap (kubectl -n kube-system edit configmap kubeadm-config), keeping everything\n\
+         # else in it: kubeadm upgrade regenerates the manifest from there. This is a fragment,\n\
+         # not a whole configuration: do not pass it to kubeadm as one.\n{yaml}"
     )
 }
 

@@ -306,8 +306,9 @@ fn agent_network_policy(o: &ManifestOptions) -> Value {
             "egress": [
                 {"to": [{"podSelector": {"matchLabels": labels("server")}}],
                  "ports": [{"port": PORT, "protocol": "TCP"}]},
-                {"to": [{"namespaceSelector": {}}],
-                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                // DNS wherever the resolver is (a kube-dns pod, or NodeLocal DNSCache on the
+                // node's link-local address, which no selector names).
+                {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
             ],
         },
     })
@@ -515,6 +516,8 @@ mod tests {
         let np = &find("NetworkPolicy", "kubetrail-agent")["spec"];
         assert_eq!(np["policyTypes"], json!(["Ingress", "Egress"]));
         assert_eq!(np["egress"][0]["ports"][0]["port"], 8080);
+        assert_eq!(np["egress"][1]["ports"][0]["port"], 53);
+        assert!(np["egress"][1].get("to").is_none(), "DNS wherever it is");
         assert_eq!(
             np["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
             "monitoring"

@@ -43,6 +43,6 @@ pub use level::{Level, Stage};
 pub use raw::RawJson;
 pub use request::{KNOWN_VERBS, is_long_running, is_verb_token};
 pub use resources::{ApiResource, BUILTIN_RESOURCES};
-pub use stream::{StreamKind, StreamRequest};
+pub use stream::{StreamKind, StreamRequest, is_invisible_format};
 pub use time::MicroTime;
 pub use version::ApiVersion;

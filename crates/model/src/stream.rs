@@ -63,15 +63,13 @@ impl StreamRequest {
             stdin: false,
         };
         let query = request_uri.split_once('?').map_or("", |(_, q)| q);
-        // A single-valued option takes its first value, as the apiserver's query decoding
-        // (`Convert_Slice_string_To_string`, `_To_bool`) does.
-        let (mut tty, mut stdin) = (None, None);
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            match key.as_ref() {
-                "command" => out.command.push(value.into_owned()),
-                "container" if out.container.is_none() => {
-                    out.container = Some(value.into_owned()).filter(|c| !c.is_empty());
-                }
+        // A single-valued option takes its first value, even an empty one, as the apiserver's
+        // query decoding (`Convert_Slice_string_To_string`, `_To_bool`) does.
+        let (mut tty, mut stdin, mut container) = (None, None, None);
+        for (key, value) in parse_query(query) {
+            match key.as_str() {
+                "command" => out.command.push(value),
+                "container" if container.is_none() => container = Some(value),
                 // The apiserver's port-forward takes `ports=8080` or `ports=8080,9090`.
                 "ports" => out.ports.extend(
                     value
@@ -87,6 +85,7 @@ impl StreamRequest {
         }
         out.tty = tty.unwrap_or(false);
         out.stdin = stdin.unwrap_or(false);
+        out.container = container.filter(|c| !c.is_empty());
         Some(out)
     }
 
@@ -121,6 +120,41 @@ impl StreamRequest {
     }
 }
 
+/// A query string as Go's `url.ParseQuery` reads it, which is what the apiserver acts on:
+/// pairs split at `&` and then at the first `=`, `+` a space and `%XX` a byte; a pair holding a
+/// `;` or a bad `%` escape is dropped, not kept half-decoded.
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.contains(';'))
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((unescape(key)?, unescape(value)?))
+        })
+        .collect()
+}
+
+/// Go's `QueryUnescape`; `None` for a `%` not followed by two hex digits.
+fn unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// How the apiserver's query decoding reads a flag that is present
 /// (`Convert_Slice_string_To_bool`): false only for `0` and `false` in any case; anything
 /// else, the empty value included, is true.
@@ -129,8 +163,9 @@ fn truthy(v: &str) -> bool {
 }
 
 /// `word` quoted for a POSIX shell when it needs it: left alone when every character is
-/// ordinary, otherwise in single quotes (a quote inside written `'\''`). Control characters are
-/// shown escaped, so a command cannot rewrite the terminal or the page it is shown on.
+/// ordinary, otherwise in single quotes (a quote inside written `'\''`). Control characters and
+/// invisible format characters (bidirectional overrides, zero-width spaces) are shown escaped,
+/// so a command can neither rewrite the terminal or page it is shown on nor read as another.
 fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
@@ -143,12 +178,42 @@ fn shell_word(word: &str) -> String {
     for c in word.chars() {
         match c {
             '\'' => out.push_str("'\\''"),
-            c if c.is_control() => out.extend(c.escape_default()),
+            c if c.is_control() || is_invisible_format(c) => out.extend(c.escape_unicode()),
             c => out.push(c),
         }
     }
     out.push('\'');
     out
+}
+
+/// Unicode's format characters (general category Cf, as of Unicode 15.1) and the line and
+/// paragraph separators (Zl, Zp): invisible, or changing how the text around them is shown
+/// (bidirectional overrides, zero-width spaces).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
 }
 
 #[cfg(test)]
@@ -196,6 +261,22 @@ mod tests {
         .unwrap();
         assert_eq!(twice.container.as_deref(), Some("a"));
         assert!(!twice.tty && twice.stdin);
+        // The first container value is empty: the apiserver runs in the default container.
+        let empty = StreamRequest::of(
+            "pods",
+            "exec",
+            "/x/exec?command=id&container=&container=decoy",
+        )
+        .unwrap();
+        assert_eq!(empty.container, None);
+        // Go's ParseQuery drops a pair with a ';' or a bad escape; the apiserver never saw them.
+        let dropped = StreamRequest::of(
+            "pods",
+            "exec",
+            "/x/exec?command=id&command=a;b&command=%zz&command=%41+b",
+        )
+        .unwrap();
+        assert_eq!(dropped.command, ["id", "A b"]);
         assert!(StreamRequest::of("pods", "log", "/api/v1/namespaces/d/pods/p/log").is_none());
         assert!(StreamRequest::of("services", "proxy", "/x").is_none());
         // No query: the options are all defaults.
@@ -208,6 +289,9 @@ mod tests {
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");
         assert_eq!(shell_word("a\u{1b}[2Jb"), r"'a\u{1b}[2Jb'");
+        // A right-to-left override would make `rm -rf /tmp/x` read as something else.
+        assert_eq!(shell_word("x\u{202e}y"), r"'x\u{202e}y'");
+        assert_eq!(shell_word("zero\u{200b}width"), r"'zero\u{200b}width'");
         assert_eq!(
             shell_word("--namespace=kube-system"),
             "--namespace=kube-system"

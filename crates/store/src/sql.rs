@@ -142,12 +142,19 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
     any_of("source_ip", &f.source_ips);
     any_of("impersonated_user", &f.impersonated_users);
     if !f.identities.is_empty() {
-        let list = placeholders(f.identities.len());
-        conds.push(format!(
-            "(username IN ({list}) OR impersonated_user IN ({list}))"
-        ));
-        for _ in 0..2 {
-            params.extend(f.identities.iter().cloned().map(Param::Text));
+        // `""` is "no authenticated user": a request that impersonated no one has an empty
+        // impersonated user too, and is not "acting as nobody".
+        let named: Vec<&String> = f.identities.iter().filter(|i| !i.is_empty()).collect();
+        let users = placeholders(f.identities.len());
+        params.extend(f.identities.iter().cloned().map(Param::Text));
+        if named.is_empty() {
+            conds.push(format!("username IN ({users})"));
+        } else {
+            conds.push(format!(
+                "(username IN ({users}) OR impersonated_user IN ({}))",
+                placeholders(named.len())
+            ));
+            params.extend(named.into_iter().cloned().map(Param::Text));
         }
     }
     if !f.groups.is_empty() {

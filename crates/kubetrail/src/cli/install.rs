@@ -102,8 +102,8 @@ pub struct ApiserverArgs {
     /// exists].
     #[arg(long, value_name = "FILE")]
     readyz_ca_file: Option<PathBuf>,
-    /// How long the apiserver may take to come back ready; past it the original manifest is
-    /// put back.
+    /// How long the restarted apiserver may take to answer ready again once it went down; past
+    /// it the original manifest is put back.
     #[arg(long, default_value = "3m", value_parser = super::common::parse_duration)]
     wait_timeout: std::time::Duration,
 }
@@ -118,52 +118,106 @@ fn readyz_url(args: &ApiserverArgs, manifest: &str) -> String {
     format!("https://{endpoint}/readyz")
 }
 
-/// Waits for the restarted apiserver: first for the old one to stop answering ready (the
-/// kubelet restarts it when it sees the manifest change, within about 20 s), then for the new
-/// one to answer `/readyz` with 200. `Err`: it did not come back within `timeout`.
-fn wait_ready(url: &str, ca: Option<PathBuf>, timeout: std::time::Duration) -> Result<()> {
+/// How the apiserver answered its readiness URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// 200.
+    Ready,
+    /// It answered, but its readiness cannot be read: 401 or 403 (anonymous requests to
+    /// `/readyz` turned off). The process is up and serving TLS.
+    Answering,
+    /// Another status (503 while starting) or no connection.
+    Down,
+}
+
+/// A client of the apiserver's readiness URL.
+struct ReadyProbe {
+    client: kubetrail_api::Client,
+    path: String,
+    url: String,
+}
+
+impl ReadyProbe {
+    fn new(url: &str, ca: Option<PathBuf>) -> Result<ReadyProbe> {
+        use std::time::Duration;
+        let at = url
+            .find("://")
+            .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j));
+        let (base, path) = match at {
+            Some(at) => (&url[..at], &url[at..]),
+            None => (url, "/readyz"),
+        };
+        let client = kubetrail_api::Client::new(
+            base,
+            &kubetrail_api::ClientOptions {
+                ca_file: ca,
+                timeout: Some(Duration::from_secs(5)),
+                ..Default::default()
+            },
+        )?;
+        Ok(ReadyProbe {
+            client,
+            path: path.to_string(),
+            url: url.to_string(),
+        })
+    }
+
+    /// One look; the error is why there was no answer at all.
+    fn look(&self) -> std::result::Result<Readiness, String> {
+        match self.client.status_of(&self.path) {
+            Ok(200) => Ok(Readiness::Ready),
+            Ok(401 | 403) => Ok(Readiness::Answering),
+            Ok(_) => Ok(Readiness::Down),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// How long the kubelet may take to restart the apiserver after its manifest changed: it
+/// reads the manifests directory every 20 s.
+const RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits for the restarted apiserver: first for the old one to stop answering (the kubelet
+/// restarts it when it sees the manifest change), then, within `timeout` of that, for the new
+/// one to answer ready. `Err`: it went down and did not come back. Not seeing it go down
+/// within [`RESTART_WINDOW`] is not a failure (the kubelet may be slow): it is said, and the
+/// new apiserver is left unchecked.
+fn wait_ready(probe: &ReadyProbe, timeout: std::time::Duration) -> Result<()> {
     use std::time::{Duration, Instant};
-    let (base, path) = match url
-        .find("://")
-        .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
-    {
-        Some(at) => (&url[..at], &url[at..]),
-        None => (url, "/readyz"),
-    };
-    let client = kubetrail_api::Client::new(
-        base,
-        &kubetrail_api::ClientOptions {
-            ca_file: ca,
-            timeout: Some(Duration::from_secs(5)),
-            ..Default::default()
-        },
-    )?;
-    let ready = || matches!(client.status_of(path), Ok(200));
+    let url = &probe.url;
     let start = Instant::now();
-    let restart_window = Duration::from_secs(60).min(timeout);
-    let mut saw_restart = false;
-    while start.elapsed() < restart_window {
-        if !ready() {
-            saw_restart = true;
+    let mut went_down = None;
+    while start.elapsed() < RESTART_WINDOW {
+        if !matches!(probe.look(), Ok(Readiness::Ready | Readiness::Answering)) {
+            went_down = Some(Instant::now());
             break;
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    if !saw_restart {
+    let Some(down) = went_down else {
         eprintln!(
-            "warning: the apiserver answered {url} throughout the first {}s; the kubelet may not have restarted it yet",
-            restart_window.as_secs()
+            "warning: the apiserver kept answering {url} for {}s: the kubelet has not restarted it yet, so the new settings are unchecked (undo with --revert)",
+            RESTART_WINDOW.as_secs()
         );
-    }
-    while start.elapsed() < timeout {
-        if ready() {
-            println!("the apiserver is ready again ({url})");
-            return Ok(());
+        return Ok(());
+    };
+    while down.elapsed() < timeout {
+        match probe.look() {
+            Ok(Readiness::Ready) => {
+                println!("the apiserver is ready again ({url})");
+                return Ok(());
+            }
+            Ok(Readiness::Answering) => {
+                println!(
+                    "the apiserver answers {url} again (401/403: its readiness is not readable anonymously)"
+                );
+                return Ok(());
+            }
+            _ => std::thread::sleep(Duration::from_secs(1)),
         }
-        std::thread::sleep(Duration::from_secs(1));
     }
     bail!(
-        "the apiserver did not answer {url} with 200 within {}s of the change",
+        "the apiserver did not answer {url} with 200 within {}s of going down for the restart",
         timeout.as_secs()
     )
 }
@@ -304,6 +358,27 @@ fn apiserver(args: ApiserverArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     backup::check_location(&args.backup_dir, &args.manifest)?;
+    // The readiness check must work before the change, or a failure after it would say
+    // nothing about the new settings (a wrong URL, a CA that does not match).
+    let probe = if args.no_wait || !manifest_changes {
+        None
+    } else {
+        let url = readyz_url(&args, &manifest);
+        let ca = args.readyz_ca_file.clone().or_else(|| {
+            let kubeadm_ca = PathBuf::from("/etc/kubernetes/pki/ca.crt");
+            kubeadm_ca.exists().then_some(kubeadm_ca)
+        });
+        let probe = ReadyProbe::new(&url, ca)?;
+        match probe.look() {
+            Ok(Readiness::Ready | Readiness::Answering) => Some(probe),
+            Ok(Readiness::Down) => bail!(
+                "the apiserver is not ready at {url} before the change: nothing changed (--no-wait to change it anyway)"
+            ),
+            Err(e) => bail!(
+                "cannot check the apiserver's readiness at {url} ({e}): nothing changed; give --readyz-url and --readyz-ca-file, or --no-wait"
+            ),
+        }
+    };
     let mut paths: Vec<&Path> = vec![&args.manifest];
     paths.extend(files.iter().map(|(p, _)| *p));
     let record = backup::save(&args.backup_dir, &paths)?;
@@ -325,20 +400,15 @@ fn apiserver(args: ApiserverArgs) -> Result<ExitCode> {
             "updated {} (the kubelet restarts the apiserver)",
             args.manifest.display()
         );
-        if !args.no_wait {
-            let url = readyz_url(&args, &manifest);
-            let ca = args.readyz_ca_file.clone().or_else(|| {
-                let kubeadm_ca = PathBuf::from("/etc/kubernetes/pki/ca.crt");
-                kubeadm_ca.exists().then_some(kubeadm_ca)
-            });
-            if let Err(e) = wait_ready(&url, ca, args.wait_timeout) {
-                backup::restore(&args.backup_dir.join(&record.stamp), &record)?;
-                bail!(
-                    "{e}: put the original {} back (and removed what the install wrote); the backup stays in {}",
-                    args.manifest.display(),
-                    args.backup_dir.join(&record.stamp).display()
-                );
-            }
+        if let Some(probe) = &probe
+            && let Err(e) = wait_ready(probe, args.wait_timeout)
+        {
+            backup::restore(&args.backup_dir.join(&record.stamp), &record)?;
+            bail!(
+                "{e}: put the original {} back (and removed what the install wrote); the backup stays in {}",
+                args.manifest.display(),
+                args.backup_dir.join(&record.stamp).display()
+            );
         }
     }
     println!(

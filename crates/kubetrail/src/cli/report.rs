@@ -61,15 +61,20 @@ fn snake_keys(v: &mut serde_json::Value) {
     }
 }
 
+/// `byVerb` → `by_verb`; a run of capitals is one word (`auditID` → `audit_id`).
 fn snake_case(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
+    let mut previous_upper = false;
     for c in key.chars() {
         if c.is_ascii_uppercase() {
-            out.push('_');
+            if !previous_upper && !out.is_empty() {
+                out.push('_');
+            }
             out.push(c.to_ascii_lowercase());
         } else {
             out.push(c);
         }
+        previous_upper = c.is_ascii_uppercase();
     }
     out
 }
@@ -307,4 +312,21 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn the_old_keys_are_snake_case_with_acronyms_as_one_word() {
+        for (camel, snake) in [
+            ("byVerb", "by_verb"),
+            ("execAttach", "exec_attach"),
+            ("auditID", "audit_id"),
+            ("requests", "requests"),
+        ] {
+            assert_eq!(snake_case(camel), snake);
+        }
+    }
 }

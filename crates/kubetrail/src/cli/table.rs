@@ -4,6 +4,8 @@
 //! terminal or make a name read other than it is. Everything else the command line prints that
 //! holds such values goes through [`escape`] too; `-o json` output is JSON-escaped instead.
 
+use kubetrail_model::is_invisible_format;
+
 /// Renders `rows` under `headers`.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     let clean: Vec<Vec<String>> = rows
@@ -62,35 +64,6 @@ pub fn printable(s: &str) -> String {
         return "<none>".into();
     }
     escape(s)
-}
-
-/// Unicode's format characters (general category Cf, as of Unicode 15.1) and the line and
-/// paragraph separators (Zl, Zp): invisible, or changing how the text around them is shown.
-fn is_invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{ad}'
-            | '\u{600}'..='\u{605}'
-            | '\u{61c}'
-            | '\u{6dd}'
-            | '\u{70f}'
-            | '\u{890}'..='\u{891}'
-            | '\u{8e2}'
-            | '\u{180e}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-            | '\u{110bd}'
-            | '\u{110cd}'
-            | '\u{13430}'..='\u{1343f}'
-            | '\u{1bca0}'..='\u{1bca3}'
-            | '\u{1d173}'..='\u{1d17a}'
-            | '\u{e0001}'
-            | '\u{e0020}'..='\u{e007f}'
-    )
 }
 
 #[cfg(test)]

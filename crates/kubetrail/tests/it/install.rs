@@ -196,15 +196,31 @@ fn wait_for_the_apiserver_and_put_the_original_back_when_it_does_not_come_back()
             "",
         )
     };
-    // Restarted (503) and never ready again: everything is put back.
+    // Not ready before the change, or not reachable: nothing is changed.
     let o = install(&fake_apiserver(vec![503]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("before the change: nothing changed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = install("http://127.0.0.1:1/readyz");
+    assert!(
+        stderr(&o).contains("cannot check the apiserver's readiness"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&manifest).unwrap(), original);
+    assert!(!policy.exists() && !patch.exists());
+    // Ready, restarted (503) and never ready again: everything is put back.
+    let o = install(&fake_apiserver(vec![200, 503]));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("did not answer"), "{}", stderr(&o));
     assert!(stderr(&o).contains("put the original"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&manifest).unwrap(), original);
     assert!(!policy.exists() && !patch.exists());
     // Restarted and ready again: the install stands.
-    let o = install(&fake_apiserver(vec![503, 503, 200]));
+    let o = install(&fake_apiserver(vec![200, 503, 503, 200]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("the apiserver is ready again"),

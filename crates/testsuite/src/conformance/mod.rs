@@ -488,6 +488,23 @@ pub fn filters_select_exactly(store: &dyn Store) {
             .filter(|id| !["anon", "unauth"].contains(id))
             .collect::<Vec<_>>(),
     );
+    // The empty identity is "no authenticated user", not "impersonated nobody".
+    check(
+        "no identity",
+        Filter {
+            identities: vec!["".into()],
+            ..Filter::default()
+        },
+        &["anon", "unauth"],
+    );
+    check(
+        "no identity or carol",
+        Filter {
+            identities: vec!["".into(), "carol".into()],
+            ..Filter::default()
+        },
+        &["anon", "unauth", "bob"],
+    );
     check(
         "identity carol, authenticated as alice",
         Filter {
