@@ -68,6 +68,29 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages: kubetrail(1) and one per command (kubetrail-search(1), ...).
+    Man {
+        /// The directory to write them into (e.g. /usr/local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
+}
+
+/// Writes `cmd`'s manual page as `DIR/NAME.1`, and its subcommands' as `NAME-SUB.1`; returns
+/// how many it wrote.
+fn write_man(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    let mut text = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .title(name.to_string())
+        .render(&mut text)?;
+    let path = dir.join(format!("{name}.1"));
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    let mut n = 1;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        n += write_man(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(n)
 }
 
 /// The command line, with the help of `serve`'s and `agent`'s flags taken from their
@@ -108,6 +131,17 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command(), "kubetrail", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Man { dir } => std::fs::create_dir_all(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                let mut cmd = command();
+                cmd.build();
+                write_man(&cmd, "kubetrail", &dir)
+            })
+            .map(|n| {
+                println!("wrote {n} manual pages into {}", dir.display());
+                ExitCode::SUCCESS
+            }),
     };
     match result {
         Ok(code) => code,

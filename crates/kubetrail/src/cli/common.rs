@@ -199,8 +199,16 @@ pub fn read_token_file(path: &Path) -> Result<String> {
 impl SourceArgs {
     /// Opens the local store, or a client of the server.
     pub fn open(&self) -> Result<Source> {
+        match self.client()? {
+            Some(client) => Ok(Source::Remote(client)),
+            None => Ok(Source::Local(self.store.open_existing()?)),
+        }
+    }
+
+    /// A client of `--server`, when one is given.
+    pub fn client(&self) -> Result<Option<Client>> {
         let Some(server) = &self.server else {
-            return Ok(Source::Local(self.store.open_existing()?));
+            return Ok(None);
         };
         let token = match (&self.token, &self.token_file) {
             (Some(t), _) => Some(t.clone()),
@@ -212,7 +220,7 @@ impl SourceArgs {
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
         };
-        Ok(Source::Remote(
+        Ok(Some(
             Client::new(server, &options).with_context(|| format!("--server {server}"))?,
         ))
     }

@@ -1,7 +1,8 @@
 //! `kubetrail import`: load audit log files, as kube-apiserver writes them, into the local
 //! store. One thread reads and decodes, the caller's thread appends batches as one bulk load
 //! ([`Store::bulk`](kubetrail_store::Store::bulk)); malformed lines are counted, reported with
-//! `file:line`, and skipped.
+//! `file:line`, and skipped. With `--server`, the lines go to a running server's ingest API
+//! instead (a backfill while it runs), which decodes, redacts and stores them as an agent's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,12 +18,15 @@ use kubetrail_store::intake::{Rejections, decode_line};
 use kubetrail_tail::{LineReader, order_paths};
 use serde::Serialize;
 
-use super::common::StoreArgs;
+use super::common::SourceArgs;
+
+mod remote;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    /// The local store, or (`--server URL` with an ingest token) a running server.
     #[command(flatten)]
-    store: StoreArgs,
+    source: SourceArgs,
     /// Cluster the events belong to.
     #[arg(long, default_value = "default")]
     cluster: String,
@@ -51,23 +55,23 @@ pub struct ImportArgs {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    files: usize,
-    lines: u64,
-    events: u64,
-    stored: u64,
-    duplicates: u64,
+    pub(crate) files: usize,
+    pub(crate) lines: u64,
+    pub(crate) events: u64,
+    pub(crate) stored: u64,
+    pub(crate) duplicates: u64,
     /// Stored events that claim the identity (auditID, stage, time) of a different event.
-    conflicts: u64,
-    malformed: u64,
-    malformed_reasons: Vec<String>,
+    pub(crate) conflicts: u64,
+    pub(crate) malformed: u64,
+    pub(crate) malformed_reasons: Vec<String>,
     /// Files that could not be read to their end (a `.gz` cut short): where, and why.
-    damaged_files: Vec<String>,
+    pub(crate) damaged_files: Vec<String>,
     /// With `--detect`: alerts the rules raised, and of those the ones not stored before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    alerts_raised: Option<u64>,
+    pub(crate) alerts_raised: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    alerts_stored: Option<u64>,
-    seconds: f64,
+    pub(crate) alerts_stored: Option<u64>,
+    pub(crate) seconds: f64,
 }
 
 enum Message {
@@ -103,14 +107,27 @@ pub(crate) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
-    let started = Instant::now();
-    let ordered = order_paths(&expand(&args.paths)?);
-    let total_bytes: u64 = ordered
+/// A bar over the bytes of `files`.
+pub(crate) fn progress_bar(files: &[kubetrail_tail::LogFile]) -> ProgressBar {
+    let total_bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(&f.path).ok())
         .map(|m| m.len())
         .sum();
+    let progress = ProgressBar::new(total_bytes);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress
+}
+
+pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
+    if let Some(client) = args.source.client()? {
+        return remote::run(&args, &client);
+    }
+    let started = Instant::now();
+    let ordered = order_paths(&expand(&args.paths)?);
     // A rule file that does not load is refused before anything is imported.
     let detection = if args.detect {
         let rt = kubetrail_detect::Runtime::new();
@@ -119,25 +136,21 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
     } else {
         None
     };
-    let store = args.store.open_for_write()?;
+    let store = args.source.store.open_for_write()?;
     let redactor = if args.no_redact {
         eprintln!(
             "warning: --no-redact: Secret values, tokens and passwords in these events are stored as they are"
         );
         None
     } else {
-        let (r, notes) = super::common::redactor(&args.store.data_dir, &[])?;
+        let (r, notes) = super::common::redactor(&args.source.store.data_dir, &[])?;
         for note in notes {
             eprintln!("note: {note}");
         }
         Some(r)
     };
 
-    let progress = ProgressBar::new(total_bytes);
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {msg} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let progress = progress_bar(&ordered);
     let done_bytes = Arc::new(AtomicU64::new(0));
 
     let (tx, rx) = mpsc::sync_channel::<Message>(4);
@@ -249,12 +262,12 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        print_summary(&summary, &args.store.describe());
+        print_summary(&summary, &args.source.store.describe());
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn print_summary(s: &Summary, store: &str) {
+pub(crate) fn print_summary(s: &Summary, store: &str) {
     let rate = if s.seconds > 0.0 {
         s.events as f64 / s.seconds
     } else {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod alertmanager;
+mod backfill;
 mod clickhouse;
 mod collect;
 mod detect;

@@ -316,3 +316,18 @@ fn completion_scripts_name_the_commands() {
     let out = kubetrail(&["completion", "tcsh"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn man_pages_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kubetrail(&["man", "--dir", dir.path().to_str().unwrap()], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert!(page("kubetrail.1").contains(".TH kubetrail 1"));
+    let search = page("kubetrail-search.1");
+    assert!(search.contains(".TH kubetrail-search 1"), "{search}");
+    assert!(search.contains("source\\-ip"), "{search}");
+    // Nested commands get their own pages too.
+    assert!(page("kubetrail-install-apiserver.1").contains("readyz\\-url"));
+    assert!(!dir.path().join("kubetrail-help.1").exists());
+}
