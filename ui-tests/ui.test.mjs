@@ -155,6 +155,15 @@ test('the overview shows the API\'s numbers for the same range', async () => {
   assert.equal(totals.reduce((a, b) => a + b, 0), o.requests);
   const hover = await page.locator('g.bucket rect title').first().textContent();
   assert.match(hover, /UTC · \w+: [\d,]+$/);
+  // A bar opens exactly the requests it counts.
+  const bars = await page.locator('a.bar').evaluateAll((as) =>
+    as.map((a) => [a.getAttribute('href'), Number(a.querySelector('g.bucket').dataset.total)]));
+  assert.ok(bars.length > 10, `${bars.length} linked bars`);
+  for (const [href, total] of [bars[0], bars[bars.length - 1]]) {
+    await page.goto(base + href);
+    assert.equal(number(await page.locator('#match-count').innerText()), total, href);
+  }
+  await page.goto(`${base}/?${DAY}`);
   // Top users, in the API's order with its counts.
   const rows = await page.locator('#top-users tr').evaluateAll((trs) =>
     trs.map((tr) => [tr.cells[0].innerText, tr.cells[1].innerText]));

@@ -66,7 +66,7 @@ impl StreamRequest {
         // A single-valued option takes its first value, even an empty one, as the apiserver's
         // query decoding (`Convert_Slice_string_To_string`, `_To_bool`) does.
         let (mut tty, mut stdin, mut container) = (None, None, None);
-        for (key, value) in parse_query(query) {
+        for (key, value) in crate::parse_query(query) {
             match key.as_str() {
                 "command" => out.command.push(value),
                 "container" if container.is_none() => container = Some(value),
@@ -118,41 +118,6 @@ impl StreamRequest {
         }
         s
     }
-}
-
-/// A query string as Go's `url.ParseQuery` reads it, which is what the apiserver acts on:
-/// pairs split at `&` and then at the first `=`, `+` a space and `%XX` a byte; a pair holding a
-/// `;` or a bad `%` escape is dropped, not kept half-decoded.
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.contains(';'))
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((unescape(key)?, unescape(value)?))
-        })
-        .collect()
-}
-
-/// Go's `QueryUnescape`; `None` for a `%` not followed by two hex digits.
-fn unescape(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// How the apiserver's query decoding reads a flag that is present

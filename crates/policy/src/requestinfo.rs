@@ -67,7 +67,7 @@ pub fn resolve(method: &str, url: &str) -> Result<RequestInfo, RequestInfoError>
             reason: e.to_string(),
         })?
         .into_owned();
-    let query = parse_query(raw_query);
+    let query = kubetrail_model::parse_query(raw_query);
 
     let mut info = RequestInfo {
         path: path.clone(),
@@ -209,47 +209,4 @@ fn check_escapes(raw: &str, url: &str) -> Result<(), RequestInfoError> {
         }
     }
     Ok(())
-}
-
-/// Go's `url.ParseQuery` as `URL.Query()` uses it: pairs split on `&`; a pair containing `;`
-/// or a bad escape is skipped; `+` is a space.
-fn parse_query(raw: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for pair in raw.split('&') {
-        if pair.is_empty() || pair.contains(';') {
-            continue;
-        }
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if let (Some(k), Some(v)) = (query_unescape(k), query_unescape(v)) {
-            out.push((k, v));
-        }
-    }
-    out
-}
-
-fn query_unescape(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut bytes = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
-                    return None;
-                }
-                bytes.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                bytes.push(b' ');
-                i += 1;
-            }
-            c => {
-                bytes.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(bytes).ok()
 }

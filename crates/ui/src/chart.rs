@@ -130,7 +130,14 @@ fn totals(series: &[Series], n: usize) -> Vec<u64> {
 }
 
 /// Events over time: one stacked bar per bucket. `starts` are the buckets' start times.
-pub fn time_bars(title: &str, starts: &[i64], bucket_micros: i64, series: &[Series]) -> Markup {
+/// With `link`, each bar with requests links to `link(bucket start)`: the events it counts.
+pub fn time_bars(
+    title: &str,
+    starts: &[i64],
+    bucket_micros: i64,
+    series: &[Series],
+    link: Option<&dyn Fn(i64) -> String>,
+) -> Markup {
     let n = starts.len().max(1);
     let totals = totals(series, starts.len());
     let max = totals.iter().copied().max().unwrap_or(0);
@@ -154,14 +161,20 @@ pub fn time_bars(title: &str, starts: &[i64], bucket_micros: i64, series: &[Seri
                 line.axis x1=(LEFT) x2=(WIDTH - RIGHT) y1=(TOP + plot_h) y2=(TOP + plot_h) {}
                 @for (i, start) in starts.iter().enumerate() {
                     @let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
-                    g.bucket data-start=(start) data-total=(totals[i]) {
-                        title { (format::time(*start)) " UTC · " (format::count(totals[i])) " requests" }
-                        @for (s, base, v) in stack(series, i) {
-                            rect class=(format!("s{}", series[s].colour() % COLOURS)) x=(format!("{x:.2}")) width=(format!("{bar:.2}"))
-                                y=(format!("{:.2}", y((base + v) as f64))) height=(format!("{:.2}", (v as f64) / top * plot_h)) {
-                                title { (format::time(*start)) " UTC · " (series[s].name) ": " (format::count(v)) }
+                    @let bars = html! {
+                        g.bucket data-start=(start) data-total=(totals[i]) {
+                            title { (format::time(*start)) " UTC · " (format::count(totals[i])) " requests" }
+                            @for (s, base, v) in stack(series, i) {
+                                rect class=(format!("s{}", series[s].colour() % COLOURS)) x=(format!("{x:.2}")) width=(format!("{bar:.2}"))
+                                    y=(format!("{:.2}", y((base + v) as f64))) height=(format!("{:.2}", (v as f64) / top * plot_h)) {
+                                    title { (format::time(*start)) " UTC · " (series[s].name) ": " (format::count(v)) }
+                                }
                             }
                         }
+                    };
+                    @match link {
+                        Some(link) if totals[i] > 0 => { a.bar href=(link(*start)) { (bars) } }
+                        _ => { (bars) }
                     }
                     @if i % label_every == 0 {
                         @let centre = x + bar / 2.0;
@@ -245,9 +258,15 @@ mod tests {
                 })
                 .collect()
         };
-        let a = time_bars("a", &[0], 60_000_000, &series(&["delete", "get"])).into_string();
-        let b =
-            time_bars("b", &[0], 60_000_000, &series(&["get", "create", "delete"])).into_string();
+        let a = time_bars("a", &[0], 60_000_000, &series(&["delete", "get"]), None).into_string();
+        let b = time_bars(
+            "b",
+            &[0],
+            60_000_000,
+            &series(&["get", "create", "delete"]),
+            None,
+        )
+        .into_string();
         for svg in [&a, &b] {
             assert!(
                 svg.contains(r#"<rect class="s3" x="#) && svg.contains(r#"<rect class="s0" x="#),
@@ -278,6 +297,7 @@ mod tests {
                     values: vec![1, 2],
                 },
             ],
+            None,
         )
         .into_string();
         assert!(svg.contains("data-total=\"4\""), "{svg}");
@@ -285,6 +305,23 @@ mod tests {
         assert!(svg.contains("&lt;script&gt;x&lt;/script&gt;: 3"));
         assert!(!svg.contains("<script>"));
         assert!(!svg.contains("<b>"));
+        // Linked, each bucket with requests opens its own events; an empty one links nowhere.
+        let linked = time_bars(
+            "t",
+            &[0, 60_000_000],
+            60_000_000,
+            &[Series {
+                name: "get".into(),
+                values: vec![0, 2],
+            }],
+            Some(&|start| format!("/search?from={start}&x=<&")),
+        )
+        .into_string();
+        assert_eq!(linked.matches("<a class=\"bar\"").count(), 1, "{linked}");
+        assert!(
+            linked.contains("href=\"/search?from=60000000&amp;x=&lt;&amp;\""),
+            "{linked}"
+        );
         // Two bars in the first bucket, one in the second (a zero draws nothing).
         assert_eq!(svg.matches("<rect class=\"s").count(), 3 + 2, "{svg}");
         // SVG elements in HTML must be closed, or the parser nests what follows inside them.

@@ -97,8 +97,8 @@ pub fn scope_bar(scope: &Scope, path: &str, hidden: &[&str]) -> Markup {
             form.scopeform method="get" action=(path) {
                 @for (k, v) in &kept { input type="hidden" name=(k) value=(v); }
                 input type="hidden" name="range" value="custom";
-                label { "From " input type="datetime-local" name="from" value=(format::input_time(scope.from_micros)); }
-                label { "To " input type="datetime-local" name="to" value=(format::input_time(scope.to_micros)); }
+                label { "From (UTC) " input type="datetime-local" name="from" value=(format::input_time(scope.from_micros)); }
+                label { "To (UTC) " input type="datetime-local" name="to" value=(format::input_time(scope.to_micros)); }
                 @if scope.clusters.is_empty() {
                     label { "Cluster " input type="text" name="cluster" value=[scope.get("cluster")] placeholder="all"; }
                 } @else {

@@ -152,7 +152,31 @@ pub fn activity(ctx: &Context<'_>, scope: &Scope, split: Split) -> Result<Markup
         Split::Verb => "Requests over time, by verb",
         Split::Class => "Requests over time, by response class",
     };
-    Ok(chart::time_bars(title, &starts, width, &series))
+    // Each bar opens the events it counts: the scope in the bar's part of the range.
+    let link = |start: i64| {
+        let f = Filter {
+            time: kubetrail_store::TimeRange {
+                from_micros: Some(start.max(scope.from_micros)),
+                to_micros: Some((start + width).min(scope.to_micros)),
+            },
+            ..report::base(&scope.filter)
+        };
+        let mut pairs = vec![("range", "custom".to_string())];
+        for (k, v) in kubetrail_api::params::filter_to_pairs(&f) {
+            pairs.push(match (k, v.as_str()) {
+                ("user", "") => (k, crate::scope::NO_USER.to_string()),
+                _ => (k, v),
+            });
+        }
+        crate::scope::with_query("/search", pairs)
+    };
+    Ok(chart::time_bars(
+        title,
+        &starts,
+        width,
+        &series,
+        Some(&link),
+    ))
 }
 
 /// How the overview shows a drill-down: the tile's label, the section's anchor, its columns,
