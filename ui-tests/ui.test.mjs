@@ -496,6 +496,18 @@ test('the overview lists the executed commands the API reports, and the fleet ev
   assert.deepEqual([silent.prod, silent.lab, silent.shop], [false, true, true]);
 });
 
+test('hiding system identities leaves the people, as the API counts them', async () => {
+  await page.goto(`${base}/?${DAY}`);
+  await page.locator('label.check input[name="user"]').check();
+  await page.click('form.scopeform button[type="submit"]');
+  await page.waitForURL(/user=%21system%3A\*/);
+  const o = await api(`/api/v1/audit/reports/overview?${DAY_API}&user=${encodeURIComponent('!system:*')}`);
+  assert.equal(await tile('requests'), o.requests);
+  const users = await page.locator('#top-users tr').evaluateAll((trs) => trs.map((tr) => tr.cells[0].innerText));
+  assert.ok(users.length > 0 && users.every((u) => !u.startsWith('system:')), JSON.stringify(users));
+  assert.ok(await page.locator('label.check input[name="user"]').isChecked());
+});
+
 test('the Alerts page shows what the rules raised, as the API answers it', async () => {
   await postHostileExec();
   await page.goto(`${base}/alerts?${DAY}`);

@@ -76,11 +76,19 @@ impl Filter {
             } else {
                 StageSelection::All
             };
+        // Left out by either: left out of both.
+        let mut excluded_users = self.excluded_users.clone();
+        for u in &other.excluded_users {
+            if !excluded_users.contains(u) {
+                excluded_users.push(u.clone());
+            }
+        }
         Ok(Some(Filter {
             time,
             clusters,
             users,
             identities,
+            excluded_users,
             impersonated_users,
             groups,
             verbs,

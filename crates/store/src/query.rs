@@ -196,6 +196,10 @@ pub struct Filter {
     /// what bob did himself).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identities: Vec<String>,
+    /// Authenticated users left out: a name, or a prefix ending in `*` (`system:*` hides every
+    /// system identity). Written `!system:*` where a user is asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_users: Vec<String>,
     /// Impersonated user names: requests made as them by another identity (`""` for requests
     /// that impersonated no one).
     pub impersonated_users: Vec<String>,
@@ -243,6 +247,13 @@ impl Filter {
         }
         if self.text.as_deref() == Some("") {
             return Err("empty text search".into());
+        }
+        for u in &self.excluded_users {
+            if u.trim_end_matches('*').contains('*') {
+                return Err(format!(
+                    "invalid user pattern {u:?}: only a trailing * is a wildcard (system:*)"
+                ));
+            }
         }
         Ok(())
     }

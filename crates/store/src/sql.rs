@@ -69,6 +69,13 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    fn starts_with(self, text: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::DuckDbCounted => format!("starts_with({text}, ?)"),
+            Dialect::ClickHouse => format!("position({text}, ?) = 1"),
+        }
+    }
+
     fn contains(self, haystack: &str) -> String {
         match self {
             Dialect::DuckDb | Dialect::DuckDbCounted => format!("contains({haystack}, ?)"),
@@ -155,6 +162,20 @@ pub fn where_clause(d: Dialect, f: &Filter, cursor: Option<&Cursor>) -> Sql {
                 placeholders(named.len())
             ));
             params.extend(named.into_iter().cloned().map(Param::Text));
+        }
+    }
+    for u in &f.excluded_users {
+        match u.strip_suffix('*') {
+            // `*` alone: every user, the unauthenticated ones included.
+            Some("") => conds.push("1 = 0".into()),
+            Some(prefix) => {
+                conds.push(format!("NOT {}", d.starts_with("username")));
+                params.push(Param::Text(prefix.to_string()));
+            }
+            None => {
+                conds.push("username <> ?".into());
+                params.push(Param::Text(u.clone()));
+            }
         }
     }
     if !f.groups.is_empty() {

@@ -23,9 +23,14 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
 /// An RFC 3339 time.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     // A date alone is its midnight, UTC: `--from 2024-05-01 --to 2024-05-02` is that day.
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        && s.len() == 10
-    {
+    // Exactly YYYY-MM-DD: chrono's %Y also reads signed years (`-06022-5-5`), which no RFC 3339
+    // time can write back (found by the query_params fuzz target).
+    let is_date = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if is_date && let Ok(day) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
     }
     DateTime::parse_from_rfc3339(s)
@@ -119,7 +124,14 @@ mod tests {
         assert_eq!(t("2024-05-01"), Ok(1_714_521_600));
         assert_eq!(t("2024-05-01T00:00:00Z"), Ok(1_714_521_600));
         assert_eq!(t("2024-05-01T02:00:00+02:00"), Ok(1_714_521_600));
-        for bad in ["2024-5-1", "2024-05-32", "yesterday", "2024-05-01 10:00"] {
+        for bad in [
+            "2024-5-1",
+            "2024-05-32",
+            "yesterday",
+            "2024-05-01 10:00",
+            "-06022-5-5",
+            "+2024-5-01",
+        ] {
             let e = t(bad).unwrap_err();
             assert!(e.contains("or a date (2024-05-01"), "{bad}: {e}");
         }

@@ -26,6 +26,10 @@ fn alert_filter(scope: &Scope, now_micros: i64) -> Result<AlertFilter, UiError> 
         ("group", f.groups.is_empty()),
         ("impersonated", f.impersonated_users.is_empty()),
         ("identity", f.identities.is_empty()),
+        (
+            "user (a !name that leaves users out)",
+            f.excluded_users.is_empty(),
+        ),
         ("verb", f.verbs.is_empty()),
         ("resource", f.resources.is_empty()),
         ("name", f.names.is_empty()),

@@ -75,6 +75,10 @@ fn header(viewer: Option<&Viewer>, nav: Nav, scope: Option<&Scope>) -> Markup {
     }
 }
 
+/// The scope bar's "hide system identities" value: every `system:` user left out
+/// (controllers, nodes, service accounts, the apiserver itself).
+pub const HIDE_SYSTEM: &str = "!system:*";
+
 /// The scope bar: range presets, a custom range, and cluster / namespace / user filters.
 /// `hidden` are page keys kept across a change of scope (e.g. the search page's own filter).
 pub fn scope_bar(scope: &Scope, path: &str, hidden: &[&str]) -> Markup {
@@ -116,7 +120,12 @@ pub fn scope_bar(scope: &Scope, path: &str, hidden: &[&str]) -> Markup {
                     }
                 }
                 label { "Namespace " input type="text" name="namespace" value=[scope.get("namespace")] placeholder="all"; }
-                label { "User " input type="text" name="user" value=[scope.get("user")] placeholder="all"; }
+                @let shown_user = scope.all("user").into_iter().find(|u| *u != HIDE_SYSTEM);
+                label { "User " input type="text" name="user" value=[shown_user] placeholder="all (!name excludes)"; }
+                // Alerts are not filtered by exclusion (their page refuses it by name).
+                @if !matches!(path, "/alerts" | "/rules") {
+                    label.check { input type="checkbox" name="user" value=(HIDE_SYSTEM) checked[scope.all("user").contains(&HIDE_SYSTEM)]; " Hide system identities" }
+                }
                 button type="submit" { "Apply" }
             }
             @for (c, closest) in scope.unknown_clusters() {

@@ -356,7 +356,8 @@ impl StoreArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ScopeArgs {
     /// User who acted (repeatable): the authenticated user, or the user a request
-    /// impersonated, so `--user bob` finds what an admin did as bob too.
+    /// impersonated, so `--user bob` finds what an admin did as bob too. `!name` leaves an
+    /// authenticated user out, `!prefix*` every one it starts (`--user '!system:*'`).
     #[arg(long = "user", value_name = "USER")]
     pub users: Vec<String>,
     /// With --user: match the authenticated user only, not an impersonated one.
@@ -386,23 +387,34 @@ pub struct ScopeArgs {
 impl ScopeArgs {
     /// The filter these flags describe.
     pub fn filter(&self) -> Result<Filter> {
-        Ok(Filter {
+        let (excluded, named): (Vec<&String>, Vec<&String>) =
+            self.users.iter().partition(|u| u.starts_with('!'));
+        let named: Vec<String> = named.into_iter().cloned().collect();
+        let excluded_users: Vec<String> = excluded.iter().map(|u| u[1..].to_string()).collect();
+        let f = Filter {
             time: self.time.range()?,
             clusters: self.clusters.clone(),
             users: if self.authenticated_only {
-                self.users.clone()
+                named.clone()
             } else {
                 Vec::new()
             },
             identities: if self.authenticated_only {
                 Vec::new()
             } else {
-                self.users.clone()
+                named
             },
+            excluded_users,
             impersonated_users: self.impersonated.clone(),
             namespaces: self.namespaces.clone(),
             ..Filter::default()
-        })
+        };
+        for u in &f.excluded_users {
+            if u.trim_end_matches('*').contains('*') {
+                bail!("--user !{u}: only a trailing * is a wildcard (!system:*)");
+            }
+        }
+        Ok(f)
     }
 }
 

@@ -397,6 +397,31 @@ fn reports_count_requests_on_the_samples() {
     assert!(admin.get("impersonatedBy").is_none());
     let table = stdout(&kubetrail(&["report", "users", "--data-dir", d], ""));
     assert!(table.contains("IMPERSONATED BY"), "{table}");
+    // System identities left out: the people remain.
+    let out = kubetrail(
+        &[
+            "report",
+            "users",
+            "--data-dir",
+            d,
+            "-o",
+            "json",
+            "--user",
+            "!system:*",
+        ],
+        "",
+    );
+    let people: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let people = people.as_array().unwrap();
+    assert!(!people.is_empty());
+    assert!(
+        people
+            .iter()
+            .all(|u| !u["user"].as_str().unwrap().starts_with("system:")),
+        "{people:?}"
+    );
+    let out = kubetrail(&["search", "--data-dir", d, "--user", "!a*b"], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only a trailing * is a wildcard"));
     let out = kubetrail(&["report", "failures", "--data-dir", d, "-o", "json"], "");
     let failures: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let forbidden_total: u64 = failures["byCode"]

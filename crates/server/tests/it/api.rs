@@ -242,6 +242,10 @@ async fn bad_parameters_are_named() {
     for (uri, needle) in [
         (format!("{}?verb=yeet", paths::EVENTS), "unknown verb"),
         (format!("{}?verb=GET", paths::EVENTS), "invalid verb"),
+        (
+            format!("{}?user=!sys*tem", paths::EVENTS),
+            "only a trailing * is a wildcard",
+        ),
         (format!("{}?limit=0", paths::EVENTS), "parameter limit"),
         (format!("{}?limit=99999", paths::EVENTS), "parameter limit"),
         (format!("{}?cursor=zz", paths::EVENTS), "parameter cursor"),

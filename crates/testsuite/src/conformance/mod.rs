@@ -488,6 +488,35 @@ pub fn filters_select_exactly(store: &dyn Store) {
             .filter(|id| !["anon", "unauth"].contains(id))
             .collect::<Vec<_>>(),
     );
+    // Users left out, by name or by prefix; every other event stays (the unauthenticated
+    // ones too).
+    check(
+        "not bob",
+        Filter {
+            excluded_users: vec!["bob".into()],
+            ..Filter::default()
+        },
+        &all.iter()
+            .copied()
+            .filter(|id| *id != "bob")
+            .collect::<Vec<_>>(),
+    );
+    check(
+        "not al*, not b*",
+        Filter {
+            excluded_users: vec!["al*".into(), "b*".into()],
+            ..Filter::default()
+        },
+        &["anon", "unauth"],
+    );
+    check(
+        "not anybody",
+        Filter {
+            excluded_users: vec!["*".into()],
+            ..Filter::default()
+        },
+        &[],
+    );
     // The empty identity is "no authenticated user", not "impersonated nobody".
     check(
         "no identity",
