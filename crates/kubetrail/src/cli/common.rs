@@ -387,11 +387,8 @@ pub struct ScopeArgs {
 impl ScopeArgs {
     /// The filter these flags describe.
     pub fn filter(&self) -> Result<Filter> {
-        let (excluded, named): (Vec<&String>, Vec<&String>) =
-            self.users.iter().partition(|u| u.starts_with('!'));
-        let named: Vec<String> = named.into_iter().cloned().collect();
-        let excluded_users: Vec<String> = excluded.iter().map(|u| u[1..].to_string()).collect();
-        let f = Filter {
+        let (named, excluded_users) = split_users(&self.users)?;
+        Ok(Filter {
             time: self.time.range()?,
             clusters: self.clusters.clone(),
             users: if self.authenticated_only {
@@ -408,14 +405,24 @@ impl ScopeArgs {
             impersonated_users: self.impersonated.clone(),
             namespaces: self.namespaces.clone(),
             ..Filter::default()
-        };
-        for u in &f.excluded_users {
-            if u.trim_end_matches('*').contains('*') {
-                bail!("--user !{u}: only a trailing * is a wildcard (!system:*)");
-            }
-        }
-        Ok(f)
+        })
     }
+}
+
+/// `--user` values as (users asked for, users left out): `!name` and `!prefix*` leave out.
+pub fn split_users(users: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    let mut named = Vec::new();
+    let mut excluded = Vec::new();
+    for u in users {
+        match u.strip_prefix('!') {
+            Some(out) if out.trim_end_matches('*').contains('*') => {
+                bail!("--user {u}: only a trailing * is a wildcard (!system:*)")
+            }
+            Some(out) => excluded.push(out.to_string()),
+            None => named.push(u.clone()),
+        }
+    }
+    Ok((named, excluded))
 }
 
 /// The time window of a question.

@@ -27,7 +27,8 @@ pub struct ChangesArgs {
     /// Resource, as search takes it (e.g. deployments.apps, configmaps).
     #[arg(long)]
     resource: Option<String>,
-    /// User who acted (repeatable): authenticated or impersonated.
+    /// User who acted (repeatable): authenticated or impersonated; `!name`, `!prefix*` leave
+    /// authenticated users out.
     #[arg(long = "user", value_name = "USER")]
     users: Vec<String>,
     /// Cluster (repeatable).
@@ -56,10 +57,12 @@ pub fn changes(args: ChangesArgs) -> Result<ExitCode> {
         ],
         None => Vec::new(),
     };
+    let (identities, excluded_users) = super::common::split_users(&args.users)?;
     let scope = Filter {
         time: args.time.range()?,
         clusters: args.clusters.clone(),
-        identities: args.users.clone(),
+        identities,
+        excluded_users,
         namespaces: args.namespace.clone().into_iter().collect(),
         resources,
         ..Filter::default()

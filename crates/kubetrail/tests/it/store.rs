@@ -422,6 +422,37 @@ fn reports_count_requests_on_the_samples() {
     );
     let out = kubetrail(&["search", "--data-dir", d, "--user", "!a*b"], "");
     assert!(String::from_utf8_lossy(&out.stderr).contains("only a trailing * is a wildcard"));
+    // changes reads --user the same way: a left-out user is no literal name.
+    let all = stdout(&kubetrail(
+        &[
+            "changes",
+            "--data-dir",
+            d,
+            "--from",
+            "2000-01-01",
+            "-o",
+            "json",
+        ],
+        "",
+    ));
+    let without = stdout(&kubetrail(
+        &[
+            "changes",
+            "--data-dir",
+            d,
+            "--from",
+            "2000-01-01",
+            "-o",
+            "json",
+            "--user",
+            "!nobody",
+        ],
+        "",
+    ));
+    assert!(!all.is_empty(), "the samples hold writes with bodies");
+    assert_eq!(all, without);
+    let out = kubetrail(&["changes", "--data-dir", d, "--user", "!a*b"], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only a trailing * is a wildcard"));
     let out = kubetrail(&["report", "failures", "--data-dir", d, "-o", "json"], "");
     let failures: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let forbidden_total: u64 = failures["byCode"]
