@@ -13,6 +13,7 @@ mod import;
 mod install;
 mod policy;
 mod redaction;
+mod reports;
 mod serve;
 mod store;
 
