@@ -74,6 +74,7 @@ mod tests {
             include_str!("conformance/mod.rs"),
             include_str!("conformance/aggregation.rs"),
             include_str!("conformance/alerts.rs"),
+            include_str!("conformance/filters.rs"),
         ];
         let mut checks: Vec<&str> = sources
             .iter()
