@@ -91,6 +91,12 @@ impl Trail {
         self.state.as_ref().and_then(Option::as_ref)
     }
 
+    /// The state as known: `Some(Some(object))`, `Some(None)` known not to exist (deleted),
+    /// `None` not known.
+    pub fn known(&self) -> Option<Option<&Value>> {
+        self.state.as_ref().map(Option::as_ref)
+    }
+
     /// The step of `event`, a write to this object (the next in time), and the state after it.
     pub fn step(&mut self, event: &Event) -> Step {
         let uri = event.request_uri.as_deref().unwrap_or("");

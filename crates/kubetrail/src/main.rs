@@ -51,6 +51,9 @@ enum Command {
     /// The detection rules: list them, lint rule files, run their examples.
     #[command(subcommand)]
     Rules(cli::detect::RulesCommand),
+    /// RBAC from the trail: least-privilege roles from observed requests, granted versus used.
+    #[command(subcommand)]
+    Rbac(cli::rbac::RbacCommand),
     /// Generate realistic audit traffic (JSON lines, or a rotated set of log files).
     Gen(cli::generate::GenArgs),
     /// Run the server: webhook receiver, agent ingest, query and report API, metrics.
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cli::report::run(args),
         Command::Detect(args) => cli::detect::detect(*args),
         Command::Rules(cmd) => cli::detect::rules(cmd),
+        Command::Rbac(cmd) => cli::rbac::run(cmd),
         Command::Gen(args) => cli::generate::run(args),
         Command::Serve(args) => cli::serve::run(*args),
         Command::Agent(args) => cli::agent::run(*args),

@@ -27,6 +27,7 @@ mod kind;
 mod names;
 mod networks;
 mod overview;
+mod rbac;
 mod tables;
 
 use kubetrail_store::{Filter, Result, StageSelection};
@@ -47,6 +48,7 @@ pub use names::{
 };
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};
 pub use overview::{Overview, Section, overview};
+pub use rbac::{rbac_from_trail, rbac_requests, request_of};
 pub use tables::{
     Failures, ResourceWrites, UserActivity, UserCounts, failures, resources, user_counts, users,
 };

@@ -142,13 +142,13 @@ struct Batch {
 type Decoded = Vec<Result<kubetrail_model::Event, (usize, u64, String)>>;
 
 /// Decoded events, kept where their batch put them (events are large: moved once less).
-struct Events {
+pub(crate) struct Events {
     batches: Vec<Vec<kubetrail_model::Event>>,
 }
 
 impl Events {
     /// The events in event-time order; ties in file order.
-    fn in_time_order(&self) -> impl Iterator<Item = &kubetrail_model::Event> {
+    pub(crate) fn in_time_order(&self) -> impl Iterator<Item = &kubetrail_model::Event> {
         let mut order: Vec<(i64, u32, u32)> = Vec::new();
         for (b, batch) in self.batches.iter().enumerate() {
             for (i, e) in batch.iter().enumerate() {
@@ -165,7 +165,7 @@ impl Events {
 /// Reads and decodes every line of the files in order. One thread reads (and inflates `.gz`)
 /// while the others decode; the events come back in file order. Malformed lines are
 /// reported (the first 20) and counted, never fatal.
-fn read_events(paths: &[PathBuf]) -> Result<(Events, u64)> {
+pub(crate) fn read_events(paths: &[PathBuf]) -> Result<(Events, u64)> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);

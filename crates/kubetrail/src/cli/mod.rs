@@ -10,6 +10,7 @@ pub mod import;
 pub mod install;
 pub mod policy;
 pub mod question;
+pub mod rbac;
 pub mod report;
 pub mod serve;
 pub mod table;

@@ -12,6 +12,7 @@ mod diff;
 mod import;
 mod install;
 mod policy;
+mod rbac;
 mod redaction;
 mod reports;
 mod serve;
