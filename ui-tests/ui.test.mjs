@@ -75,9 +75,12 @@ before(async () => {
   kubetrail('import', '--data-dir', data, '--cluster', 'samples', ...samples);
   kubetrail('import', '--data-dir', data, '--cluster', 'lab', path.join(here, 'fixtures/hostile.jsonl'));
   kubetrail('import', '--data-dir', data, '--cluster', 'shop', path.join(here, 'fixtures/changes.jsonl'));
+  // Requests of the identities the RBAC snapshot below binds.
+  kubetrail('import', '--data-dir', data, '--cluster', 'rbac', path.join(repo, 'testdata/rbac/snapshot-requests.jsonl'));
 
   server = spawn(bin, ['serve', '--data-dir', data, '--tokens-file', path.join(dir, 'tokens.yaml'),
-    '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '--listen', '127.0.0.1:0', '--rbac', path.join(repo, 'testdata/rbac/snapshot.yaml')],
+  { stdio: ['ignore', 'ignore', 'pipe'] });
   base = await new Promise((resolve, reject) => {
     let seen = '';
     server.stderr.on('data', (chunk) => {
@@ -603,6 +606,25 @@ test('attacker-controlled text is inert on every page', async () => {
   await page.goto(`${base}/search?${ALL}&cluster=lab`);
   assert.ok((await page.locator('main').innerText()).includes('<script>alert(7)</script>'));
   assert.deepEqual(dialogs, [], 'no script ran');
+});
+
+test('the user page compares granted with used and offers the least-privilege role the API suggests', async () => {
+  const range = 'from=2026-10-01T00:00:00Z&to=2026-12-01T00:00:00Z';
+  await page.goto(`${base}/user?range=custom&${range}&user=alice`);
+  const unused = await api(`/api/v1/rbac/unused?user=alice&${range}`);
+  const rows = await page.locator('#permissions table.permissions').first().locator('tbody tr').count();
+  assert.equal(rows, unused.subjects[0].permissions.length);
+  assert.equal(await page.locator('#permissions tr.unused').count(), unused.subjects[0].unused);
+  assert.match(await page.locator('#permissions').innerText(), /list configmaps -n dev/);
+  // The role shown is the API's, byte for byte, and the download holds the same text.
+  const r = await fetch(`${base}/api/v1/rbac/suggest?user=alice&format=yaml&${range}`,
+    { headers: { authorization: `Bearer ${READ}` } });
+  assert.equal(r.status, 200);
+  const yaml = await r.text();
+  assert.equal((await page.locator('#least-privilege pre.yaml').innerText()).trimEnd(), yaml.trimEnd());
+  const href = await page.locator('#least-privilege a[download]').getAttribute('href');
+  assert.equal(decodeURIComponent(href.replace('data:application/yaml;charset=utf-8,', '')), yaml);
+  await shot('user-rbac');
 });
 
 test('signing out ends the session', async () => {

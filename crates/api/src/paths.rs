@@ -23,6 +23,10 @@ pub const GAPS: &str = "/api/v1/agents/gaps";
 pub const ALERTS: &str = "/api/v1/alerts";
 /// The detection rules `serve` runs.
 pub const RULES: &str = "/api/v1/rules";
+/// The least-privilege RBAC objects a subject's requests need.
+pub const RBAC_SUGGEST: &str = "/api/v1/rbac/suggest";
+/// What a subject's bindings grant, each permission used or not.
+pub const RBAC_UNUSED: &str = "/api/v1/rbac/unused";
 /// The OpenAPI document.
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// Liveness.

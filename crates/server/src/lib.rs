@@ -23,6 +23,7 @@ mod error;
 mod ingest;
 pub mod metrics;
 mod query;
+pub mod rbac;
 pub mod tls;
 pub mod web;
 
@@ -43,6 +44,7 @@ pub use detection::{Detector, RuleLoader, RuleSummary};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use query::OPENAPI_JSON;
+pub use rbac::RbacSource;
 pub use tls::{ConnectionLimits, ServeError, TlsFiles, serve, serve_with};
 pub use web::UiSettings;
 
@@ -113,6 +115,9 @@ pub struct AppState {
     /// Takes secrets out of ingested events before they are stored; `None` stores them as
     /// received (`serve --no-redact`).
     pub redactor: Option<Arc<kubetrail_redact::Redactor>>,
+    /// The cluster's RBAC, for the RBAC endpoints and the user page's permissions; `None`
+    /// when the server was given none.
+    pub rbac: Option<Arc<RbacSource>>,
     recent: ingest::RecentBatches,
     committer: commit::Committer,
     /// The clusters the store holds events of, for the pages' cluster picker: read from the
@@ -186,6 +191,7 @@ impl AppState {
             sessions: web::Sessions::default(),
             detector: None,
             redactor: None,
+            rbac: None,
             recent: ingest::RecentBatches::new(4096),
             clusters: KnownClusters::default(),
             resources: kubetrail_report::ResourceCache::default(),
@@ -226,6 +232,12 @@ impl AppState {
     /// The same state redacting every ingested event with `redactor` before it is stored.
     pub fn with_redaction(mut self, redactor: Arc<kubetrail_redact::Redactor>) -> Self {
         self.redactor = Some(redactor);
+        self
+    }
+
+    /// The same state answering RBAC questions over `source`.
+    pub fn with_rbac(mut self, source: Arc<RbacSource>) -> Self {
+        self.rbac = Some(source);
         self
     }
 
@@ -277,6 +289,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&format!("{}/{{name}}", paths::REPORTS), get(query::report))
         .route(paths::ALERTS, get(alerts::alerts))
         .route(paths::RULES, get(alerts::rules))
+        .route(paths::RBAC_SUGGEST, get(rbac::suggest))
+        .route(paths::RBAC_UNUSED, get(rbac::unused))
         .route(paths::GAPS, get(agents::gaps))
         .route(paths::AGENTS, get(agents::list))
         .route(paths::METRICS, get(metrics::render))

@@ -303,6 +303,17 @@ pub async fn page(
             Some(c) => vec![c.clone()],
             None => worker.clusters.all(store)?,
         };
+        // Only the user page compares RBAC with use.
+        let rbac = match (page, &worker.rbac) {
+            (Page::User, Some(source)) => Some(source.current(
+                store,
+                &kubetrail_store::Filter {
+                    clusters: shown.cluster.iter().cloned().collect(),
+                    ..kubetrail_store::Filter::default()
+                },
+            )?),
+            _ => None,
+        };
         let ctx = Context {
             store,
             now_micros: chrono::Utc::now().timestamp_micros(),
@@ -311,6 +322,7 @@ pub async fn page(
             gaps: &gaps,
             agents: &agents,
             rules: rules.as_deref(),
+            rbac: rbac.as_deref(),
             clusters: &clusters,
             resources: &worker.resources,
         };

@@ -119,6 +119,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             @if recent.is_empty() { p.empty { "No events in this range." } }
             @else { (events_table(&scope, &recent, true)) }
         }
+        (crate::permissions::panels(ctx, &scope, &name)?)
     };
     Ok(layout::page(
         ctx.viewer,

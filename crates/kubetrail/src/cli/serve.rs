@@ -98,6 +98,12 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     no_default_rules: bool,
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rbac: Vec<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    rbac_from_trail: bool,
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     external_url: Option<String>,
@@ -138,6 +144,8 @@ struct Settings {
     redaction: Option<Vec<kubetrail_redact::ExtraPaths>>,
     /// Generated events of a demo, when this is one.
     demo: Option<u64>,
+    /// The cluster's RBAC: files, or rebuilt from the trail.
+    rbac: Option<kubetrail_server::RbacSource>,
 }
 
 /// The configuration: defaults, then `--config`, then environment and flags.
@@ -196,7 +204,17 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     if c.no_redact && !c.redact_paths.is_empty() {
         bail!("redactPaths and noRedact contradict each other");
     }
+    let rbac = match (c.rbac.is_empty(), c.rbac_from_trail) {
+        (false, true) => bail!("rbac files and rbacFromTrail contradict each other"),
+        (false, false) => Some(
+            kubetrail_server::RbacSource::files(c.rbac.clone())
+                .map_err(|e| anyhow::anyhow!("--rbac: {e}"))?,
+        ),
+        (true, true) => Some(kubetrail_server::RbacSource::from_trail()),
+        (true, false) => None,
+    };
     Ok(Settings {
+        rbac,
         redaction: (!c.no_redact).then(|| c.redact_paths.clone()),
         notify: c.notify.clone(),
         external_url: c.external_url.clone(),
@@ -298,30 +316,43 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Reloads the detection rules at every SIGHUP; a set that does not load is refused with its
-/// error and the running rules stay.
-async fn reload_on_hangup(detector: Arc<kubetrail_server::Detector>) {
+/// Reloads the detection rules and the RBAC files at every SIGHUP; a set that does not load
+/// is refused with its error and the one in use stays.
+async fn reload_on_hangup(
+    detector: Option<Arc<kubetrail_server::Detector>>,
+    rbac: Option<Arc<kubetrail_server::RbacSource>>,
+) {
     #[cfg(unix)]
     {
         let Ok(mut hangups) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
-            tracing::warn!("SIGHUP cannot be caught: the rules are not reloaded on it");
+            tracing::warn!("SIGHUP cannot be caught: rules and RBAC files are not reloaded on it");
             return;
         };
         while hangups.recv().await.is_some() {
-            let d = detector.clone();
-            match tokio::task::spawn_blocking(move || d.reload()).await {
-                Ok(Ok(n)) => tracing::info!(rules = n, "detection rules reloaded"),
-                Ok(Err(e)) => {
-                    tracing::error!("detection rules not reloaded, the running rules stay: {e}")
+            if let Some(d) = detector.clone() {
+                match tokio::task::spawn_blocking(move || d.reload()).await {
+                    Ok(Ok(n)) => tracing::info!(rules = n, "detection rules reloaded"),
+                    Ok(Err(e)) => {
+                        tracing::error!("detection rules not reloaded, the running rules stay: {e}")
+                    }
+                    Err(e) => tracing::error!("reloading the detection rules failed: {e}"),
                 }
-                Err(e) => tracing::error!("reloading the detection rules failed: {e}"),
+            }
+            if let Some(r) = rbac.clone() {
+                match tokio::task::spawn_blocking(move || r.reload()).await {
+                    Ok(Ok(n)) => tracing::info!(objects = n, "RBAC files reloaded"),
+                    Ok(Err(e)) => {
+                        tracing::error!("RBAC files not reloaded, the snapshot in use stays: {e}")
+                    }
+                    Err(e) => tracing::error!("reloading the RBAC files failed: {e}"),
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = detector;
+    let _ = (detector, rbac);
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -385,6 +416,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .with_request_limits(s.requests);
     if let Some(r) = redactor {
         state = state.with_redaction(r);
+    }
+    let rbac = s.rbac.map(Arc::new);
+    if let Some(r) = &rbac {
+        state = state.with_rbac(r.clone());
     }
     if let Some(rules) = &s.detection {
         let rules = rules.clone();
@@ -453,8 +488,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 }
             });
         }
-        if let Some(detector) = state.detector.clone() {
-            tokio::spawn(reload_on_hangup(detector));
+        if state.detector.is_some() || rbac.is_some() {
+            tokio::spawn(reload_on_hangup(state.detector.clone(), rbac));
         }
         serve_with(
             listener,

@@ -130,6 +130,15 @@ pub struct ServeConfig {
     #[serde(default)]
     #[schemars(with = "Vec<serde_json::Value>")]
     pub redact_paths: Vec<kubetrail_redact::ExtraPaths>,
+    /// The cluster's RBAC (`kubectl get clusterroles,clusterrolebindings,roles,rolebindings
+    /// -A -o yaml` output), for the RBAC endpoints and the user page's permissions; read again
+    /// on SIGHUP (a file that does not read is refused, the snapshot in use stays).
+    #[serde(default)]
+    pub rbac: Vec<PathBuf>,
+    /// Rebuild the cluster's RBAC from the stored writes of roles and bindings at each RBAC
+    /// question instead of reading `rbac` files (the policy must log them with their bodies).
+    #[serde(default)]
+    pub rbac_from_trail: bool,
     /// The address people reach this server at (e.g. `https://kubetrail.example`): links in
     /// notifications point there.
     #[serde(default)]

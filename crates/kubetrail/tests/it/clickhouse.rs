@@ -260,6 +260,7 @@ fn clickhouse_answers_as_the_embedded_store_does() {
         gaps: &[],
         agents: &[],
         rules: None,
+        rbac: None,
         clusters: &clusters,
         resources: &kubetrail_report::ResourceCache::default(),
     };

@@ -12,6 +12,7 @@ mod ingest;
 mod limits;
 mod metrics_scope;
 mod openapi;
+mod rbac;
 mod store_failure;
 mod tls;
 mod web;

@@ -27,6 +27,8 @@ fn served_paths() -> Vec<String> {
         paths::GAPS.to_string(),
         paths::ALERTS.to_string(),
         paths::RULES.to_string(),
+        paths::RBAC_SUGGEST.to_string(),
+        paths::RBAC_UNUSED.to_string(),
         paths::OPENAPI.to_string(),
         paths::HEALTHZ.to_string(),
         paths::READYZ.to_string(),
@@ -83,7 +85,7 @@ async fn the_document_and_the_router_serve_the_same_paths_and_methods() {
 }
 
 /// Checks `value` against the subset of JSON Schema the document uses.
-fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+pub(crate) fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         let name = r.trim_start_matches("#/components/schemas/");
         return check(doc, &doc["components"]["schemas"][name], value, at);
@@ -178,7 +180,12 @@ async fn loaded() -> Harness {
     h
 }
 
-fn response_schema<'a>(doc: &'a Value, path: &str, method: &str, status: &str) -> &'a Value {
+pub(crate) fn response_schema<'a>(
+    doc: &'a Value,
+    path: &str,
+    method: &str,
+    status: &str,
+) -> &'a Value {
     &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
 }
 

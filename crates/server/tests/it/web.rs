@@ -22,7 +22,7 @@ fn form(uri: &str, body: &str, cookie: Option<&str>) -> Request<Body> {
     r.body(Body::from(body.to_string())).unwrap()
 }
 
-fn page(uri: &str, cookie: Option<&str>) -> Request<Body> {
+pub(crate) fn page(uri: &str, cookie: Option<&str>) -> Request<Body> {
     let mut r = Request::get(uri);
     if let Some(c) = cookie {
         r = r.header(header::COOKIE, c);
@@ -35,7 +35,7 @@ fn location(h: &HeaderMap) -> &str {
 }
 
 /// Signs in with `token`; returns the `name=value` of the session cookie and the whole header.
-async fn sign_in(h: &Harness, token: &str) -> (String, String) {
+pub(crate) async fn sign_in(h: &Harness, token: &str) -> (String, String) {
     let (status, _, headers) = h
         .send(form(
             "/login",
