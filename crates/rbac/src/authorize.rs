@@ -41,10 +41,14 @@ pub fn rule_allows_resource(
 
 /// `RuleAllows` for a non-resource request: `*`, the exact path, or a `prefix*`.
 pub fn rule_allows_nonresource(rule: &PolicyRule, verb: &str, path: &str) -> bool {
-    verb_matches(rule, verb)
-        && rule.non_resource_urls.iter().any(|u| {
-            u == "*" || u == path || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*')))
-        })
+    verb_matches(rule, verb) && rule.non_resource_urls.iter().any(|u| url_matches(u, path))
+}
+
+/// One rule URL against a path: `*`, the exact path, or a `prefix*`.
+pub(crate) fn url_matches(rule_url: &str, path: &str) -> bool {
+    rule_url == "*"
+        || rule_url == path
+        || (rule_url.ends_with('*') && path.starts_with(rule_url.trim_end_matches('*')))
 }
 
 fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
@@ -53,18 +57,27 @@ fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
 
 /// `ResourceMatches`: `*`, the exact `resource[/subresource]`, or `*/subresource`.
 fn resource_matches(rule: &PolicyRule, resource: &str, subresource: &str) -> bool {
-    rule.resources.iter().any(|r| {
-        if r == "*" {
-            return true;
-        }
-        if subresource.is_empty() {
-            return r == resource;
-        }
-        r.strip_prefix(resource)
-            .and_then(|rest| rest.strip_prefix('/'))
+    rule.resources
+        .iter()
+        .any(|r| resource_matches_one(r, resource, subresource))
+}
+
+/// One rule resource against `resource[/subresource]`: `*`, the exact combination, or
+/// `*/subresource`.
+pub(crate) fn resource_matches_one(rule_resource: &str, resource: &str, subresource: &str) -> bool {
+    if rule_resource == "*" {
+        return true;
+    }
+    if subresource.is_empty() {
+        return rule_resource == resource;
+    }
+    rule_resource
+        .strip_prefix(resource)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|s| s == subresource)
+        || rule_resource
+            .strip_prefix("*/")
             .is_some_and(|s| s == subresource)
-            || r.strip_prefix("*/").is_some_and(|s| s == subresource)
-    })
 }
 
 /// Whether `subject` names `user` (`appliesTo`); `namespace` is the binding's namespace, which a
@@ -202,54 +215,60 @@ impl Authorizer {
     }
 }
 
-/// ClusterRole rules by name, with each aggregated role's rules the union of its own and those
-/// of every ClusterRole its selectors pick (through further aggregated roles too), as the
-/// aggregation controller keeps them. A snapshot usually has them filled in already; the union
-/// then adds nothing.
+/// ClusterRole rules by name. An aggregated role's rules are what the aggregation controller
+/// keeps there: those of every other ClusterRole its selectors pick (an empty selector picks
+/// every one), in name order, in place of its own stored rules; a picked role that is itself
+/// aggregated brings its resolved rules (the fixed point the controller reaches, so a snapshot
+/// whose aggregated `rules` were never filled in still resolves).
 fn resolve_aggregation(roles: &[Role]) -> HashMap<String, Vec<PolicyRule>> {
     let by_name: HashMap<&str, &Role> = roles
         .iter()
         .map(|r| (r.metadata.name.as_str(), r))
         .collect();
-    let mut out = HashMap::new();
-    for role in roles {
-        let mut rules = Vec::new();
-        let mut seen_rules = BTreeSet::new();
-        let mut seen_roles = BTreeSet::new();
-        let mut stack = vec![role];
-        while let Some(r) = stack.pop() {
-            if !seen_roles.insert(r.metadata.name.as_str()) {
-                continue;
-            }
-            for rule in &r.rules {
-                if seen_rules.insert(format!("{rule:?}")) {
-                    rules.push(rule.clone());
+    fn resolve<'r>(
+        role: &'r Role,
+        roles: &'r [Role],
+        by_name: &HashMap<&str, &'r Role>,
+        visiting: &mut BTreeSet<&'r str>,
+        out: &mut Vec<PolicyRule>,
+    ) {
+        let Some(agg) = &role.aggregation_rule else {
+            for rule in &role.rules {
+                if !out.contains(rule) {
+                    out.push(rule.clone());
                 }
             }
-            let Some(agg) = &r.aggregation_rule else {
-                continue;
-            };
-            let mut picked: Vec<&Role> = roles
-                .iter()
-                .filter(|other| {
-                    other.metadata.name != r.metadata.name
-                        && agg
-                            .cluster_role_selectors
-                            .iter()
-                            .any(|s| s.matches(&other.metadata.labels))
-                })
-                .collect();
-            // The controller orders the picked roles by name.
-            picked.sort_by(|a, b| b.metadata.name.cmp(&a.metadata.name));
-            stack.extend(
-                picked
-                    .into_iter()
-                    .filter_map(|p| by_name.get(p.metadata.name.as_str()).copied()),
-            );
+            return;
+        };
+        if !visiting.insert(role.metadata.name.as_str()) {
+            return;
         }
-        out.insert(role.metadata.name.clone(), rules);
+        let mut picked: Vec<&Role> = roles
+            .iter()
+            .filter(|other| {
+                other.metadata.name != role.metadata.name
+                    && agg
+                        .cluster_role_selectors
+                        .iter()
+                        .any(|s| s.matches(&other.metadata.labels))
+            })
+            .collect();
+        picked.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        for p in picked {
+            if let Some(p) = by_name.get(p.metadata.name.as_str()) {
+                resolve(p, roles, by_name, visiting, out);
+            }
+        }
+        visiting.remove(role.metadata.name.as_str());
     }
-    out
+    roles
+        .iter()
+        .map(|role| {
+            let mut rules = Vec::new();
+            resolve(role, roles, &by_name, &mut BTreeSet::new(), &mut rules);
+            (role.metadata.name.clone(), rules)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -317,6 +336,36 @@ mod tests {
         assert!(rule_allows(&nr("/api/v1"), &urls));
         assert!(!rule_allows(&nr("/api"), &urls));
         assert!(!rule_allows(&req("get", "", "healthz", "", ""), &urls));
+    }
+
+    #[test]
+    fn aggregated_roles_take_the_picked_roles_rules_in_place_of_their_own() {
+        let mut objects = RbacObjects::default();
+        objects
+            .read(
+                "x.yaml",
+                "kind: ClusterRole\nmetadata: {name: agg}\naggregationRule: {clusterRoleSelectors: [{matchLabels: {a: b}}]}\nrules: [{apiGroups: [''], resources: [stale], verbs: [get]}]\n---\nkind: ClusterRole\nmetadata: {name: part, labels: {a: b}}\nrules: [{apiGroups: [''], resources: [pods], verbs: [get]}]\n---\nkind: ClusterRole\nmetadata: {name: all}\naggregationRule: {clusterRoleSelectors: [{}]}\n---\nkind: ClusterRole\nmetadata: {name: admin}\nrules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]\n",
+            )
+            .unwrap();
+        let a = Authorizer::new(&objects);
+        let resources = |name: &str| -> Vec<String> {
+            a.cluster_roles[name]
+                .iter()
+                .flat_map(|r| r.resources.clone())
+                .collect()
+        };
+        assert_eq!(
+            resources("agg"),
+            vec!["pods"],
+            "the stale own rule is replaced"
+        );
+        // An empty selector picks every other ClusterRole, cluster-admin's rules included.
+        assert!(
+            resources("all").contains(&"*".to_string()),
+            "{:?}",
+            resources("all")
+        );
+        assert!(resources("all").contains(&"pods".to_string()));
     }
 
     #[test]

@@ -167,14 +167,10 @@ pub struct LabelSelectorRequirement {
 }
 
 impl LabelSelector {
-    /// Whether `labels` are selected (metav1.LabelSelectorAsSelector semantics; an unknown
-    /// operator selects nothing, as an invalid selector does).
+    /// Whether `labels` are selected (metav1.LabelSelectorAsSelector semantics: an empty
+    /// selector selects everything; an unknown operator selects nothing, as an invalid
+    /// selector does).
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        if self.match_labels.is_empty() && self.match_expressions.is_empty() {
-            // An empty selector in an aggregation rule selects nothing (the controller
-            // skips it rather than aggregating every ClusterRole).
-            return false;
-        }
         self.match_labels
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))
@@ -424,6 +420,9 @@ mod tests {
             }],
         };
         assert!(not_in.matches(&labels));
-        assert!(!LabelSelector::default().matches(&labels));
+        assert!(
+            LabelSelector::default().matches(&BTreeMap::new()),
+            "{{}} selects everything"
+        );
     }
 }

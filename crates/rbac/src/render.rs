@@ -245,8 +245,10 @@ fn double_quoted(s: &str) -> String {
                 let n = c as u32;
                 if n <= 0xff {
                     out.push_str(&format!("\\x{n:02X}"));
-                } else {
+                } else if n <= 0xffff {
                     out.push_str(&format!("\\u{n:04X}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08X}"));
                 }
             }
             c => out.push(c),
@@ -352,6 +354,8 @@ mod tests {
         assert_eq!(scalar("it's"), "it's");
         assert_eq!(scalar("'x"), "'''x'");
         assert_eq!(scalar("a\u{202e}b\n"), "\"a\\u202Eb\\n\"");
+        // YAML's \u takes four digits: a character past U+FFFF needs \U and eight.
+        assert_eq!(scalar("x\u{e0001}"), "\"x\\U000E0001\"");
         assert_eq!(scalar("pods"), "pods");
         assert_eq!(scalar("v1"), "v1");
         assert_eq!(scalar("1.2.3"), "1.2.3");

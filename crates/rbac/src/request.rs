@@ -43,6 +43,28 @@ pub struct Request {
     pub code: Option<i32>,
     /// The `authorization.k8s.io/decision` annotation, when present.
     pub decision: Option<String>,
+    /// Whether this is the request's final event (the one that carries its outcome): the
+    /// ResponseComplete or Panic, the ResponseStarted of a long-running request, or an event
+    /// without a stage; not a RequestReceived. Outcomes are counted only from final events.
+    pub complete: bool,
+}
+
+/// Whether `event` is its request's final event (see [`Request::complete`]).
+pub fn is_final(event: &Event) -> bool {
+    use kubetrail_model::Stage;
+    match event.stage {
+        None | Some(Stage::ResponseComplete | Stage::Panic) => true,
+        Some(Stage::RequestReceived) => false,
+        Some(Stage::ResponseStarted) => {
+            let sub = event
+                .object_ref
+                .as_ref()
+                .and_then(|o| o.subresource.as_deref())
+                .unwrap_or("");
+            kubetrail_model::is_long_running(event.verb.as_deref().unwrap_or(""), sub)
+                || event.code() == Some(401)
+        }
+    }
 }
 
 impl Request {
@@ -79,6 +101,7 @@ impl Request {
                 .map_or(0, |t| t.unix_micros()),
             code: event.code(),
             decision: event.authorization_decision().map(str::to_string),
+            complete: is_final(event),
             ..Request::default()
         };
         match &event.object_ref {
@@ -107,6 +130,7 @@ impl Request {
             time_micros: 0,
             code: None,
             decision: None,
+            complete: false,
             ..self.clone()
         }
     }
@@ -143,9 +167,13 @@ impl Request {
     }
 }
 
-/// Whether the authorizer allowed the request: `decision: allow`, or with no decision
-/// recorded a code that is neither 401 nor 403 (a 404 was authorized, then not found).
+/// Whether the authorizer allowed the request, as its final event says: `decision: allow`, or
+/// with no decision recorded a code that is neither 401 nor 403 (a 404 was authorized, then
+/// not found). A RequestReceived event says neither.
 pub fn is_allowed(r: &Request) -> bool {
+    if !r.complete {
+        return false;
+    }
     match r.decision.as_deref() {
         Some(d) => d == "allow",
         None => !matches!(r.code, Some(401 | 403)),
@@ -154,6 +182,9 @@ pub fn is_allowed(r: &Request) -> bool {
 
 /// Whether the authorizer refused it: `decision: forbid`, or a 403 with no decision recorded.
 pub fn is_denied(r: &Request) -> bool {
+    if !r.complete {
+        return false;
+    }
     match r.decision.as_deref() {
         Some(d) => d == "forbid",
         None => r.code == Some(403),

@@ -492,8 +492,20 @@ pub fn suggest(
     let mut namespaced: BTreeMap<String, Vec<PolicyRule>> = BTreeMap::new();
     let mut needed: Vec<(&Request, &Vec<String>)> = Vec::new();
     let mut already_allowed = 0;
+    // What a group's members already have on their own is not the group's: a group's
+    // requests are checked against the existing RBAC as the group alone.
+    let as_subject = |r: &Request| match subject {
+        SubjectSelector::Group(g) => Request {
+            user: UserInfo {
+                name: String::new(),
+                groups: vec![g.clone(), "system:authenticated".into()],
+            },
+            ..r.clone()
+        },
+        SubjectSelector::User(_) => r.clone(),
+    };
     for (r, ids) in &sorted {
-        if existing.allows(r) {
+        if existing.allows(&as_subject(r)) {
             already_allowed += 1;
             continue;
         }

@@ -36,6 +36,11 @@ pub fn from_trail<'e>(events: impl IntoIterator<Item = &'e Event>) -> Rebuilt {
     let mut trails: BTreeMap<(String, String, String), Trail> = BTreeMap::new();
     let mut rebuilt = Rebuilt::default();
     for e in events {
+        // Only a request's final event says whether the write happened (a RequestReceived
+        // event carries the body of a write that may then be refused).
+        if !crate::request::is_final(e) {
+            continue;
+        }
         let Some(o) = &e.object_ref else { continue };
         let resource = o.resource.as_deref().unwrap_or("");
         if o.api_group.as_deref() != Some(GROUP)
@@ -54,10 +59,12 @@ pub fn from_trail<'e>(events: impl IntoIterator<Item = &'e Event>) -> Rebuilt {
         rebuilt.writes += 1;
         let namespace = o.namespace.clone().unwrap_or_default();
         if verb == "deletecollection" {
+            // Which objects went depends on the selectors and on what existed: the objects it
+            // may have deleted are no longer known.
             if e.code().is_none_or(|c| (200..300).contains(&c)) {
                 for (key, trail) in trails.iter_mut() {
                     if key.0 == resource && (namespace.is_empty() || key.1 == namespace) {
-                        trail.step(e);
+                        *trail = Trail::new();
                     }
                 }
             }
@@ -139,6 +146,25 @@ mod tests {
             r#"{{"apiVersion":"audit.k8s.io/v1","kind":"Event","level":"{level}","auditID":"x","stage":"ResponseComplete","requestURI":"/apis/rbac.authorization.k8s.io/v1/{resource}","verb":"{verb}","user":{{"username":"admin"}},"objectRef":{{"resource":"{resource}","name":"{name}","apiGroup":"rbac.authorization.k8s.io","apiVersion":"v1"{ns_field}}},"responseStatus":{{"code":200}}{body}}}"#
         );
         kubetrail_model::decode_event(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_refused_write_changes_nothing_even_with_its_request_received_event() {
+        let body = r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"evil"},"subjects":[{"kind":"User","name":"mallory","apiGroup":"rbac.authorization.k8s.io"}],"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"cluster-admin"}}"#;
+        let received = r#"{"apiVersion":"audit.k8s.io/v1","kind":"Event","level":"RequestResponse","auditID":"x","stage":"RequestReceived","requestURI":"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings","verb":"create","user":{"username":"mallory"},"objectRef":{"resource":"clusterrolebindings","name":"evil","apiGroup":"rbac.authorization.k8s.io","apiVersion":"v1"},"requestObject":BODY}"#.replace("BODY", body);
+        let refused = received
+            .replace("RequestReceived", "ResponseComplete")
+            .replace(
+                r#""requestObject""#,
+                r#""responseStatus":{"code":403},"requestObject""#,
+            );
+        let events: Vec<Event> = [received, refused]
+            .iter()
+            .map(|j| kubetrail_model::decode_event(j.as_bytes()).unwrap())
+            .collect();
+        let rebuilt = from_trail(&events);
+        assert!(rebuilt.objects.is_empty(), "{:?}", rebuilt.objects);
+        assert_eq!(rebuilt.writes, 1);
     }
 
     #[test]

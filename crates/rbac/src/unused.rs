@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::authorize::{Authorizer, rule_allows, subject_applies};
+use crate::authorize::{Authorizer, resource_matches_one, subject_applies, url_matches};
 use crate::compact::breakdown;
-use crate::objects::{PolicyRule, Subject};
+use crate::objects::Subject;
 use crate::request::{Request, UserInfo, is_allowed, is_denied};
 
 /// One granted permission.
@@ -29,31 +29,24 @@ pub struct Atom {
 }
 
 impl Atom {
-    /// The one-rule form of the atom.
-    fn rule(&self) -> PolicyRule {
-        if !self.non_resource_url.is_empty() {
-            return PolicyRule {
-                verbs: vec![self.verb.clone()],
-                non_resource_urls: vec![self.non_resource_url.clone()],
-                ..PolicyRule::default()
-            };
-        }
-        PolicyRule {
-            verbs: vec![self.verb.clone()],
-            api_groups: vec![self.api_group.clone()],
-            resources: vec![self.resource.clone()],
-            resource_names: self.resource_name.iter().cloned().collect(),
-            non_resource_urls: vec![],
-        }
-    }
-
-    /// Whether the atom allows `r` (its scope included).
+    /// Whether the atom allows `r` (its scope included): `RuleAllows` for a one-verb,
+    /// one-group, one-resource (or one-URL), at most one-name rule.
     pub fn allows(&self, r: &Request) -> bool {
         let in_scope = match &self.namespace {
             None => true,
             Some(ns) => r.resource_request && r.namespace == *ns,
         };
-        in_scope && rule_allows(r, &self.rule())
+        let verb = self.verb == "*" || self.verb == r.verb;
+        if !in_scope || !verb {
+            return false;
+        }
+        if !self.non_resource_url.is_empty() {
+            return !r.resource_request && url_matches(&self.non_resource_url, &r.path);
+        }
+        r.resource_request
+            && (self.api_group == "*" || self.api_group == r.api_group)
+            && resource_matches_one(&self.resource, &r.resource, &r.subresource)
+            && self.resource_name.as_ref().is_none_or(|n| *n == r.name)
     }
 
     /// Whether the atom is a wildcard (all verbs, groups or resources, a URL prefix), which
@@ -191,6 +184,7 @@ impl SubjectReport {
     pub fn cluster_admin(&self) -> bool {
         self.atoms.iter().any(|a| {
             a.atom.namespace.is_none()
+                && a.atom.resource_name.is_none()
                 && a.atom.verb == "*"
                 && a.atom.api_group == "*"
                 && a.atom.resource == "*"
@@ -261,6 +255,12 @@ fn identity(subject: &Subject, requests: &[&Request], options: &UnusedOptions) -
                 format!("system:serviceaccounts:{}", subject.namespace),
                 "system:authenticated".into(),
             ],
+        },
+        // Authentication gives the anonymous user system:unauthenticated, never
+        // system:authenticated.
+        "User" if subject.name == "system:anonymous" => UserInfo {
+            name: subject.name.clone(),
+            groups: vec!["system:unauthenticated".into()],
         },
         _ => {
             let mut groups: BTreeSet<String> = assumed.into_iter().collect();
@@ -351,37 +351,64 @@ pub fn unused(
         })
         .collect();
 
-    let mut allowed_requests = 0;
-    let mut denied: BTreeMap<String, Denied> = BTreeMap::new();
+    // Requests that differ only by auditID, time or outcome are one operation: each is
+    // matched against the atoms once.
+    #[derive(Default)]
+    struct Seen {
+        allowed: u64,
+        last_allowed: Option<(String, i64)>,
+        denied: u64,
+        last_denied: Option<(String, i64)>,
+    }
+    let newer = |last: &mut Option<(String, i64)>, r: &Request| {
+        if last.as_ref().is_none_or(|(_, t)| r.time_micros >= *t) {
+            *last = Some((r.audit_id.clone(), r.time_micros));
+        }
+    };
+    let mut ops: std::collections::HashMap<Request, Seen> = std::collections::HashMap::new();
     for r in &own {
         if is_allowed(r) {
-            allowed_requests += 1;
-            for u in uses.iter_mut() {
-                if u.atom.allows(r) {
-                    u.uses += 1;
-                    if u.last.as_ref().is_none_or(|(_, t)| r.time_micros >= *t) {
-                        u.last = Some((r.audit_id.clone(), r.time_micros));
-                    }
+            let seen = ops.entry(r.key()).or_default();
+            seen.allowed += 1;
+            newer(&mut seen.last_allowed, r);
+        } else if is_denied(r) {
+            let seen = ops.entry(r.key()).or_default();
+            seen.denied += 1;
+            newer(&mut seen.last_denied, r);
+        }
+    }
+    let mut allowed_requests = 0;
+    let mut denied: BTreeMap<String, Denied> = BTreeMap::new();
+    for (op, seen) in &ops {
+        if let Some(last) = &seen.last_allowed {
+            allowed_requests += seen.allowed;
+            for u in uses.iter_mut().filter(|u| u.atom.allows(op)) {
+                u.uses += seen.allowed;
+                if u.last.as_ref().is_none_or(|(_, t)| last.1 >= *t) {
+                    u.last = Some(last.clone());
                 }
             }
-        } else if is_denied(r) {
-            let as_subject = Request {
-                user: user.clone(),
-                ..(*r).clone()
-            };
-            if authorizer.allows(r) || authorizer.allows(&as_subject) {
-                continue;
-            }
-            let key = r.key();
-            let entry = denied.entry(key.describe()).or_insert_with(|| Denied {
-                request: key,
-                count: 0,
-                last: (r.audit_id.clone(), r.time_micros),
-            });
-            entry.count += 1;
-            if r.time_micros >= entry.last.1 {
-                entry.last = (r.audit_id.clone(), r.time_micros);
-            }
+        }
+        let Some(last) = &seen.last_denied else {
+            continue;
+        };
+        let as_subject = Request {
+            user: user.clone(),
+            ..op.clone()
+        };
+        if authorizer.allows(op) || authorizer.allows(&as_subject) {
+            continue;
+        }
+        let mut key = op.clone();
+        key.user = UserInfo::default();
+        let entry = denied.entry(key.describe()).or_insert_with(|| Denied {
+            request: key,
+            count: 0,
+            last: last.clone(),
+        });
+        entry.count += seen.denied;
+        if last.1 >= entry.last.1 {
+            entry.last = last.clone();
         }
     }
     SubjectReport {
@@ -390,5 +417,71 @@ pub fn unused(
         atoms: uses,
         denied: denied.into_values().collect(),
         requests: allowed_requests,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorize::rule_allows;
+    use crate::objects::PolicyRule;
+    use proptest::prelude::*;
+
+    fn pick(xs: &'static [&'static str]) -> impl Strategy<Value = String> {
+        proptest::sample::select(xs).prop_map(String::from)
+    }
+
+    proptest! {
+        /// An atom allows exactly what its one-rule form allows in its scope.
+        #[test]
+        fn an_atom_allows_what_its_rule_allows(
+            ns in proptest::option::of(pick(&["a", "b"])),
+            url in pick(&["", "/healthz", "/api/*", "*"]),
+            group in pick(&["", "apps", "*"]),
+            resource in pick(&["pods", "pods/log", "*", "*/log", "deployments"]),
+            name in proptest::option::of(pick(&["x", "y"])),
+            verb in pick(&["get", "list", "*"]),
+            r_resource_request in any::<bool>(),
+            r_ns in pick(&["", "a", "b"]),
+            r_group in pick(&["", "apps"]),
+            r_resource in pick(&["pods", "deployments"]),
+            r_sub in pick(&["", "log", "exec"]),
+            r_name in pick(&["", "x", "y"]),
+            r_verb in pick(&["get", "list", "watch"]),
+            r_path in pick(&["/healthz", "/api/v1", "/version"]),
+        ) {
+            let atom = Atom {
+                namespace: ns,
+                non_resource_url: url.clone(),
+                api_group: if url.is_empty() { group.clone() } else { String::new() },
+                resource: if url.is_empty() { resource.clone() } else { String::new() },
+                resource_name: if url.is_empty() { name.clone() } else { None },
+                verb: verb.clone(),
+            };
+            let rule = if url.is_empty() {
+                PolicyRule {
+                    verbs: vec![verb],
+                    api_groups: vec![group],
+                    resources: vec![resource],
+                    resource_names: name.into_iter().collect(),
+                    non_resource_urls: vec![],
+                }
+            } else {
+                PolicyRule { verbs: vec![verb], non_resource_urls: vec![url], ..PolicyRule::default() }
+            };
+            let r = Request {
+                resource_request: r_resource_request,
+                namespace: if r_resource_request { r_ns } else { String::new() },
+                api_group: r_group,
+                resource: r_resource,
+                subresource: r_sub,
+                name: r_name,
+                verb: r_verb,
+                path: if r_resource_request { String::new() } else { r_path },
+                ..Request::default()
+            };
+            let in_scope = atom.namespace.as_ref().is_none_or(|ns| r.resource_request && r.namespace == *ns);
+            prop_assert_eq!(atom.allows(&r), in_scope && rule_allows(&r, &rule));
+        }
     }
 }

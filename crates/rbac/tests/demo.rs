@@ -99,7 +99,7 @@ fn bob_and_the_service_account_get_cluster_wide_reads_of_nodes_and_pods() {
 
 /// For every user and service account of both captures: the discovery roles plus the
 /// generated objects allow every one of the subject's requests, and the generated bindings
-/// give nothing to another identity.
+/// give nothing to another identity (one with no groups, so discovery does not count).
 #[test]
 fn generated_rbac_allows_every_observed_request_of_every_subject() {
     let existing_objects = default_existing();

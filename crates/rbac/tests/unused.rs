@@ -106,6 +106,28 @@ fn a_service_account_bound_without_a_namespace_gets_the_binding_s() {
     );
 }
 
+/// A request's RequestReceived event says nothing of its outcome: it is not a use.
+#[test]
+fn only_final_events_count() {
+    let (authorizer, requests) = setup();
+    let received: Vec<Request> = requests
+        .iter()
+        .map(|r| Request {
+            complete: false,
+            ..r.clone()
+        })
+        .collect();
+    let r = unused(
+        &authorizer,
+        &Subject::user("alice"),
+        &received,
+        &UnusedOptions::default(),
+    );
+    assert_eq!(r.requests, 0);
+    assert_eq!(r.unused(), 3);
+    assert!(r.denied.is_empty());
+}
+
 #[test]
 fn every_subject_and_the_cluster_admin_group() {
     let (authorizer, requests) = setup();

@@ -37,26 +37,38 @@ pub fn requests(store: &dyn Store, filter: &Filter, limit: usize) -> Result<Vec<
 pub fn read_requests<E>(
     filter: &Filter,
     limit: usize,
-    mut page: impl FnMut(&Filter, Option<&Cursor>, usize) -> std::result::Result<Page, E>,
+    page: impl FnMut(&Filter, Option<&Cursor>, usize) -> std::result::Result<Page, E>,
 ) -> std::result::Result<Vec<Record>, E> {
+    let mut out = Vec::new();
+    each_request(filter, limit, STORE_PAGE, page, |r| out.push(r))?;
+    out.reverse();
+    Ok(out)
+}
+
+/// Visits the newest `limit` requests `filter` selects (one event per request), newest first,
+/// reading pages of `page_size`: for answers that keep less than the records (a page's
+/// records are dropped as soon as they are visited).
+pub fn each_request<E>(
+    filter: &Filter,
+    limit: usize,
+    page_size: usize,
+    mut page: impl FnMut(&Filter, Option<&Cursor>, usize) -> std::result::Result<Page, E>,
+    mut visit: impl FnMut(Record),
+) -> std::result::Result<usize, E> {
     let filter = Filter {
         stages: StageSelection::Final,
         ..filter.clone()
     };
-    let mut out = Vec::new();
+    let mut seen = 0;
     let mut cursor = None;
-    while out.len() < limit {
-        let next = page(
-            &filter,
-            cursor.as_ref(),
-            (limit - out.len()).min(STORE_PAGE),
-        )?;
-        out.extend(next.records);
+    while seen < limit {
+        let next = page(&filter, cursor.as_ref(), (limit - seen).min(page_size))?;
+        seen += next.records.len();
+        next.records.into_iter().for_each(&mut visit);
         match next.next {
             Some(c) => cursor = Some(c),
             None => break,
         }
     }
-    out.reverse();
-    Ok(out)
+    Ok(seen)
 }

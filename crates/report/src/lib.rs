@@ -48,7 +48,7 @@ pub use names::{
 };
 pub use networks::{DEFAULT_INTERNAL, Networks, from_outside};
 pub use overview::{Overview, Section, overview};
-pub use rbac::{rbac_from_trail, rbac_requests, request_of};
+pub use rbac::{Trailed, rbac_from_trail, rbac_requests, request_of};
 pub use tables::{
     Failures, ResourceWrites, UserActivity, UserCounts, failures, resources, user_counts, users,
 };

@@ -2,6 +2,8 @@
 //! for `rbac suggest`, `rbac unused`, their API and the user page; and the RBAC objects the
 //! trail's writes leave.
 
+use std::collections::BTreeSet;
+
 use kubetrail_rbac::{Request, SubjectSelector, UserInfo};
 use kubetrail_store::{Cursor, Filter, Page, Record, ResourceSelector};
 
@@ -12,7 +14,10 @@ pub fn request_of(r: &Record) -> Request {
     if !r.impersonated_user.is_empty()
         && let Ok(event) = kubetrail_model::decode_event(r.raw.as_bytes())
     {
-        return Request::from_event(&event);
+        return Request {
+            complete: true,
+            ..Request::from_event(&event)
+        };
     }
     let mut request = Request {
         user: UserInfo {
@@ -24,6 +29,8 @@ pub fn request_of(r: &Record) -> Request {
         time_micros: r.ts_micros,
         code: r.code,
         decision: (!r.decision.is_empty()).then(|| r.decision.clone()),
+        // The store is read one event per request, the final one.
+        complete: true,
         ..Request::default()
     };
     // A request with an objectRef names a resource; a non-resource request has none.
@@ -44,6 +51,37 @@ pub fn request_of(r: &Record) -> Request {
     request
 }
 
+/// Records a page of an RBAC question holds: large pages, since each is dropped once its
+/// records are turned into requests (a store answers a page with one query).
+const RBAC_PAGE: usize = 50_000;
+
+/// Requests read from the trail for an RBAC question.
+#[derive(Debug, Clone, Default)]
+pub struct Trailed {
+    /// The subject's requests, oldest first.
+    pub requests: Vec<Request>,
+    /// The clusters they came from.
+    pub clusters: BTreeSet<String>,
+    /// Whether the read stopped at its limit (the newest requests are the ones read).
+    pub capped: bool,
+}
+
+impl Trailed {
+    /// An error when the requests span several clusters: RBAC is a cluster's, and one role
+    /// made from two clusters' requests would grant each what the other needed.
+    pub fn one_cluster(&self) -> Result<(), String> {
+        if self.clusters.len() > 1 {
+            let names: Vec<&str> = self.clusters.iter().map(String::as_str).collect();
+            return Err(format!(
+                "the requests come from {} clusters ({}): RBAC is per cluster, ask about one",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The requests of `subject` (every request without one) that `filter` selects, one event per
 /// request, oldest first, at most `limit`: `page` reads the store (or a server) a page at a time.
 pub fn rbac_requests<E>(
@@ -51,30 +89,38 @@ pub fn rbac_requests<E>(
     subject: Option<&SubjectSelector>,
     limit: usize,
     page: impl FnMut(&Filter, Option<&Cursor>, usize) -> Result<Page, E>,
-) -> Result<Vec<Request>, E> {
+) -> Result<Trailed, E> {
     let mut f = filter.clone();
-    match subject {
-        // The identity a request was authorized as: authenticated or impersonated.
-        Some(SubjectSelector::User(u)) => f.identities = vec![u.clone()],
-        Some(SubjectSelector::Group(g)) => f.groups = vec![g.clone()],
-        None => {}
+    // The identity a request was authorized as: authenticated or impersonated. A group's
+    // members are found after reading: the store keeps the authenticated user's groups, and an
+    // impersonated request is authorized with the impersonated user's.
+    if let Some(SubjectSelector::User(u)) = subject {
+        f.identities = vec![u.clone()];
     }
-    let records = crate::read_requests(&f, limit, page)?;
-    Ok(records
-        .iter()
-        .map(request_of)
-        .filter(|r| subject.is_none_or(|s| s.matches(&r.user)))
-        .collect())
+    let mut out = Trailed::default();
+    let read = crate::history::each_request(&f, limit, RBAC_PAGE, page, |r| {
+        let request = request_of(&r);
+        if subject.is_none_or(|s| s.matches(&request.user)) {
+            if !out.clusters.contains(&r.cluster) {
+                out.clusters.insert(r.cluster);
+            }
+            out.requests.push(request);
+        }
+    })?;
+    out.capped = read >= limit;
+    out.requests.reverse();
+    Ok(out)
 }
 
 /// The RBAC objects the writes of roles and bindings before `to_micros` (all of them when
-/// `None`) leave, in `clusters` (all when empty).
+/// `None`) leave, in `clusters` (all when empty); an error (the inner one) when the writes
+/// span several clusters or pass `limit`.
 pub fn rbac_from_trail<E>(
     clusters: &[String],
     to_micros: Option<i64>,
     limit: usize,
     page: impl FnMut(&Filter, Option<&Cursor>, usize) -> Result<Page, E>,
-) -> Result<kubetrail_rbac::Rebuilt, E> {
+) -> Result<Result<kubetrail_rbac::Rebuilt, String>, E> {
     let filter = Filter {
         time: kubetrail_store::TimeRange {
             from_micros: None,
@@ -91,9 +137,34 @@ pub fn rbac_from_trail<E>(
             .to_vec(),
         ..Filter::default()
     };
-    let events: Vec<kubetrail_model::Event> = crate::read_requests(&filter, limit, page)?
-        .iter()
-        .filter_map(|r| kubetrail_model::decode_event(r.raw.as_bytes()).ok())
-        .collect();
-    Ok(kubetrail_rbac::from_trail(&events))
+    let records = crate::read_requests(&filter, limit.saturating_add(1), page)?;
+    if records.len() > limit {
+        return Ok(Err(format!(
+            "more than {limit} RBAC writes in the trail: give a snapshot (--rbac FILE) instead"
+        )));
+    }
+    let found: BTreeSet<&str> = records.iter().map(|r| r.cluster.as_str()).collect();
+    if found.len() > 1 {
+        let names: Vec<&str> = found.into_iter().collect();
+        return Ok(Err(format!(
+            "the trail's RBAC writes come from {} clusters ({}): RBAC is per cluster, ask about one",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    let mut events = Vec::with_capacity(records.len());
+    let mut undecodable = Vec::new();
+    for r in &records {
+        match kubetrail_model::decode_event(r.raw.as_bytes()) {
+            Ok(e) => events.push(e),
+            Err(_) => undecodable.push(r.audit_id.clone()),
+        }
+    }
+    let mut rebuilt = kubetrail_rbac::from_trail(&events);
+    rebuilt.unknown.extend(
+        undecodable
+            .into_iter()
+            .map(|id| format!("the write of auditID {id} (its stored event does not decode)")),
+    );
+    Ok(Ok(rebuilt))
 }

@@ -19,30 +19,69 @@ use crate::query::blocking;
 use crate::{ApiError, AppState};
 
 /// The most requests one answer reads; a wider question is refused, naming the limit.
-pub const MAX_REQUESTS: usize = 500_000;
+pub const MAX_REQUESTS: usize = 200_000;
 
 /// Where the cluster's RBAC comes from.
 pub struct RbacSource {
     files: Vec<PathBuf>,
+    /// The cluster the files describe (`serve --rbac-cluster`); `None`: unnamed, which only
+    /// readers bound to no cluster may see.
+    cluster: Option<String>,
     loaded: RwLock<Option<Arc<RbacObjects>>>,
+    /// One RBAC question at a time: each reads up to [`MAX_REQUESTS`] stored events.
+    busy: std::sync::Mutex<()>,
 }
 
 impl RbacSource {
-    /// The snapshot in `files`, read now (an error names the file and the document).
-    pub fn files(files: Vec<PathBuf>) -> Result<RbacSource, String> {
+    /// The snapshot in `files` of `cluster`, read now (an error names the file and the
+    /// document).
+    pub fn files(files: Vec<PathBuf>, cluster: Option<String>) -> Result<RbacSource, String> {
         let source = RbacSource {
             files,
+            cluster,
             loaded: RwLock::new(None),
+            busy: std::sync::Mutex::new(()),
         };
         source.reload()?;
         Ok(source)
     }
 
-    /// RBAC rebuilt from the store's RBAC writes at every question.
+    /// RBAC rebuilt from the store's RBAC writes (of the cluster asked about) at every
+    /// question.
     pub fn from_trail() -> RbacSource {
         RbacSource {
             files: Vec::new(),
+            cluster: None,
             loaded: RwLock::new(None),
+            busy: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Whether a reader bound to `bound` (`None`: to no cluster) may see this RBAC, and the
+    /// clusters its questions are then about. A snapshot file is one cluster's: a bound reader
+    /// sees it only when it is of that cluster, and its questions are about that cluster.
+    pub(crate) fn scope(
+        &self,
+        bound: Option<&str>,
+        asked: &[String],
+    ) -> Result<Vec<String>, ApiError> {
+        if self.files.is_empty() {
+            return Ok(asked.to_vec());
+        }
+        match (&self.cluster, bound) {
+            (Some(c), Some(b)) if c != b => Err(ApiError::forbidden(format!(
+                "the server's RBAC snapshot is of cluster {c}, not of {b}"
+            ))),
+            (None, Some(b)) => Err(ApiError::forbidden(format!(
+                "the server's RBAC snapshot names no cluster (serve --rbac-cluster), so a reader bound to {b} may not see it"
+            ))),
+            (Some(c), _) if !asked.is_empty() && !asked.contains(c) => {
+                Err(ApiError::bad_request(format!(
+                    "parameter cluster: the server's RBAC snapshot is of cluster {c}: ask about cluster={c}"
+                )))
+            }
+            (Some(c), _) => Ok(vec![c.clone()]),
+            (None, None) => Ok(asked.to_vec()),
         }
     }
 
@@ -79,20 +118,20 @@ impl RbacSource {
         &self,
         store: &dyn Store,
         scope: &Filter,
-    ) -> kubetrail_store::Result<Arc<RbacObjects>> {
+    ) -> kubetrail_store::Result<Result<Arc<RbacObjects>, String>> {
         if let Some(objects) = self
             .loaded
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
         {
-            return Ok(objects);
+            return Ok(Ok(objects));
         }
         let rebuilt =
             kubetrail_report::rbac_from_trail(&scope.clusters, None, MAX_REQUESTS, |f, c, n| {
                 store.query(f, c, n)
             })?;
-        Ok(Arc::new(rebuilt.objects))
+        Ok(rebuilt.map(|r| Arc::new(r.objects)))
     }
 }
 
@@ -187,16 +226,18 @@ pub(crate) fn requests_of(
     filter: &Filter,
     subject: Option<&SubjectSelector>,
 ) -> kubetrail_store::Result<Result<Vec<Request>, String>> {
-    let requests =
-        kubetrail_report::rbac_requests(filter, subject, MAX_REQUESTS + 1, |f, c, n| {
-            store.query(f, c, n)
-        })?;
-    if requests.len() > MAX_REQUESTS {
+    let trailed = kubetrail_report::rbac_requests(filter, subject, MAX_REQUESTS + 1, |f, c, n| {
+        store.query(f, c, n)
+    })?;
+    if trailed.requests.len() > MAX_REQUESTS || trailed.capped {
         return Ok(Err(format!(
             "more than {MAX_REQUESTS} requests in range: ask about a shorter time or one subject"
         )));
     }
-    Ok(Ok(requests))
+    if let Err(e) = trailed.one_cluster() {
+        return Ok(Err(format!("parameter cluster: {e}")));
+    }
+    Ok(Ok(trailed.requests))
 }
 
 fn no_source() -> ApiError {
@@ -250,18 +291,28 @@ pub(crate) async fn suggest(
         ..Options::default()
     };
     let source = state.rbac.clone();
-    if delta && source.is_none() {
-        return Err(no_source());
+    let mut filter = q.filter;
+    match (&source, delta) {
+        (None, true) => return Err(no_source()),
+        (Some(src), true) => {
+            filter.clusters = src.scope(principal.cluster.as_deref(), &filter.clusters)?;
+        }
+        _ => {}
     }
-    let filter = q.filter;
     let answer = blocking(&state, "suggesting RBAC", move |s| {
+        let _one = source
+            .as_ref()
+            .map(|src| src.busy.lock().unwrap_or_else(|p| p.into_inner()));
         let requests = match requests_of(s, &filter, Some(&subject))? {
             Ok(r) => r,
             Err(e) => return Ok(Err(ApiError::bad_request(e))),
         };
         let mut existing = kubetrail_rbac::default_existing();
         if let (true, Some(src)) = (delta, &source) {
-            let cluster = src.current(s, &filter)?;
+            let cluster = match src.current(s, &filter)? {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(ApiError::bad_request(e))),
+            };
             existing.roles.extend(cluster.roles.iter().cloned());
             existing
                 .cluster_roles
@@ -327,9 +378,14 @@ pub(crate) async fn unused(
     let Some(source) = state.rbac.clone() else {
         return Err(no_source());
     };
-    let (subject, filter) = (q.subject, q.filter);
+    let (subject, mut filter) = (q.subject, q.filter);
+    filter.clusters = source.scope(principal.cluster.as_deref(), &filter.clusters)?;
     let answer = blocking(&state, "comparing RBAC with use", move |s| {
-        let objects = source.current(s, &filter)?;
+        let _one = source.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let objects = match source.current(s, &filter)? {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e)),
+        };
         let authorizer = Authorizer::new(&objects);
         let requests = match requests_of(s, &filter, subject.as_ref())? {
             Ok(r) => r,

@@ -303,15 +303,29 @@ pub async fn page(
             Some(c) => vec![c.clone()],
             None => worker.clusters.all(store)?,
         };
-        // Only the user page compares RBAC with use.
+        // Only the user page compares RBAC with use: the RBAC of the cluster it asks about
+        // (the viewer's own when bound).
         let rbac = match (page, &worker.rbac) {
-            (Page::User, Some(source)) => Some(source.current(
-                store,
-                &kubetrail_store::Filter {
-                    clusters: shown.cluster.iter().cloned().collect(),
-                    ..kubetrail_store::Filter::default()
-                },
-            )?),
+            (Page::User, Some(source)) => {
+                let asked: Vec<String> = match &shown.cluster {
+                    Some(c) => vec![c.clone()],
+                    None => kubetrail_api::params::parse_query(&query)
+                        .into_iter()
+                        .filter(|(k, v)| k == "cluster" && !v.is_empty())
+                        .map(|(_, v)| v)
+                        .collect(),
+                };
+                Some(match source.scope(shown.cluster.as_deref(), &asked) {
+                    Ok(clusters) => source.current(
+                        store,
+                        &kubetrail_store::Filter {
+                            clusters,
+                            ..kubetrail_store::Filter::default()
+                        },
+                    )?,
+                    Err(e) => Err(e.reason),
+                })
+            }
             _ => None,
         };
         let ctx = Context {
@@ -322,7 +336,7 @@ pub async fn page(
             gaps: &gaps,
             agents: &agents,
             rules: rules.as_deref(),
-            rbac: rbac.as_deref(),
+            rbac: rbac.as_ref().map(|r| r.as_deref().map_err(String::as_str)),
             clusters: &clusters,
             resources: &worker.resources,
         };

@@ -90,9 +90,10 @@ pub struct Context<'a> {
     /// The clusters the store holds events of (the viewer's own, when bound to one), for the
     /// scope bar's cluster picker; empty for a free-text cluster field.
     pub clusters: &'a [String],
-    /// The cluster's RBAC, for the user page's permissions; `None` when the server knows none,
-    /// and for the other pages.
-    pub rbac: Option<&'a kubetrail_rbac::RbacObjects>,
+    /// The cluster's RBAC, for the user page's permissions (or why it cannot be shown: a
+    /// snapshot of another cluster, a trail spanning several); `None` when the server knows
+    /// none, and for the other pages.
+    pub rbac: Option<Result<&'a kubetrail_rbac::RbacObjects, &'a str>>,
     /// The resources the store names, counted at most once a minute (resource names in a
     /// page's filter are resolved against them).
     pub resources: &'a kubetrail_report::ResourceCache,

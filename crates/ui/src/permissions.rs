@@ -12,7 +12,7 @@ use crate::scope::Scope;
 use crate::{Context, UiError, format};
 
 /// The most requests the panels read (the newest, when the range holds more).
-const MAX_REQUESTS: usize = 100_000;
+const MAX_REQUESTS: usize = 20_000;
 
 /// Both panels for `name` over `scope`'s range and clusters.
 pub fn panels(ctx: &Context<'_>, scope: &Scope, name: &str) -> Result<Markup, UiError> {
@@ -22,28 +22,36 @@ pub fn panels(ctx: &Context<'_>, scope: &Scope, name: &str) -> Result<Markup, Ui
         clusters: scope.filter.clusters.clone(),
         ..Filter::default()
     };
-    let requests =
+    let trailed =
         kubetrail_report::rbac_requests(&filter, Some(&selector), MAX_REQUESTS, |f, c, n| {
             ctx.store.query(f, c, n)
         })?;
-    let capped = requests.len() >= MAX_REQUESTS;
-    let report = ctx.rbac.map(|objects| {
-        kubetrail_rbac::unused(
+    let capped = trailed.capped;
+    let mixed = trailed.one_cluster().err();
+    let requests = &trailed.requests;
+    let report = match (ctx.rbac, &mixed) {
+        (Some(Ok(objects)), None) => Some(Ok(kubetrail_rbac::unused(
             &Authorizer::new(objects),
             &selector.subject(),
-            &requests,
+            requests,
             &Default::default(),
+        ))),
+        (Some(Err(e)), _) => Some(Err(e.to_string())),
+        (Some(Ok(_)), Some(e)) => Some(Err(format!("{e}: pick a cluster in the scope bar"))),
+        (None, _) => None,
+    };
+    let suggested = match &mixed {
+        Some(e) => Err(format!("{e}: pick a cluster in the scope bar")),
+        None => Ok(kubetrail_rbac::suggest(
+            requests,
+            &selector,
+            &Authorizer::new(&kubetrail_rbac::default_existing()),
+            &Options::default(),
+            &Naming::default(),
         )
-    });
-    let suggested = kubetrail_rbac::suggest(
-        &requests,
-        &selector,
-        &Authorizer::new(&kubetrail_rbac::default_existing()),
-        &Options::default(),
-        &Naming::default(),
-    )
-    .ok()
-    .map(|g| kubetrail_rbac::to_yaml(&g.documents(false)));
+        .ok()
+        .map(|g| kubetrail_rbac::to_yaml(&g.documents(false)))),
+    };
     Ok(html! {
         @if capped {
             p.muted { "The RBAC panels read the newest " (format::count(MAX_REQUESTS as u64)) " requests of this range." }
@@ -52,15 +60,17 @@ pub fn panels(ctx: &Context<'_>, scope: &Scope, name: &str) -> Result<Markup, Ui
             h2 { "Permissions" }
             @match &report {
                 None => p.muted { "The server knows no RBAC to compare with: start serve with --rbac FILE or --rbac-from-trail." },
-                Some(r) => (permissions_table(scope, r)),
+                Some(Err(e)) => p.muted { (e) },
+                Some(Ok(r)) => (permissions_table(scope, r)),
             }
         }
         section.panel.wide #least-privilege {
             h2 { "Least-privilege role" }
             @match &suggested {
-                None => p.empty { "No request of this identity in this range." },
-                Some(yaml) if yaml.is_empty() => p.muted { "Everything this identity did is allowed to every authenticated user." },
-                Some(yaml) => {
+                Err(e) => p.muted { (e) },
+                Ok(None) => p.empty { "No request of this identity in this range." },
+                Ok(Some(yaml)) if yaml.is_empty() => p.muted { "Everything this identity did is allowed to every authenticated user." },
+                Ok(Some(yaml)) => {
                     p.muted { "What allows exactly the requests of this range (kubetrail rbac suggest): apply with kubectl apply -f." }
                     a.more download=(format!("{}-rbac.yaml", file_name(name)))
                         href=(format!("data:application/yaml;charset=utf-8,{}", utf8_percent_encode(yaml, NON_ALPHANUMERIC))) { "download YAML" }

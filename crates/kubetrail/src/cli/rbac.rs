@@ -108,9 +108,13 @@ impl TrailArgs {
             ..Filter::default()
         };
         let source = self.source.open()?;
-        let out = kubetrail_report::rbac_requests(&filter, subject, usize::MAX, |f, c, n| {
+        let trailed = kubetrail_report::rbac_requests(&filter, subject, usize::MAX, |f, c, n| {
             source.page(f, c, n)
         })?;
+        trailed
+            .one_cluster()
+            .map_err(|e| anyhow::anyhow!("{e}: give --cluster"))?;
+        let out = trailed.requests;
         if out.is_empty() {
             let mut asked = filter.clone();
             if let Some(SubjectSelector::User(u)) = subject {
@@ -205,7 +209,8 @@ impl TrailArgs {
         let source = self.source.open()?;
         kubetrail_report::rbac_from_trail(&self.clusters, to, usize::MAX, |f, c, n| {
             source.page(f, c, n)
-        })
+        })?
+        .map_err(|e| anyhow::anyhow!("--rbac-from-trail: {e}; give --cluster"))
     }
 }
 

@@ -101,6 +101,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     rbac: Vec<PathBuf>,
+    #[arg(long, value_name = "CLUSTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rbac_cluster: Option<String>,
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     rbac_from_trail: bool,
@@ -207,10 +210,16 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     let rbac = match (c.rbac.is_empty(), c.rbac_from_trail) {
         (false, true) => bail!("rbac files and rbacFromTrail contradict each other"),
         (false, false) => Some(
-            kubetrail_server::RbacSource::files(c.rbac.clone())
+            kubetrail_server::RbacSource::files(c.rbac.clone(), c.rbac_cluster.clone())
                 .map_err(|e| anyhow::anyhow!("--rbac: {e}"))?,
         ),
+        (true, true) if c.rbac_cluster.is_some() => {
+            bail!(
+                "rbacCluster names the cluster of rbac files; rbacFromTrail rebuilds each cluster's own"
+            )
+        }
         (true, true) => Some(kubetrail_server::RbacSource::from_trail()),
+        (true, false) if c.rbac_cluster.is_some() => bail!("rbacCluster needs rbac files"),
         (true, false) => None,
     };
     Ok(Settings {

@@ -135,6 +135,10 @@ pub struct ServeConfig {
     /// on SIGHUP (a file that does not read is refused, the snapshot in use stays).
     #[serde(default)]
     pub rbac: Vec<PathBuf>,
+    /// The cluster the `rbac` files describe. A reader bound to a cluster sees them only when
+    /// it is this one; without it, only readers bound to no cluster do.
+    #[serde(default)]
+    pub rbac_cluster: Option<String>,
     /// Rebuild the cluster's RBAC from the stored writes of roles and bindings at each RBAC
     /// question instead of reading `rbac` files (the policy must log them with their bodies).
     #[serde(default)]

@@ -82,6 +82,30 @@ fn suggest_reads_files_and_the_store_alike() {
         sa,
         ok(&["rbac", "suggest", "--serviceaccount", "ns1:sa1", &demo()])
     );
+    // A group's members are found by the groups their requests were authorized with: every
+    // request of the capture is impersonated, and the store keeps the impersonator's groups.
+    let group = ok(&[
+        "rbac",
+        "suggest",
+        "--group",
+        "system:serviceaccounts",
+        "--data-dir",
+        data,
+    ]);
+    assert!(
+        group.contains("kind: Group\n  name: system:serviceaccounts\n"),
+        "{group}"
+    );
+    assert_eq!(
+        group,
+        ok(&[
+            "rbac",
+            "suggest",
+            "--group",
+            "system:serviceaccounts",
+            &demo()
+        ])
+    );
 }
 
 #[test]

@@ -15,7 +15,8 @@ const RANGE: &str = "from=2017-01-01T00:00:00Z&to=2027-01-01T00:00:00Z";
 /// snapshot's RBAC.
 async fn loaded() -> Harness {
     let mut h = Harness::new();
-    let source = kubetrail_server::RbacSource::files(vec![testdata("rbac/snapshot.yaml")]).unwrap();
+    let source =
+        kubetrail_server::RbacSource::files(vec![testdata("rbac/snapshot.yaml")], None).unwrap();
     let state = Arc::into_inner(h.state).expect("nothing else holds a new state");
     h.state = Arc::new(state.with_rbac(Arc::new(source)));
     let (body, _) = event_list("real-audit/audit2rbac-v1.jsonl", "audit.k8s.io/v1");
@@ -28,8 +29,22 @@ async fn loaded() -> Harness {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    h.post_lines("rbac/snapshot-requests.jsonl").await;
+    post_lines(&h, "rbac/snapshot-requests.jsonl", "kind").await;
     h
+}
+
+/// Posts a testdata file of event lines as an agent batch of `cluster`.
+async fn post_lines(h: &Harness, file: &str, cluster: &str) {
+    let body = std::fs::read(testdata(file)).unwrap();
+    let (status, reply) = h
+        .post(
+            &format!("{}?node=cp-1&cluster={cluster}", paths::EVENTS),
+            Some(INGEST),
+            &[],
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
 }
 
 #[tokio::test]
@@ -292,6 +307,44 @@ async fn the_user_page_shows_permissions_and_the_least_privilege_role() {
         "{html}"
     );
     assert!(html.contains("- nodes"), "{html}");
+}
+
+/// A snapshot of cluster prod is shown to prod's bound reader, over prod's requests only.
+#[tokio::test]
+async fn a_snapshot_of_one_cluster_answers_that_cluster_s_readers() {
+    let mut h = Harness::new();
+    let source = kubetrail_server::RbacSource::files(
+        vec![testdata("rbac/snapshot.yaml")],
+        Some("prod".into()),
+    )
+    .unwrap();
+    let state = Arc::into_inner(h.state).expect("nothing else holds a new state");
+    h.state = Arc::new(state.with_rbac(Arc::new(source)));
+    post_lines(&h, "rbac/snapshot-requests.jsonl", "prod").await;
+    post_lines(&h, "rbac/snapshot-requests.jsonl", "dev").await;
+    let (status, reply) = h
+        .get(
+            &format!("{}?user=alice&{RANGE}", paths::RBAC_UNUSED),
+            Some(PROD_READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    // prod's two gets, not dev's too.
+    assert_eq!(reply["subjects"][0]["requests"], 2);
+    let (status, reply) = h
+        .get(
+            &format!("{}?user=alice&cluster=dev&{RANGE}", paths::RBAC_UNUSED),
+            Some(READ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("ask about cluster=prod"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
