@@ -488,7 +488,7 @@ test('the overview lists the executed commands the API reports, and the fleet ev
   await shot('fleet');
   const fleet = await page.locator('#clusters tbody tr').evaluateAll((trs) =>
     trs.map((tr) => [tr.dataset.cluster, tr.cells[1].innerText, tr.classList.contains('silent')]));
-  assert.deepEqual(fleet.map(([c]) => c), ['lab', 'prod', 'samples', 'shop']);
+  assert.deepEqual(fleet.map(([c]) => c), ['lab', 'prod', 'rbac', 'samples', 'shop']);
   for (const [cluster, requests] of fleet) {
     const r = await api(`/api/v1/audit/reports/overview?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&cluster=${cluster}`);
     assert.equal(number(requests), r.requests, cluster);

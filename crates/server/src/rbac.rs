@@ -227,7 +227,7 @@ pub(crate) fn requests_of(
     subject: Option<&SubjectSelector>,
 ) -> kubetrail_store::Result<Result<Vec<Request>, String>> {
     let trailed = kubetrail_report::rbac_requests(filter, subject, MAX_REQUESTS + 1, |f, c, n| {
-        store.query(f, c, n)
+        store.query_heads(f, c, n)
     })?;
     if trailed.requests.len() > MAX_REQUESTS || trailed.capped {
         return Ok(Err(format!(

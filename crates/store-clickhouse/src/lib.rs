@@ -21,7 +21,7 @@ mod sql;
 use std::collections::HashSet;
 
 use kubetrail_model::{Level, Stage};
-use kubetrail_store::sql::{COLUMNS, Dialect, GROUP_SEP, PAGE_ORDER, where_clause};
+use kubetrail_store::sql::{Dialect, GROUP_SEP, PAGE_ORDER, where_clause};
 use kubetrail_store::{
     Aggregation, AggregationResult, AlertField, AlertFilter, AlertRecord, AppendOutcome, Cursor,
     Error, Filter, GroupCount, HistogramBucket, Page, Record, Result, Retention, RetentionOutcome,
@@ -316,31 +316,15 @@ impl ClickHouseStore {
     }
 }
 
-impl Store for ClickHouseStore {
-    fn append(&self, batch: &[Record]) -> Result<AppendOutcome> {
-        let mut out = self.append_all(&[batch])?;
-        Ok(out.pop().unwrap_or_default())
-    }
-
-    fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
-        let batches: Vec<Vec<&Record>> = batches.iter().map(|b| b.iter().collect()).collect();
-        let plan = plan_append(
-            &batches,
-            |rows| self.claims(rows),
-            |identity, hash| self.stored_text(identity, hash),
-        )?;
-        let fresh: Vec<&Record> = plan.rows.iter().flatten().copied().collect();
-        if !fresh.is_empty() {
-            let counted = self.counted(&fresh)?;
-            self.insert(&fresh, &counted)?;
-        }
-        Ok(plan.outcomes)
-    }
-
-    /// Two steps: the page's identities first, reading only the filtered columns (`LIMIT 1 BY`
-    /// the identity drops rows stored twice, without `FINAL`'s merge of every column), then
-    /// the whole rows of just those, found through the sorting key.
-    fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+impl ClickHouseStore {
+    /// A page of events newest first; with `heads`, the text only of impersonated requests.
+    fn page(
+        &self,
+        filter: &Filter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+        heads: bool,
+    ) -> Result<Page> {
         filter.validate().map_err(Error::Invalid)?;
         let order = format!("{PAGE_ORDER} LIMIT 1 BY cluster, ts, audit_id, stage, content_hash");
         let w = where_clause(Dialect::ClickHouse, filter, cursor);
@@ -369,7 +353,7 @@ impl Store for ClickHouseStore {
             self.ch
                 .rows(&format!(
                     "SELECT {} FROM {} WHERE (cluster, ts, audit_id, stage, content_hash) IN ({}) {order}",
-                    COLUMNS.join(", "),
+                    kubetrail_store::sql::page_columns(heads),
                     self.table,
                     tuples.join(", ")
                 ))?
@@ -378,6 +362,39 @@ impl Store for ClickHouseStore {
                 .collect()
         };
         Ok(Page::from_overfetch(records, limit))
+    }
+}
+
+impl Store for ClickHouseStore {
+    fn append(&self, batch: &[Record]) -> Result<AppendOutcome> {
+        let mut out = self.append_all(&[batch])?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
+        let batches: Vec<Vec<&Record>> = batches.iter().map(|b| b.iter().collect()).collect();
+        let plan = plan_append(
+            &batches,
+            |rows| self.claims(rows),
+            |identity, hash| self.stored_text(identity, hash),
+        )?;
+        let fresh: Vec<&Record> = plan.rows.iter().flatten().copied().collect();
+        if !fresh.is_empty() {
+            let counted = self.counted(&fresh)?;
+            self.insert(&fresh, &counted)?;
+        }
+        Ok(plan.outcomes)
+    }
+
+    /// Two steps: the page's identities first, reading only the filtered columns (`LIMIT 1 BY`
+    /// the identity drops rows stored twice, without `FINAL`'s merge of every column), then
+    /// the whole rows of just those, found through the sorting key.
+    fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        self.page(filter, cursor, limit, false)
+    }
+
+    fn query_heads(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        self.page(filter, cursor, limit, true)
     }
 
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {

@@ -347,6 +347,79 @@ impl DuckDbStore {
 }
 
 impl DuckDbStore {
+    /// A page of events newest first; with `heads`, the text only of impersonated requests.
+    fn page(
+        &self,
+        filter: &Filter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+        heads: bool,
+    ) -> Result<Page> {
+        filter.validate().map_err(Error::Invalid)?;
+        let columns = sql::page_columns(heads);
+        let conn = self.read();
+        // Newest first in time slices that widen (1 h, 6 h, 1 d, 7 d, 30 d, then the rest):
+        // a page of recent events then reads only the row groups of its slice, which DuckDB's
+        // zone maps on `ts` select, instead of sorting every match of the whole table.
+        let newest: Option<i64> = match cursor {
+            Some(c) => Some(c.ts_micros),
+            None => conn
+                .query_row("SELECT max(ts) FROM events", [], |row| row.get(0))
+                .map_err(|e| self.fail("finding the newest event", e))?,
+        };
+        let Some(newest) = newest else {
+            return Ok(Page::default());
+        };
+        let floor = filter.time.from_micros;
+        let mut hi = filter
+            .time
+            .to_micros
+            .map_or(newest + 1, |to| to.min(newest + 1));
+        let mut records: Vec<Record> = Vec::new();
+        const HOUR: i64 = 3_600_000_000;
+        for width in [
+            HOUR,
+            6 * HOUR,
+            24 * HOUR,
+            7 * 24 * HOUR,
+            30 * 24 * HOUR,
+            i64::MAX,
+        ] {
+            let lo = hi.checked_sub(width).filter(|_| width != i64::MAX);
+            let lo = match (lo, floor) {
+                (Some(l), Some(f)) => Some(l.max(f)),
+                (l, f) => l.or(f),
+            };
+            let mut slice = filter.clone();
+            slice.time = kubetrail_store::TimeRange {
+                from_micros: lo,
+                to_micros: Some(hi),
+            };
+            let want = limit + 1 - records.len();
+            let sql = sql::select_page(Dialect::DuckDb, "events", &slice, cursor, want, &columns);
+            let mut stmt = conn
+                .prepare(&sql.text)
+                .map_err(|e| self.fail("preparing a query", e))?;
+            let found: Vec<Record> = stmt
+                .query_map(params_from_iter(bind(&sql.params)), record_from_row)
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.fail("querying events", e))?;
+            records.extend(found);
+            let exhausted = match (lo, floor) {
+                (None, _) => true,
+                (Some(l), Some(f)) => l <= f,
+                _ => false,
+            };
+            if records.len() > limit || exhausted {
+                break;
+            }
+            hi = lo.unwrap_or(i64::MIN);
+        }
+        Ok(Page::from_overfetch(records, limit))
+    }
+}
+
+impl DuckDbStore {
     /// An aggregation, from the rollup where it can answer and `rollup_allowed`.
     fn aggregate_from(
         &self,
@@ -467,66 +540,11 @@ impl Store for DuckDbStore {
     }
 
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
-        filter.validate().map_err(Error::Invalid)?;
-        let conn = self.read();
-        // Newest first in time slices that widen (1 h, 6 h, 1 d, 7 d, 30 d, then the rest):
-        // a page of recent events then reads only the row groups of its slice, which DuckDB's
-        // zone maps on `ts` select, instead of sorting every match of the whole table.
-        let newest: Option<i64> = match cursor {
-            Some(c) => Some(c.ts_micros),
-            None => conn
-                .query_row("SELECT max(ts) FROM events", [], |row| row.get(0))
-                .map_err(|e| self.fail("finding the newest event", e))?,
-        };
-        let Some(newest) = newest else {
-            return Ok(Page::default());
-        };
-        let floor = filter.time.from_micros;
-        let mut hi = filter
-            .time
-            .to_micros
-            .map_or(newest + 1, |to| to.min(newest + 1));
-        let mut records: Vec<Record> = Vec::new();
-        const HOUR: i64 = 3_600_000_000;
-        for width in [
-            HOUR,
-            6 * HOUR,
-            24 * HOUR,
-            7 * 24 * HOUR,
-            30 * 24 * HOUR,
-            i64::MAX,
-        ] {
-            let lo = hi.checked_sub(width).filter(|_| width != i64::MAX);
-            let lo = match (lo, floor) {
-                (Some(l), Some(f)) => Some(l.max(f)),
-                (l, f) => l.or(f),
-            };
-            let mut slice = filter.clone();
-            slice.time = kubetrail_store::TimeRange {
-                from_micros: lo,
-                to_micros: Some(hi),
-            };
-            let want = limit + 1 - records.len();
-            let sql = sql::select_page(Dialect::DuckDb, "events", &slice, cursor, want);
-            let mut stmt = conn
-                .prepare(&sql.text)
-                .map_err(|e| self.fail("preparing a query", e))?;
-            let found: Vec<Record> = stmt
-                .query_map(params_from_iter(bind(&sql.params)), record_from_row)
-                .and_then(|rows| rows.collect())
-                .map_err(|e| self.fail("querying events", e))?;
-            records.extend(found);
-            let exhausted = match (lo, floor) {
-                (None, _) => true,
-                (Some(l), Some(f)) => l <= f,
-                _ => false,
-            };
-            if records.len() > limit || exhausted {
-                break;
-            }
-            hi = lo.unwrap_or(i64::MIN);
-        }
-        Ok(Page::from_overfetch(records, limit))
+        self.page(filter, cursor, limit, false)
+    }
+
+    fn query_heads(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        self.page(filter, cursor, limit, true)
     }
 
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {

@@ -110,6 +110,9 @@ impl Store for Metered {
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
         self.timed(Operation::Query, |s| s.query(filter, cursor, limit))
     }
+    fn query_heads(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        self.timed(Operation::Query, |s| s.query_heads(filter, cursor, limit))
+    }
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult> {
         self.timed(Operation::Aggregate, |s| s.aggregate(filter, aggregation))
     }

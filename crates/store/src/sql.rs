@@ -502,16 +502,29 @@ pub fn select_page(
     f: &Filter,
     cursor: Option<&Cursor>,
     limit: usize,
+    columns: &str,
 ) -> Sql {
     let w = where_clause(d, f, cursor);
     Sql {
         text: format!(
-            "SELECT {} FROM {table}{} {PAGE_ORDER} LIMIT {limit}",
-            COLUMNS.join(", "),
+            "SELECT {columns} FROM {table}{} {PAGE_ORDER} LIMIT {limit}",
             w.text
         ),
         params: w.params,
     }
+}
+
+/// The columns of a page: [`COLUMNS`], or with `heads` the same with `raw` read only for
+/// impersonated requests ([`Store::query_heads`](crate::Store::query_heads)).
+pub fn page_columns(heads: bool) -> String {
+    COLUMNS
+        .iter()
+        .map(|c| match (*c, heads) {
+            ("raw", true) => "CASE WHEN impersonated_user = '' THEN '' ELSE raw END AS raw",
+            (c, _) => c,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An aggregation. CountBy returns rows `(key1[, key2], count)`; Histogram

@@ -214,6 +214,13 @@ pub trait Store: Send + Sync {
     /// Events matching `filter`, newest first, at most `limit`, continuing after `cursor`.
     fn query(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page>;
 
+    /// [`query`](Self::query) for answers that read the typed columns only: each record's
+    /// `raw` is empty but for impersonated requests (whose impersonated user's groups only the
+    /// text holds). A backend that can leave the text unread does; the same page otherwise.
+    fn query_heads(&self, filter: &Filter, cursor: Option<&Cursor>, limit: usize) -> Result<Page> {
+        self.query(filter, cursor, limit)
+    }
+
     /// Counts, top-N and time histograms over the events matching `filter`.
     fn aggregate(&self, filter: &Filter, aggregation: &Aggregation) -> Result<AggregationResult>;
 

@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             identity_is_cluster_audit_id_and_stage,
             conflicting_events_are_all_kept,
             pages_are_newest_first_and_complete,
+            heads_are_pages_without_the_text,
             filters_select_exactly,
             aggregations_count,
             requests_are_counted_once,

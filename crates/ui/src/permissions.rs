@@ -24,7 +24,7 @@ pub fn panels(ctx: &Context<'_>, scope: &Scope, name: &str) -> Result<Markup, Ui
     };
     let trailed =
         kubetrail_report::rbac_requests(&filter, Some(&selector), MAX_REQUESTS, |f, c, n| {
-            ctx.store.query(f, c, n)
+            ctx.store.query_heads(f, c, n)
         })?;
     let capped = trailed.capped;
     let mixed = trailed.one_cluster().err();

@@ -257,6 +257,20 @@ impl Source {
         }
     }
 
+    /// [`page`](Self::page) for answers that read the typed columns only
+    /// ([`Store::query_heads`]); a server sends whole events.
+    pub fn page_heads(
+        &self,
+        filter: &Filter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page> {
+        match self {
+            Source::Local(store) => Ok(store.query_heads(filter, cursor, limit)?),
+            Source::Remote(_) => self.page(filter, cursor, limit),
+        }
+    }
+
     /// `filter` with kubectl's names for resources (`deploy`, `po`, `Deployment`) resolved to
     /// the plurals the events write (an error naming the closest known names for a resource
     /// neither the built-in API nor the stored events have) and source networks

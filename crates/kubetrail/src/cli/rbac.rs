@@ -109,7 +109,7 @@ impl TrailArgs {
         };
         let source = self.source.open()?;
         let trailed = kubetrail_report::rbac_requests(&filter, subject, usize::MAX, |f, c, n| {
-            source.page(f, c, n)
+            source.page_heads(f, c, n)
         })?;
         trailed
             .one_cluster()

@@ -72,13 +72,14 @@ impl WithHash for Record {
 }
 
 /// Every check, by name, in the order the macro lists them.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     "append_is_idempotent",
     "append_all_counts_each_batch",
     "bulk_load_counts_as_appends_do",
     "identity_is_cluster_audit_id_and_stage",
     "conflicting_events_are_all_kept",
     "pages_are_newest_first_and_complete",
+    "heads_are_pages_without_the_text",
     "filters_select_exactly",
     "aggregations_count",
     "requests_are_counted_once",
@@ -330,6 +331,72 @@ pub fn pages_are_newest_first_and_complete(store: &dyn Store) {
             .windows(2)
             .all(|w| w[0].ts_micros >= w[1].ts_micros)
     );
+}
+
+/// `query_heads` answers the pages `query` does, record for record and cursor for cursor, the
+/// text left out (or kept, by a backend that reads it anyway) but for impersonated requests.
+pub fn heads_are_pages_without_the_text(store: &dyn Store) {
+    let batch: Vec<Record> = (0..6)
+        .map(|i| {
+            let mut r = record(
+                "c1",
+                &format!("h{i}"),
+                Some(Stage::ResponseComplete),
+                T0 + i * S,
+            );
+            if i % 2 == 0 {
+                r.impersonated_user = "bob".into();
+            }
+            r
+        })
+        .collect();
+    store.append(&batch).expect("append");
+    let full = store
+        .query(&Filter::default(), None, 100)
+        .expect("query")
+        .records;
+    let heads = store
+        .query_heads(&Filter::default(), None, 100)
+        .expect("query_heads")
+        .records;
+    assert_eq!(full.len(), 6);
+    assert_eq!(heads.len(), full.len());
+    for (f, h) in full.iter().zip(&heads) {
+        if f.impersonated_user.is_empty() {
+            assert!(
+                h.raw.is_empty() || h.raw == f.raw,
+                "{}: {:?}",
+                f.audit_id,
+                h.raw
+            );
+        } else {
+            assert_eq!(
+                h.raw, f.raw,
+                "{}: an impersonated request keeps its text",
+                f.audit_id
+            );
+        }
+        assert_eq!(
+            Record {
+                raw: f.raw.clone(),
+                ..h.clone()
+            },
+            *f
+        );
+    }
+    let first = store
+        .query_heads(&Filter::default(), None, 4)
+        .expect("first page");
+    let rest = store
+        .query_heads(&Filter::default(), first.next.as_ref(), 4)
+        .expect("second page");
+    let ids: Vec<&str> = first
+        .records
+        .iter()
+        .chain(&rest.records)
+        .map(|r| r.audit_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["h5", "h4", "h3", "h2", "h1", "h0"]);
 }
 
 /// Retention deletes by age and by size.
