@@ -386,7 +386,7 @@ fn suggest(args: SuggestArgs) -> Result<ExitCode> {
         let current = Authorizer::new(s);
         let granted = requests.iter().filter(|r| current.allows(r)).count();
         eprintln!(
-            "note: the cluster's RBAC already allows {granted} of the {} requests; --delta prints only what it lacks",
+            "note: the cluster's RBAC already allows {granted} of the {} events read; --delta prints only what it lacks",
             requests.len()
         );
     }

@@ -180,7 +180,10 @@ fn delta_prints_only_what_the_cluster_lacks() {
     ]);
     assert!(success);
     assert_eq!(full, alice(false));
-    assert!(err.contains("already allows 1 of the 3 requests"), "{err}");
+    assert!(
+        err.contains("already allows 1 of the 3 events read"),
+        "{err}"
+    );
     let (success, _, err) = run(&["rbac", "suggest", "--user", "alice", "--delta", &demo()]);
     assert!(!success);
     assert!(err.contains("--rbac"), "{err}");
