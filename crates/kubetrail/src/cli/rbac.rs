@@ -167,7 +167,7 @@ impl RbacArgs {
         if !rebuilt.unknown.is_empty() {
             let shown: Vec<String> = rebuilt.unknown.iter().take(10).map(|u| escape(u)).collect();
             eprintln!(
-                "note: {} objects could not be rebuilt (written without their bodies, or by a patch that cannot be replayed): {}{}",
+                "note: {} objects could not be rebuilt (written without their bodies, by a patch that cannot be replayed, or maybe deleted by a deletecollection): {}{}",
                 rebuilt.unknown.len(),
                 shown.join(", "),
                 if rebuilt.unknown.len() > 10 {
