@@ -299,3 +299,67 @@ fn unused_over_rbac_rebuilt_from_the_trail() {
     assert_eq!(out[0]["granted"], 3);
     assert_eq!(out[0]["unused"], 2);
 }
+
+/// `--server`: the requests come from a running server's API, and the answer is the store's.
+#[test]
+fn suggest_and_unused_ask_a_running_server_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    ok(&["import", "--data-dir", data_s, &demo()]);
+    let requests = testdata("rbac/snapshot-requests.jsonl")
+        .display()
+        .to_string();
+    ok(&[
+        "import",
+        "--data-dir",
+        data_s,
+        "--cluster",
+        "rbac",
+        &requests,
+    ]);
+    let port = crate::free_port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(["serve", "--insecure-no-auth", "--no-detection", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--data-dir", data_s])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::wait_port(port);
+    let url = format!("http://127.0.0.1:{port}");
+    let suggested = run(&["rbac", "suggest", "--server", &url, "--user", "bob"]);
+    let snapshot = testdata("rbac/snapshot.yaml").display().to_string();
+    let unused = run(&[
+        "rbac",
+        "unused",
+        "--server",
+        &url,
+        "--rbac",
+        &snapshot,
+        "--user",
+        "alice",
+        "--cluster",
+        "rbac",
+        "--from",
+        "2026-10-01T00:00:00Z",
+        "-o",
+        "json",
+    ]);
+    // alice's requests are in two clusters: without --cluster the question is refused.
+    let mixed = run(&["rbac", "suggest", "--server", &url, "--user", "alice"]);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(suggested.0, "{}", suggested.2);
+    assert_eq!(
+        suggested.1,
+        ok(&["rbac", "suggest", "--user", "bob", &demo()])
+    );
+    assert!(unused.0, "{}", unused.2);
+    let reply: Value = serde_json::from_str(&unused.1).unwrap();
+    assert_eq!(reply[0]["granted"], 3);
+    assert_eq!(reply[0]["requests"], 2);
+    assert!(!mixed.0);
+    assert!(mixed.2.contains("give --cluster"), "{}", mixed.2);
+}
