@@ -192,17 +192,6 @@ impl Authorizer {
         rules.map_or(&[], Vec::as_slice)
     }
 
-    /// Whether a ClusterRole of this name exists.
-    pub fn has_cluster_role(&self, name: &str) -> bool {
-        self.cluster_roles.contains_key(name)
-    }
-
-    /// Whether a Role of this name exists in `namespace`.
-    pub fn has_role(&self, namespace: &str, name: &str) -> bool {
-        self.roles
-            .contains_key(&(namespace.to_string(), name.to_string()))
-    }
-
     /// Every binding: cluster role bindings, then role bindings by namespace.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
         let mut namespaces: Vec<&String> = self.role_bindings.keys().collect();

@@ -35,7 +35,7 @@ pub use suggest::{
     suggest,
 };
 pub use trail::{RBAC_RESOURCES, Rebuilt, from_trail};
-pub use unused::{Atom, AtomUse, Denied, SubjectReport, UnusedOptions, subjects_of, unused};
+pub use unused::{Atom, AtomUse, Denied, SubjectReport, UnusedOptions, rank, subjects_of, unused};
 
 /// Why RBAC input was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

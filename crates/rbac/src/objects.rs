@@ -263,6 +263,17 @@ impl RbacObjects {
         self.len() == 0
     }
 
+    /// Adds every object of `other`.
+    pub fn extend(&mut self, other: &RbacObjects) {
+        self.roles.extend(other.roles.iter().cloned());
+        self.cluster_roles
+            .extend(other.cluster_roles.iter().cloned());
+        self.role_bindings
+            .extend(other.role_bindings.iter().cloned());
+        self.cluster_role_bindings
+            .extend(other.cluster_role_bindings.iter().cloned());
+    }
+
     /// Adds the RBAC objects of one file: `kubectl get clusterroles,clusterrolebindings,roles,
     /// rolebindings -A -o yaml` output (a `List`), `-o json`, multi-document YAML, or single
     /// objects. Objects of other kinds are counted in the answer, not refused. `source` names

@@ -192,6 +192,17 @@ impl SubjectReport {
     }
 }
 
+/// Orders reports as a review reads them: cluster-admin equivalents first, then by unused
+/// permissions, most first, then by subject.
+pub fn rank(reports: &mut [SubjectReport]) {
+    reports.sort_by(|a, b| {
+        b.cluster_admin()
+            .cmp(&a.cluster_admin())
+            .then(b.unused().cmp(&a.unused()))
+            .then(a.subject.cmp(&b.subject))
+    });
+}
+
 /// Options of [`unused`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnusedOptions {

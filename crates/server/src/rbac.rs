@@ -313,16 +313,7 @@ pub(crate) async fn suggest(
                 Ok(c) => c,
                 Err(e) => return Ok(Err(ApiError::bad_request(e))),
             };
-            existing.roles.extend(cluster.roles.iter().cloned());
-            existing
-                .cluster_roles
-                .extend(cluster.cluster_roles.iter().cloned());
-            existing
-                .role_bindings
-                .extend(cluster.role_bindings.iter().cloned());
-            existing
-                .cluster_role_bindings
-                .extend(cluster.cluster_role_bindings.iter().cloned());
+            existing.extend(&cluster);
         }
         Ok(Ok(kubetrail_rbac::suggest(
             &requests,
@@ -399,12 +390,7 @@ pub(crate) async fn unused(
             .iter()
             .map(|sub| kubetrail_rbac::unused(&authorizer, sub, &requests, &Default::default()))
             .collect();
-        reports.sort_by(|a, b| {
-            b.cluster_admin()
-                .cmp(&a.cluster_admin())
-                .then(b.unused().cmp(&a.unused()))
-                .then(a.subject.cmp(&b.subject))
-        });
+        kubetrail_rbac::rank(&mut reports);
         Ok(Ok(serde_json::json!({
             "rbac": {"source": source.kind(), "objects": objects.len()},
             "subjects": reports.iter().map(|r| r.to_json(&format_micros)).collect::<Vec<_>>(),

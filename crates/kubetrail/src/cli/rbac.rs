@@ -331,16 +331,7 @@ fn suggest(args: SuggestArgs) -> Result<ExitCode> {
     if args.delta
         && let Some(s) = &snapshot
     {
-        existing.roles.extend(s.roles.iter().cloned());
-        existing
-            .cluster_roles
-            .extend(s.cluster_roles.iter().cloned());
-        existing
-            .role_bindings
-            .extend(s.role_bindings.iter().cloned());
-        existing
-            .cluster_role_bindings
-            .extend(s.cluster_role_bindings.iter().cloned());
+        existing.extend(s);
     }
     let options = Options {
         expand_multi_namespace: args.expand_multi_namespace,
@@ -453,12 +444,7 @@ fn unused(args: UnusedArgs) -> Result<ExitCode> {
     {
         eprintln!("note: no binding grants anything to {}", s.describe());
     }
-    reports.sort_by(|a, b| {
-        b.cluster_admin()
-            .cmp(&a.cluster_admin())
-            .then(b.unused().cmp(&a.unused()))
-            .then(a.subject.cmp(&b.subject))
-    });
+    kubetrail_rbac::rank(&mut reports);
     match args.output {
         UnusedOutput::Json => {
             let items: Vec<Value> = reports.iter().map(|r| r.to_json(&format_time)).collect();
