@@ -27,6 +27,7 @@ mod query;
 mod raw;
 mod request;
 mod resources;
+pub mod secret_file;
 mod stream;
 mod time;
 mod version;

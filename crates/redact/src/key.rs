@@ -2,8 +2,8 @@
 //! ([`KEY_FILE`], owner-only), made on first use. Markers are keyed hashes under it, so a
 //! dictionary attack on a stored marker needs this file as well as the store.
 
+use kubetrail_model::secret_file::{Created, create_once, readable_by_others};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The key's file name in the data directory.
@@ -104,45 +104,22 @@ impl Key {
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let key = Key::generate()?;
         let tmp = dir.join(format!("{KEY_FILE}.{}.tmp", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).map_err(io("writing", &tmp))?;
-        file.write_all(format!("{}\n", kubetrail_model::hex(&key.0)).as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io("writing", &tmp))?;
-        drop(file);
-        // A hard link never replaces: whoever links first made the key everyone uses.
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-                Ok(LoadedKey {
-                    key,
-                    path,
-                    created: true,
-                    readable_by_others: false,
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Key::load_or_create(dir),
-            Err(e) => Err(io("writing", &path)(e)),
+        let text = format!("{}\n", kubetrail_model::hex(&key.0));
+        match create_once(&path, &tmp, text.as_bytes()) {
+            Ok(Created::Made) => Ok(LoadedKey {
+                key,
+                path,
+                created: true,
+                readable_by_others: false,
+            }),
+            Ok(Created::Found) => Key::load_or_create(dir),
+            Err((file, source)) => Err(KeyError::Io {
+                action: "writing",
+                path: file.into(),
+                source,
+            }),
         }
     }
-}
-
-#[cfg(unix)]
-fn readable_by_others(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
-}
-
-#[cfg(not(unix))]
-fn readable_by_others(_: &Path) -> bool {
-    false
 }
 
 #[cfg(test)]
