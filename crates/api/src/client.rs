@@ -265,6 +265,30 @@ impl Client {
         self.finish(&url, request.send(body))
     }
 
+    /// `GET path?pairs`, its JSON answer decoded: for the endpoints without a method here.
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        pairs: Vec<(&str, String)>,
+    ) -> Result<T, ClientError> {
+        self.get(path, pairs)
+    }
+
+    /// `POST path` with a JSON body, its JSON answer decoded.
+    pub fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let answer = self.post(
+            path,
+            "",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )?;
+        Self::decode(&self.url(path), &answer)
+    }
+
     /// Events matching `filter`, newest first.
     pub fn events(
         &self,

@@ -27,7 +27,13 @@ pub const RULES: &str = "/api/v1/rules";
 pub const RBAC_SUGGEST: &str = "/api/v1/rbac/suggest";
 /// What a subject's bindings grant, each permission used or not.
 pub const RBAC_UNUSED: &str = "/api/v1/rbac/unused";
-/// The OpenAPI document.
+/// `POST`: verify the store's hash chains (`kubetrail verify --server`).
+pub const VERIFY: &str = "/api/v1/verify";
+/// `GET`: the public keys (PEM) of the store's hash chains.
+pub const CHAIN_PUBLIC_KEYS: &str = "/api/v1/chain/public-keys";
+/// `GET`: the signed head of each of the store's hash chains (`verify --export-checkpoint`).
+pub const CHAIN_CHECKPOINT: &str = "/api/v1/chain/checkpoint";
+/// `GET`: the OpenAPI document.
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// Liveness.
 pub const HEALTHZ: &str = "/healthz";

@@ -54,6 +54,12 @@ enum Command {
     /// RBAC from the trail: least-privilege roles from observed requests, granted versus used.
     #[command(subcommand)]
     Rbac(cli::rbac::RbacCommand),
+    /// Check the store's hash chains: every event changed, deleted or inserted since it was
+    /// stored, every link missing, reordered or badly signed.
+    ///
+    /// Exit status: 0 when the trail is intact, 1 when it is not, 2 when it could not be
+    /// verified.
+    Verify(Box<cli::verify::VerifyArgs>),
     /// Generate realistic audit traffic (JSON lines, or a rotated set of log files).
     Gen(cli::generate::GenArgs),
     /// Run the server: webhook receiver, agent ingest, query and report API, metrics.
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
         Command::Detect(args) => cli::detect::detect(*args),
         Command::Rules(cmd) => cli::detect::rules(cmd),
         Command::Rbac(cmd) => cli::rbac::run(cmd),
+        Command::Verify(args) => cli::verify::run(*args),
         Command::Gen(args) => cli::generate::run(args),
         Command::Serve(args) => cli::serve::run(*args),
         Command::Agent(args) => cli::agent::run(*args),

@@ -21,6 +21,7 @@ mod commit;
 pub mod detection;
 mod error;
 mod ingest;
+pub mod integrity;
 pub mod metrics;
 mod query;
 pub mod rbac;
@@ -118,6 +119,8 @@ pub struct AppState {
     /// The cluster's RBAC, for the RBAC endpoints and the user page's permissions; `None`
     /// when the server was given none.
     pub rbac: Option<Arc<RbacSource>>,
+    /// The hash chain's checks, when the store is linked into one.
+    pub integrity: Option<Arc<integrity::Integrity>>,
     recent: ingest::RecentBatches,
     committer: commit::Committer,
     /// The clusters the store holds events of, for the pages' cluster picker: read from the
@@ -192,6 +195,7 @@ impl AppState {
             detector: None,
             redactor: None,
             rbac: None,
+            integrity: None,
             recent: ingest::RecentBatches::new(4096),
             clusters: KnownClusters::default(),
             resources: kubetrail_report::ResourceCache::default(),
@@ -238,6 +242,17 @@ impl AppState {
     /// The same state answering RBAC questions over `source`.
     pub fn with_rbac(mut self, source: Arc<RbacSource>) -> Self {
         self.rbac = Some(source);
+        self
+    }
+
+    /// The same state checking the hash chain's newest links, signed by `key`, as it runs
+    /// ([`integrity`]).
+    pub fn with_integrity(mut self, key: kubetrail_trust::PublicKey) -> Self {
+        self.integrity = Some(integrity::Integrity::start(
+            self.store.clone(),
+            key,
+            self.metrics.integrity(),
+        ));
         self
     }
 
@@ -291,6 +306,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::RULES, get(alerts::rules))
         .route(paths::RBAC_SUGGEST, get(rbac::suggest))
         .route(paths::RBAC_UNUSED, get(rbac::unused))
+        .route(paths::VERIFY, post(integrity::verify))
+        .route(paths::CHAIN_PUBLIC_KEYS, get(integrity::public_keys))
+        .route(paths::CHAIN_CHECKPOINT, get(integrity::checkpoint))
         .route(paths::GAPS, get(agents::gaps))
         .route(paths::AGENTS, get(agents::list))
         .route(paths::METRICS, get(metrics::render))

@@ -479,6 +479,7 @@ pub struct Metrics {
     store_operations: StoreOperations,
     detection: DetectionMetrics,
     notify: NotifyMetrics,
+    integrity: crate::integrity::IntegrityMetrics,
 }
 
 impl Default for Metrics {
@@ -511,11 +512,13 @@ impl Metrics {
             },
             detection: DetectionMetrics::default(),
             notify: NotifyMetrics::default(),
+            integrity: crate::integrity::IntegrityMetrics::default(),
             registry: Registry::default(),
         };
         m.clusters.register(&mut registry);
         m.detection.register(&mut registry);
         m.notify.register(&mut registry);
+        m.integrity.register(&mut registry);
         registry.register(
             "batch_commit_seconds",
             "Time to commit one batch to the store",
@@ -558,6 +561,11 @@ impl Metrics {
     /// What the alert sinks report to.
     pub fn notify(&self) -> NotifyMetrics {
         self.notify.clone()
+    }
+
+    /// What the hash chain's checks report to.
+    pub fn integrity(&self) -> crate::integrity::IntegrityMetrics {
+        self.integrity.clone()
     }
 
     /// What live detection reports to.

@@ -297,6 +297,21 @@ pub async fn page(
         }),
         _ => None,
     };
+    let integrity = match page {
+        Page::Overview => state.integrity.as_ref().map(|i| {
+            let s = i.status();
+            kubetrail_ui::Integrity {
+                checked_at: s
+                    .checked_at_micros
+                    .and_then(chrono::DateTime::from_timestamp_micros)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                problems: s.first,
+                clusters: s.clusters,
+                error: s.error,
+            }
+        }),
+        _ => None,
+    };
     let result = crate::on_store(&state, move |store| {
         // A viewer bound to a cluster picks from that one only.
         let clusters = match &shown.cluster {
@@ -339,6 +354,7 @@ pub async fn page(
             rbac: rbac.as_ref().map(|r| r.as_deref().map_err(String::as_str)),
             clusters: &clusters,
             resources: &worker.resources,
+            integrity: integrity.as_ref(),
         };
         kubetrail_ui::render(page, &ctx, &query)
     })

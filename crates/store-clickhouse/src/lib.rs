@@ -15,12 +15,14 @@
 //!   mutation it waits for.
 
 mod alerts;
+mod chain;
 mod client;
 mod sql;
 
 use std::collections::HashSet;
 
 use kubetrail_model::{Level, Stage};
+use kubetrail_store::chain::Pending;
 use kubetrail_store::sql::{Dialect, GROUP_SEP, PAGE_ORDER, where_clause};
 use kubetrail_store::{
     Aggregation, AggregationResult, AlertField, AlertFilter, AlertRecord, AppendOutcome, Cursor,
@@ -33,13 +35,15 @@ use client::int;
 pub use client::{ClickHouse, Connection};
 
 /// The schema version this build writes: 2 added `content_hash` to the sorting key, 3 the
-/// alerts table.
-const SCHEMA_VERSION: u32 = 3;
+/// alerts table, 4 the hash chain.
+const SCHEMA_VERSION: u32 = 4;
 
 /// The ClickHouse store.
 pub struct ClickHouseStore {
     ch: ClickHouse,
     table: String,
+    /// The chain appends extend, once [`Store::set_chain`] gave one.
+    chain: std::sync::OnceLock<std::sync::Arc<kubetrail_store::chain::Chain>>,
 }
 
 fn text(v: &Value) -> String {
@@ -113,6 +117,7 @@ impl ClickHouseStore {
         let store = ClickHouseStore {
             table: format!("{}.events", sql::ident(&db)),
             ch,
+            chain: std::sync::OnceLock::new(),
         };
         store.migrate()?;
         Ok(store)
@@ -177,6 +182,10 @@ impl ClickHouseStore {
         if found < 3 {
             self.create_alerts()?;
             self.set_schema_version(3)?;
+        }
+        if found < 4 {
+            self.migrate_chain()?;
+            self.set_schema_version(4)?;
         }
         Ok(())
     }
@@ -265,9 +274,9 @@ impl ClickHouseStore {
         )
     }
 
-    fn insert(&self, rows: &[&Record], counted: &[bool]) -> Result<()> {
+    fn insert(&self, rows: &[&Record], counted: &[bool], batches: &[i64]) -> Result<()> {
         let mut body = String::new();
-        for (r, c) in rows.iter().zip(counted) {
+        for ((r, c), batch) in rows.iter().zip(counted).zip(batches) {
             let row = serde_json::json!({
                 "cluster": r.cluster, "audit_id": r.audit_id,
                 "stage": r.stage.map(Stage::as_str).unwrap_or(""),
@@ -280,6 +289,7 @@ impl ClickHouseStore {
                 "name": r.name, "code": r.code.unwrap_or(0), "decision": r.decision,
                 "reason": r.reason, "request_uri": r.request_uri, "raw": r.raw,
                 "counted": u8::from(*c), "content_hash": r.content_hash,
+                "chain_batch": batch,
             });
             body.push_str(&row.to_string());
             body.push('\n');
@@ -373,6 +383,8 @@ impl Store for ClickHouseStore {
 
     fn append_all(&self, batches: &[&[Record]]) -> Result<Vec<AppendOutcome>> {
         let batches: Vec<Vec<&Record>> = batches.iter().map(|b| b.iter().collect()).collect();
+        // Held until the links are stored: they are numbered in the order they are written.
+        let mut chain = self.chain.get().map(|c| c.lock());
         let plan = plan_append(
             &batches,
             |rows| self.claims(rows),
@@ -381,7 +393,16 @@ impl Store for ClickHouseStore {
         let fresh: Vec<&Record> = plan.rows.iter().flatten().copied().collect();
         if !fresh.is_empty() {
             let counted = self.counted(&fresh)?;
-            self.insert(&fresh, &counted)?;
+            let mut pending = chain.as_ref().map(|_| Pending::default());
+            let chain_batches: Vec<i64> = match &mut pending {
+                Some(p) => fresh.iter().map(|r| p.add(r)).collect(),
+                None => vec![0; fresh.len()],
+            };
+            self.insert(&fresh, &counted, &chain_batches)?;
+            if let (Some(chain), Some(pending)) = (&mut chain, pending) {
+                let links = chain.links(pending, chrono::Utc::now().timestamp_micros());
+                self.store_links(chain, &links)?;
+            }
         }
         Ok(plan.outcomes)
     }
@@ -491,10 +512,25 @@ impl Store for ClickHouseStore {
             let cutoff_day = chrono::DateTime::from_timestamp_micros(cutoff)
                 .map(|t| t.date_naive())
                 .unwrap_or_default();
-            for (partition, day) in self.partitions()? {
-                if day < cutoff_day {
-                    self.drop_partition(&partition)?;
+            let old = format!("SELECT count() FROM {} WHERE ts < {cutoff}", self.table);
+            let dropped: Vec<String> = self
+                .partitions()?
+                .into_iter()
+                .filter(|(_, day)| *day < cutoff_day)
+                .map(|(p, _)| p)
+                .collect();
+            // The prune link covers the dropped days whole, in the server's time zone.
+            let mut before = cutoff;
+            for p in &dropped {
+                if let Some(newest) = self.newest_in(p)? {
+                    before = before.max(newest.saturating_add(1));
                 }
+            }
+            if !dropped.is_empty() || self.ch.scalar(&old)? > 0 {
+                self.prune(before)?;
+            }
+            for partition in &dropped {
+                self.drop_partition(partition)?;
             }
             self.delete_where(&format!("ts < {cutoff}"))?;
             self.delete_alerts_before(cutoff)?;
@@ -504,6 +540,9 @@ impl Store for ClickHouseStore {
                 if self.size_bytes()? <= max {
                     break;
                 }
+                if let Some(newest) = self.newest_in(&partition)? {
+                    self.prune(newest.saturating_add(1))?;
+                }
                 self.drop_partition(&partition)?;
             }
         }
@@ -512,6 +551,34 @@ impl Store for ClickHouseStore {
             deleted: before.saturating_sub(after),
             bytes_after: self.size_bytes()?,
         })
+    }
+
+    fn set_chain(&self, chain: std::sync::Arc<kubetrail_store::chain::Chain>) -> Result<()> {
+        self.keep_public_key(chain.key_id(), &chain.public_key_pem())?;
+        chain.resume(&self.links()?);
+        self.chain
+            .set(chain)
+            .map_err(|_| Error::Invalid("the store is linked into a chain already".into()))
+    }
+    fn chain_links(&self) -> Result<Vec<kubetrail_store::chain::Link>> {
+        self.links()
+    }
+    fn chain_public_keys(&self) -> Result<Vec<String>> {
+        self.public_keys()
+    }
+    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
+        self.manifests(cluster, batches)
+    }
+    fn chain_events(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+        each: &mut dyn FnMut(i64, Record),
+    ) -> Result<()> {
+        self.chained_events(cluster, batches, each)
+    }
+    fn chain_strays(&self, limit: usize, settled_before: i64) -> Result<kubetrail_store::Strays> {
+        self.strays(limit, settled_before)
     }
 
     fn count(&self) -> Result<u64> {
@@ -546,6 +613,55 @@ impl Store for ClickHouseStore {
 }
 
 impl ClickHouseStore {
+    /// Says in every chain, before retention deletes, that events older than `before` go.
+    fn prune(&self, before: i64) -> Result<()> {
+        let Some(chain) = self.chain.get() else {
+            return Ok(());
+        };
+        let mut chain = chain.lock();
+        let clusters = self.chained_clusters()?;
+        let links = chain.prune(&clusters, before, chrono::Utc::now().timestamp_micros());
+        self.store_links(&mut chain, &links)
+    }
+
+    /// Inserts links and moves the heads past them. When the insert fails, ClickHouse may have
+    /// stored them all the same (an answer lost on the way): the heads are read back from the
+    /// store, so that the next links follow what is there instead of forking the chain.
+    fn store_links(
+        &self,
+        chain: &mut kubetrail_store::chain::ChainLock<'_>,
+        links: &[kubetrail_store::chain::LinkRow],
+    ) -> Result<()> {
+        match self.insert_links(links) {
+            Ok(()) => {
+                chain.advance(links);
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(stored) = self.links() {
+                    chain.resume(&stored);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The newest event time in a partition (`day` as its literal), for the prune link that
+    /// says it is dropped: partitions are days in the server's time zone, not UTC.
+    fn newest_in(&self, partition: &str) -> Result<Option<i64>> {
+        let day = partition.trim_matches('\'');
+        let q = format!(
+            "SELECT count(), max(ts) FROM {} WHERE day = toDate({})",
+            self.table,
+            sql::literal(day)
+        );
+        let rows = self.ch.rows(&q)?;
+        Ok(rows
+            .first()
+            .filter(|r| r.first().map(client::int).unwrap_or(0) > 0)
+            .and_then(|r| r.get(1).map(client::int)))
+    }
+
     /// Active partitions of `events`, oldest first: (partition literal, day).
     fn partitions(&self) -> Result<Vec<(String, chrono::NaiveDate)>> {
         let q = format!(

@@ -21,7 +21,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use duckdb::Connection;
 use kubetrail_store::{AppendOutcome, BulkAppend, Error, Record, Result};
 
-use crate::write::{RecentStarts, starts_of};
+use kubetrail_store::chain::Pending;
+
+use crate::write::{RecentStarts, link_pending, starts_of};
 use crate::{DuckDbStore, rollup};
 
 /// Rows a writer appends before it commits: four of DuckDB's row groups. Committing now and
@@ -83,6 +85,8 @@ struct Writer {
     starts: RecentStarts,
     /// Whether it has committed anything.
     committed: bool,
+    /// The open transaction's events, for its links (when the store keeps a chain).
+    pending: Option<Pending>,
 }
 
 impl Writer {
@@ -103,6 +107,7 @@ impl Writer {
                 .map_err(|e| store.fail("beginning a bulk load", e))?;
             self.open = true;
             self.rows = 0;
+            self.pending = store.chain.get().map(|_| Pending::default());
         }
         let newest = store.newest.load(Relaxed);
         let max = rows.iter().map(|r| r.ts_micros).max().unwrap_or(i64::MIN);
@@ -114,7 +119,14 @@ impl Writer {
                     || store.recent_starts().contains(cluster, audit_id)
             };
             // No watermark: the rollup is counted again when the load finishes.
-            DuckDbStore::append_in_transaction(&self.conn, &batches, &known, i64::MIN, newest)
+            DuckDbStore::append_in_transaction(
+                &self.conn,
+                &batches,
+                &known,
+                i64::MIN,
+                newest,
+                self.pending.as_mut(),
+            )
         };
         let outcome = match written {
             Ok((outcomes, _)) => outcomes.into_iter().next().unwrap_or_default(),
@@ -139,15 +151,26 @@ impl Writer {
             return Ok(());
         }
         self.open = false;
+        // The transaction's links, numbered under the chain's lock held until it commits: the
+        // two writers' commits take turns.
+        let mut chain = store.chain.get().map(|c| c.lock());
+        let linked = link_pending(&self.conn, chain.as_ref(), self.pending.take());
         // As for an append: a COMMIT of an invalidated transaction would report success.
-        let committed = self
-            .conn
-            .execute_batch("SELECT 1;")
-            .and_then(|()| self.conn.execute_batch("COMMIT;"));
-        if let Err(e) = committed {
-            self.starts = RecentStarts::default();
-            let _ = self.conn.execute_batch("ROLLBACK;");
-            return Err(store.fail("committing a bulk load", e));
+        let committed = linked.and_then(|links| {
+            self.conn.execute_batch("SELECT 1;")?;
+            self.conn.execute_batch("COMMIT;")?;
+            Ok(links)
+        });
+        let links = match committed {
+            Ok(links) => links,
+            Err(e) => {
+                self.starts = RecentStarts::default();
+                let _ = self.conn.execute_batch("ROLLBACK;");
+                return Err(store.fail("committing a bulk load", e));
+            }
+        };
+        if let Some(chain) = &mut chain {
+            chain.advance(&links);
         }
         self.committed = true;
         store.recent_starts().take_all(&mut self.starts);
@@ -158,6 +181,7 @@ impl Writer {
         if self.open {
             self.open = false;
             self.starts = RecentStarts::default();
+            self.pending = None;
             let _ = self.conn.execute_batch("ROLLBACK;");
         }
     }
@@ -189,6 +213,7 @@ impl<'s> DuckDbBulk<'s> {
                     rows: 0,
                     starts: RecentStarts::default(),
                     committed: false,
+                    pending: None,
                 })
             })
             .collect::<duckdb::Result<Vec<_>>>()

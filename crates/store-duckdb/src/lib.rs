@@ -13,6 +13,7 @@
 
 mod alerts;
 mod bulk;
+mod chain;
 mod rollup;
 pub mod testing;
 mod wal;
@@ -77,6 +78,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (4, alerts::MIGRATION),
     (5, rollup::MIGRATION_IMPERSONATED),
+    (6, chain::MIGRATION),
 ];
 
 /// Connections that answer queries, besides the one that writes.
@@ -105,6 +107,8 @@ pub struct DuckDbStore {
     failure: OnceLock<Error>,
     /// What was set aside at open.
     recovery: Option<RecoveryReport>,
+    /// The chain appends extend, once [`Store::set_chain`] gave one.
+    chain: OnceLock<std::sync::Arc<kubetrail_store::chain::Chain>>,
 }
 
 /// The store error for a DuckDB failure: [`Error::Damaged`], naming the file, when DuckDB says
@@ -177,6 +181,7 @@ impl DuckDbStore {
             newest: std::sync::atomic::AtomicI64::new(i64::MAX),
             failure: OnceLock::new(),
             recovery: None,
+            chain: OnceLock::new(),
         };
         store.migrate()?;
         let conn = store.lock();
@@ -562,6 +567,35 @@ impl Store for DuckDbStore {
     }
     fn count_alerts(&self, filter: &AlertFilter, field: AlertField) -> Result<Vec<(String, u64)>> {
         self.alert_counts(filter, field)
+    }
+    fn set_chain(&self, chain: std::sync::Arc<kubetrail_store::chain::Chain>) -> Result<()> {
+        self.keep_public_key(chain.key_id(), &chain.public_key_pem())?;
+        // Under the writing lock: no append runs between reading the heads and using them.
+        let _writing = self.lock();
+        chain.resume(&self.links()?);
+        self.chain
+            .set(chain)
+            .map_err(|_| Error::Invalid("the store is linked into a chain already".into()))
+    }
+    fn chain_links(&self) -> Result<Vec<kubetrail_store::chain::Link>> {
+        self.links()
+    }
+    fn chain_public_keys(&self) -> Result<Vec<String>> {
+        self.public_keys()
+    }
+    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
+        self.manifests(cluster, batches)
+    }
+    fn chain_events(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+        each: &mut dyn FnMut(i64, Record),
+    ) -> Result<()> {
+        self.chained_events(cluster, batches, each)
+    }
+    fn chain_strays(&self, limit: usize, settled_before: i64) -> Result<kubetrail_store::Strays> {
+        self.strays(limit, settled_before)
     }
     fn count(&self) -> Result<u64> {
         let conn = self.read();

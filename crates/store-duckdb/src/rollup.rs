@@ -628,13 +628,14 @@ pub(crate) mod tests {
         old.lock()
             .execute_batch(
                 "DROP TABLE rollup; DROP TABLE alerts; DELETE FROM kubetrail_meta WHERE key = 'rollup_through';
+                 DROP TABLE chain; DROP TABLE chain_keys; ALTER TABLE events DROP COLUMN chain_batch;
                  ALTER TABLE events DROP COLUMN content_hash;
                  UPDATE kubetrail_meta SET value = '1' WHERE key = 'schema_version';",
             )
             .unwrap();
         drop(old);
         let migrated = DuckDbStore::open(dir.path()).unwrap();
-        assert_eq!(migrated.schema_version().unwrap(), 5);
+        assert_eq!(migrated.schema_version().unwrap(), 6);
         let f = final_since(start + 3);
         for a in &aggregations {
             assert!(crate::rollup::source(&f, a, migrated.rollup_through.load(Relaxed)).is_some());

@@ -45,3 +45,37 @@ pub fn scribble(file: &Path, at: u64, len: u64) -> std::io::Result<()> {
     ])?;
     f.sync_all()
 }
+
+/// Runs `sql` on the database of the store closed in `data_dir`, as someone with write access
+/// to the file could: for tests of what `verify` finds.
+pub fn execute(data_dir: &Path, sql: &str) -> std::io::Result<()> {
+    let conn = Connection::open(data_dir.join(DATABASE_FILE)).map_err(std::io::Error::other)?;
+    conn.execute_batch(sql).map_err(std::io::Error::other)
+}
+
+/// The first column of `sql`'s rows, as text, on the store closed in `data_dir`.
+pub fn query_texts(data_dir: &Path, sql: &str) -> std::io::Result<Vec<String>> {
+    let conn = Connection::open(data_dir.join(DATABASE_FILE)).map_err(std::io::Error::other)?;
+    let mut stmt = conn.prepare(sql).map_err(std::io::Error::other)?;
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(std::io::Error::other)
+}
+
+/// Runs `sql` on an open store's writing connection, behind its back: for tests of what the
+/// server's checks of the chain find.
+pub fn execute_open(store: &crate::DuckDbStore, sql: &str) -> std::io::Result<()> {
+    store
+        .lock()
+        .execute_batch(sql)
+        .map_err(std::io::Error::other)
+}
+
+/// The first column of `sql`'s rows, as text, on an open store.
+pub fn query_open(store: &crate::DuckDbStore, sql: &str) -> std::io::Result<Vec<String>> {
+    let conn = store.lock();
+    let mut stmt = conn.prepare(sql).map_err(std::io::Error::other)?;
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(std::io::Error::other)
+}

@@ -12,6 +12,7 @@ use duckdb::arrow::array::{
 use duckdb::types::Value;
 use duckdb::{Connection, params_from_iter};
 use kubetrail_model::{Level, Stage};
+use kubetrail_store::chain::{ChainLock, LinkRow, Pending};
 use kubetrail_store::sql::GROUP_SEP;
 use kubetrail_store::{
     AppendOutcome, Record, Result, Retention, RetentionOutcome, Store, StoredIdentity,
@@ -75,6 +76,8 @@ impl DuckDbStore {
         }
         let batches: Vec<Vec<&Record>> = batches.iter().map(|b| b.iter().collect()).collect();
         let conn = self.lock();
+        // Held until the commit is done: links are numbered in the order they are committed.
+        let mut chain = self.chain.get().map(|c| c.lock());
         conn.execute_batch("BEGIN TRANSACTION;")
             .map_err(|e| self.fail("beginning an append", e))?;
         let mut recent = self.recent_starts();
@@ -83,14 +86,17 @@ impl DuckDbStore {
         // DuckDB turns the COMMIT of a transaction an earlier error invalidated into a rollback
         // that reports success: a statement before it makes sure the transaction is still good.
         let written = self
-            .write_in_transaction(&conn, &batches, &known, through)
+            .write_in_transaction(&conn, &batches, &known, through, chain.as_ref())
             .and_then(|done| conn.execute_batch("SELECT 1;").map(|()| done));
         match written {
-            Ok((outcomes, through)) => {
+            Ok((outcomes, through, links)) => {
                 if let Err(e) = conn.execute_batch("COMMIT;") {
                     // Whatever state the failed commit left, the next append starts afresh.
                     let _ = conn.execute_batch("ROLLBACK;");
                     return Err(self.fail("committing an append", e));
+                }
+                if let Some(chain) = &mut chain {
+                    chain.advance(&links);
                 }
                 self.rollup_through.store(through, Relaxed);
                 // Only committed starts are remembered (a repeat's start is stored already).
@@ -112,23 +118,28 @@ impl DuckDbStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Appends the batches inside the open transaction and keeps the rollup in step; returns
-    /// each batch's outcome, and the rollup's new watermark (to publish once committed).
-    /// `known` tells the ResponseStarted events stored recently.
+    /// Appends the batches inside the open transaction, with their links when `chain` is held,
+    /// and keeps the rollup in step; returns each batch's outcome, the rollup's new watermark
+    /// and the links (to publish once committed). `known` tells the ResponseStarted events
+    /// stored recently.
     fn write_in_transaction(
         &self,
         conn: &Connection,
         batches: &[Vec<&Record>],
         known: &dyn Fn(&str, &str) -> bool,
         through: i64,
-    ) -> duckdb::Result<(Vec<AppendOutcome>, i64)> {
+        chain: Option<&ChainLock<'_>>,
+    ) -> duckdb::Result<(Vec<AppendOutcome>, i64, Vec<LinkRow>)> {
         let newest = self.newest.load(Relaxed);
-        let (outcomes, added) = Self::append_in_transaction(conn, batches, known, through, newest)?;
+        let mut pending = chain.map(|_| Pending::default());
+        let (outcomes, added) =
+            Self::append_in_transaction(conn, batches, known, through, newest, pending.as_mut())?;
+        let links = link_pending(conn, chain, pending)?;
         // Raised before the commit: if it fails, the mark is only too high, which costs a query.
         let max = batches.iter().flatten().map(|r| r.ts_micros).max();
         self.newest.fetch_max(max.unwrap_or(i64::MIN), Relaxed);
         let through = self.maintain_rollup(conn, batches, added, through)?;
-        Ok((outcomes, through))
+        Ok((outcomes, through, links))
     }
 
     /// Appends rows as columns (Arrow arrays, one DuckDB chunk per 2,048 rows) rather than
@@ -138,10 +149,15 @@ impl DuckDbStore {
         appender: &mut duckdb::Appender<'_>,
         rows: &[&Record],
         counted: &[bool],
+        batches: &[i64],
     ) -> duckdb::Result<()> {
         // A record batch per DuckDB chunk: the copy is never more than 2,048 rows.
-        for (rows, counted) in rows.chunks(CHUNK_ROWS).zip(counted.chunks(CHUNK_ROWS)) {
-            appender.append_record_batch(columns(rows, counted)?)?;
+        for ((rows, counted), batches) in rows
+            .chunks(CHUNK_ROWS)
+            .zip(counted.chunks(CHUNK_ROWS))
+            .zip(batches.chunks(CHUNK_ROWS))
+        {
+            appender.append_record_batch(columns(rows, counted, batches)?)?;
         }
         appender.flush()
     }
@@ -182,6 +198,7 @@ impl DuckDbStore {
         known: &dyn Fn(&str, &str) -> bool,
         through: i64,
         newest: i64,
+        pending: Option<&mut Pending>,
     ) -> duckdb::Result<(Vec<AppendOutcome>, u64)> {
         let plan = plan_append(
             batches,
@@ -193,8 +210,12 @@ impl DuckDbStore {
             return Ok((plan.outcomes, 0));
         }
         let counted = Self::counted_flags(conn, &rows, known)?;
+        let chain_batches: Vec<i64> = match pending {
+            Some(p) => rows.iter().map(|r| p.add(r)).collect(),
+            None => vec![0; rows.len()],
+        };
         let mut appender = conn.appender("events")?;
-        Self::append_rows(&mut appender, &rows, &counted)?;
+        Self::append_rows(&mut appender, &rows, &counted, &chain_batches)?;
         drop(appender);
         let added = rollup::add(conn, &rows, &counted, through)?;
         Ok((plan.outcomes, added))
@@ -306,15 +327,37 @@ impl DuckDbStore {
         conn: &Connection,
         delete: &str,
         cutoff: i64,
+        pruned_before: i64,
     ) -> duckdb::Result<u64> {
+        let mut chain = self.chain.get().map(|c| c.lock());
         conn.execute_batch("BEGIN TRANSACTION;")?;
         let done = conn.execute(delete, [cutoff]).and_then(|n| {
             rollup::rebuild_through(conn, cutoff)?;
-            Ok(n as u64)
+            // What retention took is said in the chains, in the same commit.
+            let links = match &chain {
+                Some(chain) if n > 0 => {
+                    let clusters = crate::chain::chained_clusters(conn)?;
+                    let now = chrono::Utc::now().timestamp_micros();
+                    let links = chain.prune(&clusters, pruned_before, now);
+                    crate::chain::insert_links(conn, &links)?;
+                    links
+                }
+                _ => Vec::new(),
+            };
+            Ok((n as u64, links))
+        });
+        // As for an append: a statement first, since DuckDB turns the COMMIT of an
+        // invalidated transaction into a rollback that reports success.
+        let done = done.and_then(|d| {
+            conn.execute_batch("SELECT 1;")?;
+            conn.execute_batch("COMMIT;")?;
+            Ok(d)
         });
         match done {
-            Ok(n) => {
-                conn.execute_batch("COMMIT;")?;
+            Ok((n, links)) => {
+                if let Some(chain) = &mut chain {
+                    chain.advance(&links);
+                }
                 let rows = rollup::rows(conn)?;
                 self.rollup_rows.store(rows, Relaxed);
                 self.rollup_compacted.store(rows, Relaxed);
@@ -333,7 +376,7 @@ impl DuckDbStore {
             let cutoff = chrono::Utc::now().timestamp_micros() - age.as_micros() as i64;
             let conn = self.lock();
             deleted += self
-                .delete_and_recount(&conn, "DELETE FROM events WHERE ts < ?", cutoff)
+                .delete_and_recount(&conn, "DELETE FROM events WHERE ts < ?", cutoff, cutoff)
                 .map_err(|e| self.fail("deleting old events", e))?;
             // Alerts go with the events they rest on.
             conn.execute("DELETE FROM alerts WHERE ts < ?", [cutoff])
@@ -356,7 +399,12 @@ impl DuckDbStore {
                     .ok();
                 if let Some(cutoff) = cutoff {
                     deleted += self
-                        .delete_and_recount(&conn, "DELETE FROM events WHERE ts <= ?", cutoff)
+                        .delete_and_recount(
+                            &conn,
+                            "DELETE FROM events WHERE ts <= ?",
+                            cutoff,
+                            cutoff.saturating_add(1),
+                        )
                         .map_err(|e| self.fail("deleting events over the size limit", e))?;
                 }
             }
@@ -373,6 +421,23 @@ impl DuckDbStore {
     }
 }
 
+/// The links of a commit's `pending` events, stored inside its transaction.
+pub(crate) fn link_pending(
+    conn: &Connection,
+    chain: Option<&ChainLock<'_>>,
+    pending: Option<Pending>,
+) -> duckdb::Result<Vec<LinkRow>> {
+    let (Some(chain), Some(pending)) = (chain, pending) else {
+        return Ok(Vec::new());
+    };
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = chain.links(pending, chrono::Utc::now().timestamp_micros());
+    crate::chain::insert_links(conn, &links)?;
+    Ok(links)
+}
+
 /// The ResponseStarted events among rows, as (cluster, auditID).
 pub(crate) fn starts_of(rows: &[Vec<&Record>]) -> impl Iterator<Item = (String, String)> {
     rows.iter()
@@ -386,7 +451,7 @@ const CHUNK_ROWS: usize = 2048;
 
 /// The `events` table's columns for `rows`, in table order. Text columns have 64-bit offsets:
 /// 2,048 events of a few MB each (bodies at RequestResponse level) pass 2 GiB.
-fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
+fn columns(rows: &[&Record], counted: &[bool], batches: &[i64]) -> duckdb::Result<RecordBatch> {
     let mut groups = LargeStringBuilder::with_capacity(rows.len(), 0);
     let mut buf = String::new();
     for r in rows {
@@ -396,7 +461,7 @@ fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
     let int64 = |value: fn(&Record) -> i64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| value(r))))
     };
-    let columns: [ArrayRef; 26] = [
+    let columns: [ArrayRef; 27] = [
         text_column(rows, |r| &r.cluster),
         text_column(rows, |r| &r.audit_id),
         text_column(rows, |r| r.stage.map(Stage::as_str).unwrap_or("")),
@@ -427,6 +492,7 @@ fn columns(rows: &[&Record], counted: &[bool]) -> duckdb::Result<RecordBatch> {
         text_column(rows, |r| &r.raw),
         Arc::new(BooleanArray::from(counted.to_vec())),
         int64(|r| r.content_hash),
+        Arc::new(Int64Array::from_iter_values(batches.iter().copied())),
     ];
     record_batch(columns)
 }

@@ -9,6 +9,7 @@
 //! failed, as RBAC changes, ...) belongs to the callers.
 
 pub mod alerts;
+pub mod chain;
 mod error;
 pub mod intake;
 mod intersect;
@@ -34,5 +35,5 @@ pub use record::{
 pub use scope::{OutOfScope, ReadScope};
 pub use store::{
     AppendOutcome, AppendPlan, BulkAppend, RecoveryReport, Retention, RetentionOutcome, Store,
-    StoredIdentity, plan_append, stored_identity,
+    StoredIdentity, Strays, plan_append, stored_identity,
 };

@@ -143,6 +143,29 @@ impl Store for Metered {
     fn count_alerts(&self, filter: &AlertFilter, field: AlertField) -> Result<Vec<(String, u64)>> {
         self.timed(Operation::Aggregate, |s| s.count_alerts(filter, field))
     }
+    fn set_chain(&self, chain: std::sync::Arc<crate::chain::Chain>) -> Result<()> {
+        self.inner.set_chain(chain)
+    }
+    fn chain_links(&self) -> Result<Vec<crate::chain::Link>> {
+        self.timed(Operation::Query, |s| s.chain_links())
+    }
+    fn chain_public_keys(&self) -> Result<Vec<String>> {
+        self.timed(Operation::Query, |s| s.chain_public_keys())
+    }
+    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
+        self.timed(Operation::Query, |s| s.chain_manifests(cluster, batches))
+    }
+    fn chain_events(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+        each: &mut dyn FnMut(i64, Record),
+    ) -> Result<()> {
+        self.timed(Operation::Query, |s| s.chain_events(cluster, batches, each))
+    }
+    fn chain_strays(&self, limit: usize, settled_before: i64) -> Result<crate::Strays> {
+        self.timed(Operation::Query, |s| s.chain_strays(limit, settled_before))
+    }
 }
 
 #[cfg(test)]

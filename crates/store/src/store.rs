@@ -1,10 +1,12 @@
 //! The [`Store`] trait: what every backend provides, and nothing more.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kubetrail_model::Stage;
 
+use crate::chain::{Chain, Link};
 use crate::record::same_content;
 use crate::{
     Aggregation, AggregationResult, AlertField, AlertFilter, AlertRecord, Cursor, Error, Filter,
@@ -183,6 +185,15 @@ pub struct RecoveryReport {
     pub reason: String,
 }
 
+/// Rows outside every chain ([`Store::chain_strays`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Strays {
+    /// How many, per cluster.
+    pub counts: Vec<(String, u64)>,
+    /// The first ones, with the batch id they carry (0: none).
+    pub first: Vec<(i64, Record)>,
+}
+
 /// An audit event store. Implementations are safe to share between threads.
 pub trait Store: Send + Sync {
     /// Stores a batch. Idempotent: storing an event again changes nothing — a record is the
@@ -268,6 +279,52 @@ pub trait Store: Send + Sync {
     fn count_alerts(&self, filter: &AlertFilter, field: AlertField) -> Result<Vec<(String, u64)>> {
         let _ = (filter, field);
         Err(Error::Internal("this store keeps no alerts".into()))
+    }
+
+    /// Links what is appended from now on into `chain` ([`crate::chain`]), going on from the
+    /// links of its key the store holds, and keeps its public key beside them. Retention then
+    /// adds a prune link per chain.
+    fn set_chain(&self, chain: Arc<Chain>) -> Result<()> {
+        let _ = chain;
+        Err(Error::Invalid("this store keeps no hash chain".into()))
+    }
+
+    /// Every link stored, of every cluster and key, in no particular order.
+    fn chain_links(&self) -> Result<Vec<Link>> {
+        Ok(Vec::new())
+    }
+
+    /// The public keys (PEM) of the writers whose chains the store holds, as it keeps them.
+    fn chain_public_keys(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// The manifests of `cluster`'s batch links with these batch ids: (batch, text), every
+    /// stored one (a forged second manifest too).
+    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
+        let _ = (cluster, batches);
+        Ok(Vec::new())
+    }
+
+    /// Calls `each` with every stored row of `cluster` whose `chain_batch` is one of
+    /// `batches`, with that batch id: every physical row, before any deduplication.
+    fn chain_events(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+        each: &mut dyn FnMut(i64, Record),
+    ) -> Result<()> {
+        let _ = (cluster, batches, each);
+        Ok(())
+    }
+
+    /// The rows that belong to no batch link of their cluster (stored outside any chain, or
+    /// inserted): how many per cluster, and the first `limit` with their batch ids. Rows that
+    /// carry a batch id and were received at `settled_before` or later are left out: their
+    /// link may be on its way (a backend that writes events and links apart).
+    fn chain_strays(&self, limit: usize, settled_before: i64) -> Result<Strays> {
+        let _ = (limit, settled_before);
+        Ok(Strays::default())
     }
 }
 

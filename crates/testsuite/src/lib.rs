@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             invalid_filters_are_rejected,
             ready_when_it_gives_back_events,
             alerts_are_stored_once_filtered_and_counted,
+            chain_links_every_commit_and_verifies,
         );
     };
     (@checks $open:path; $($check:ident),* $(,)?) => {
@@ -75,6 +76,7 @@ mod tests {
             include_str!("conformance/mod.rs"),
             include_str!("conformance/aggregation.rs"),
             include_str!("conformance/alerts.rs"),
+            include_str!("conformance/chain.rs"),
             include_str!("conformance/filters.rs"),
         ];
         let mut checks: Vec<&str> = sources

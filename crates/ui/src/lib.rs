@@ -70,6 +70,19 @@ impl Viewer {
     }
 }
 
+/// The trail's integrity as the server's checks of the hash chain found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Integrity {
+    /// When it was last checked (RFC 3339); `None` before the first check ended.
+    pub checked_at: Option<String>,
+    /// The newest problems found since the server started: (cluster, what).
+    pub problems: Vec<(String, String)>,
+    /// Per cluster: the links and the events the last check verified.
+    pub clusters: Vec<(String, u64, u64)>,
+    /// Why the last check could not run.
+    pub error: Option<String>,
+}
+
 /// What a page is rendered from.
 pub struct Context<'a> {
     /// The events.
@@ -97,6 +110,9 @@ pub struct Context<'a> {
     /// The resources the store names, counted at most once a minute (resource names in a
     /// page's filter are resolved against them).
     pub resources: &'a kubetrail_report::ResourceCache,
+    /// The hash chain's checks, for the overview; `None` when the server keeps no chain, and
+    /// for the other pages.
+    pub integrity: Option<&'a Integrity>,
 }
 
 /// Why a page could not be shown.

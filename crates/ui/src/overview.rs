@@ -351,6 +351,7 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
             }
         }
     };
+    let body = html! { (body) (integrity_panel(ctx, &scope)) };
     Ok(layout::page(
         ctx.viewer,
         "Overview",
@@ -358,6 +359,47 @@ pub fn render(ctx: &Context<'_>, query: &str) -> Result<Markup, UiError> {
         Some(&scope),
         body,
     ))
+}
+
+/// What the server's checks of the hash chain found, for the clusters in scope.
+fn integrity_panel(ctx: &Context<'_>, scope: &Scope) -> Markup {
+    let in_scope = |c: &str| {
+        (scope.filter.clusters.is_empty() || scope.filter.clusters.iter().any(|s| s == c))
+            && ctx.viewer.cluster.as_deref().is_none_or(|v| v == c)
+    };
+    html! {
+        section.panel.wide #integrity {
+            h2 { "Trail integrity" }
+            @match ctx.integrity {
+                None => p.empty { "This server keeps no hash chain over the events." },
+                Some(i) => {
+                    @let problems: Vec<&(String, String)> = i.problems.iter().filter(|(c, _)| in_scope(c)).collect();
+                    @let (links, events) = i.clusters.iter().filter(|(c, _, _)| in_scope(c)).fold((0, 0), |(l, e), (_, cl, ce)| (l + cl, e + ce));
+                    @if !problems.is_empty() {
+                        p.error role="alert" data-integrity="broken" {
+                            "NOT INTACT: the server's checks found problems since it started; the newest are listed. "
+                            "Run " code { "kubetrail verify" } " for every one."
+                        }
+                        ul { @for (cluster, what) in &problems { li { b { (cluster) } ": " (what) } } }
+                    } @else if i.error.is_some() {
+                        // What failed may name other clusters: the viewer is told only that it did.
+                        p.error role="alert" data-integrity="unknown" {
+                            "The last check of the hash chain could not run: the trail's integrity is not known. "
+                            "Run " code { "kubetrail verify" } "."
+                        }
+                    } @else if let Some(at) = &i.checked_at {
+                        p data-integrity="intact" {
+                            "Intact at " (at) ": " (format::count(links)) " links, and the "
+                            (format::count(events)) " events of the newest, verified. The server checks the newest links every 5 minutes; "
+                            code { "kubetrail verify" } " checks the whole trail."
+                        }
+                    } @else {
+                        p.empty data-integrity="pending" { "Not checked yet: the first check runs as the server starts." }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -185,6 +185,84 @@ pub fn redactor(
     Ok((redactor, notes))
 }
 
+/// The file of the chain's signing key: `explicit`, else `signing.key` in `data_dir`.
+pub fn signing_key_path(data_dir: &Path, explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(|| data_dir.join(SIGNING_KEY_FILE), Path::to_path_buf)
+}
+
+/// The signing key's default file name in the data directory.
+pub const SIGNING_KEY_FILE: &str = "signing.key";
+
+/// Links `store` into the hash chain signed by the key in `key` (default: in `data_dir`),
+/// made on first use. Returns the key's public half, and what the operator should hear (a new
+/// key, a key others can read).
+pub fn link_chain(
+    store: &dyn Store,
+    data_dir: &Path,
+    key: Option<&Path>,
+) -> Result<(kubetrail_trust::PublicKey, Vec<String>)> {
+    let path = signing_key_path(data_dir, key);
+    let loaded = kubetrail_trust::SigningKey::load_or_create(&path)?;
+    hold_key(&path)?;
+    let mut notes = Vec::new();
+    if loaded.created {
+        notes.push(format!(
+            "made a new chain signing key {} in {}; keep its public key outside the cluster, for `kubetrail verify --public-key`:\n{}",
+            kubetrail_store::chain::Sign::key_id(&loaded.key),
+            path.display(),
+            loaded.key.public_key().to_pem()
+        ));
+    }
+    if loaded.readable_by_others {
+        notes.push(format!(
+            "{} can be read by group or others: whoever reads it can sign a forged chain (chmod 600)",
+            path.display()
+        ));
+    }
+    let public = loaded.key.public_key();
+    let chain = kubetrail_store::chain::Chain::new(Box::new(loaded.key));
+    store
+        .set_chain(std::sync::Arc::new(chain))
+        .with_context(|| {
+            format!(
+                "linking the store into the chain signed by {}",
+                path.display()
+            )
+        })?;
+    Ok((public, notes))
+}
+
+/// The lock this process holds on its signing key while it lives.
+static KEY_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// Takes the lock beside the signing key (`FILE.lock`) for as long as the process runs: two
+/// writers extending one key's chains from heads each holds in memory would fork them.
+fn hold_key(path: &Path) -> Result<()> {
+    let lock_path = path.with_extension("key.lock");
+    // A key mounted read-only (a Secret) cannot have its lock beside it: it goes unlocked.
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+    else {
+        return Ok(());
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = KEY_LOCK.set(file);
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "the signing key {} is in use by another kubetrail process (serve or import): each writer needs its own key (--signing-key FILE)",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        }
+    }
+}
+
 /// Reads a token file: its first line, trimmed.
 pub fn read_token_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)

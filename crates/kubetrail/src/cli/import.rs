@@ -45,6 +45,10 @@ pub struct ImportArgs {
     /// they are replaced by keyed-hash markers (the key is `redaction.key` in --data-dir).
     #[arg(long)]
     no_redact: bool,
+    /// The key that signs the hash chain over what is imported (made when absent) [default:
+    /// signing.key in --data-dir].
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// Audit log files (plain or .gz), or directories of them (a rotated set is read oldest
     /// backup first, the active file last).
     #[arg(required = true, value_name = "FILE|DIR")]
@@ -137,6 +141,14 @@ pub fn run(args: ImportArgs) -> Result<std::process::ExitCode> {
         None
     };
     let store = args.source.store.open_for_write()?;
+    let (_, notes) = super::common::link_chain(
+        store.as_ref(),
+        &args.source.store.data_dir,
+        args.signing_key.as_deref(),
+    )?;
+    for note in notes {
+        eprintln!("note: {note}");
+    }
     let redactor = if args.no_redact {
         eprintln!(
             "warning: --no-redact: Secret values, tokens and passwords in these events are stored as they are"

@@ -14,3 +14,4 @@ pub mod rbac;
 pub mod report;
 pub mod serve;
 pub mod table;
+pub mod verify;

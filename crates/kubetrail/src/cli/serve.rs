@@ -113,6 +113,9 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     no_redact: bool,
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_key: Option<PathBuf>,
     /// Serve a throwaway store loaded with the bundled real audit samples and a week of
     /// generated traffic; without --tokens-file, on loopback only and without sign-in.
     #[arg(long, conflicts_with_all = ["data_dir", "config"])]
@@ -143,6 +146,8 @@ struct Settings {
     notify: Vec<kubetrail_notify::SinkConfig>,
     /// The server's address as people reach it.
     external_url: Option<String>,
+    /// The chain's signing key, when not the data directory's.
+    signing_key: Option<PathBuf>,
     /// The extra paths to redact; `None` with `--no-redact`.
     redaction: Option<Vec<kubetrail_redact::ExtraPaths>>,
     /// Generated events of a demo, when this is one.
@@ -225,6 +230,7 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     Ok(Settings {
         rbac,
         redaction: (!c.no_redact).then(|| c.redact_paths.clone()),
+        signing_key: c.signing_key.clone(),
         notify: c.notify.clone(),
         external_url: c.external_url.clone(),
         detection,
@@ -386,6 +392,16 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .as_ref()
         .map_or(s.data_dir.clone(), |d| d.path().to_path_buf());
     let store: Arc<dyn Store> = Arc::from(s.backend.open(&data_dir, true)?);
+    // Linked before anything is stored: every event the server commits is in the chain.
+    let (public_key, notes) =
+        super::common::link_chain(store.as_ref(), &data_dir, s.signing_key.as_deref())?;
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    tracing::info!(
+        key_id = %public_key.id(),
+        "stored events are chained and signed; the public key is at /api/v1/chain/public-keys"
+    );
     // The key is read (or made) once the store opens, before anything is stored: no event is kept unredacted.
     let redactor = match &s.redaction {
         Some(extra) => {
@@ -422,7 +438,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let mut state = AppState::new(store.clone(), s.auth, s.limits, Some(data_dir.clone()))
         .with_context(|| format!("reading agent gaps in {}", data_dir.display()))?
         .with_ui(ui)
-        .with_request_limits(s.requests);
+        .with_request_limits(s.requests)
+        .with_integrity(public_key);
     if let Some(r) = redactor {
         state = state.with_redaction(r);
     }

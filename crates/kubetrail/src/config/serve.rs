@@ -124,6 +124,12 @@ pub struct ServeConfig {
     /// warning at start.
     #[serde(default)]
     pub no_redact: bool,
+    /// The Ed25519 key (PKCS#8 PEM) that signs each link of the hash chain over the stored
+    /// events, made owner-only on first start when absent [default: `signing.key` in the data
+    /// directory]. Keep a copy of its public key (logged at start, and at
+    /// `/api/v1/chain/public-keys`) outside the cluster for `kubetrail verify --public-key`.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
     /// More values to redact, by resource: a list of `{group, resource, paths}` where `paths`
     /// are JSON Pointers into the request and response objects (`/spec/password`; `*` stands
     /// for any key or index).

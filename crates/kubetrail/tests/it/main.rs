@@ -17,6 +17,7 @@ mod redaction;
 mod reports;
 mod serve;
 mod store;
+mod verify;
 
 use std::io::Write;
 use std::path::PathBuf;

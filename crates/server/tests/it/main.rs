@@ -9,6 +9,7 @@ mod deploy;
 mod detection;
 mod hostile_ingest;
 mod ingest;
+mod integrity;
 mod limits;
 mod metrics_scope;
 mod openapi;

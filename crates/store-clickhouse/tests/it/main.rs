@@ -85,7 +85,7 @@ fn a_schema_1_table_is_migrated_and_keeps_its_events() {
     .unwrap();
 
     let store = ClickHouseStore::open(connection).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     assert_eq!(store.count().unwrap(), 1);
     let page = store.query(&Filter::default(), None, 10).unwrap();
     assert_eq!(page.records[0].raw, old.raw);
@@ -109,4 +109,102 @@ fn a_schema_1_table_is_migrated_and_keeps_its_events() {
     })
     .unwrap();
     assert_eq!(again.count().unwrap(), 2);
+}
+
+/// Rows edited, deleted and inserted with SQL behind the store's back are each named by
+/// `verify` with their auditID; the untouched chain verifies.
+#[test]
+fn tampering_with_sql_is_found_event_by_event() {
+    use std::sync::Arc;
+
+    use kubetrail_model::Stage;
+    use kubetrail_store::Store;
+    use kubetrail_store::chain::Chain;
+    use kubetrail_store_clickhouse::ClickHouse;
+    use kubetrail_testsuite::conformance::{T0, record};
+    use kubetrail_trust::{Options, ProblemKind, SigningKey, verify};
+
+    let Some(server) = TestServer::start() else {
+        return;
+    };
+    let connection = Connection {
+        url: server.url.clone(),
+        database: "tamper".into(),
+        user: None,
+        password: None,
+    };
+    let store = ClickHouseStore::open(connection.clone()).unwrap();
+    let (key, _) = SigningKey::generate().unwrap();
+    let options = Options {
+        keys: vec![key.public_key()],
+        ..Options::default()
+    };
+    store
+        .set_chain(Arc::new(Chain::new(Box::new(key))))
+        .unwrap();
+    for n in 0..3 {
+        let batch: Vec<_> = (0..4)
+            .map(|i| {
+                record(
+                    "prod",
+                    &format!("e{n}{i}"),
+                    Some(Stage::ResponseComplete),
+                    T0 + (n * 10 + i) * 1_000_000,
+                )
+            })
+            .collect();
+        store.append(&batch).unwrap();
+    }
+    let report = verify(&store, &options).unwrap();
+    assert!(report.intact, "{:#?}", report.problems);
+    assert_eq!(report.chains[0].events_verified, 12);
+
+    let ch = ClickHouse::new(connection).unwrap();
+    let wait = || {
+        for _ in 0..600 {
+            let left = ch
+                .scalar("SELECT count() FROM system.mutations WHERE database = 'tamper' AND is_done = 0")
+                .unwrap();
+            if left == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the mutation did not finish");
+    };
+    ch.execute("ALTER TABLE tamper.events UPDATE username = 'nobody' WHERE audit_id = 'e01'")
+        .unwrap();
+    wait();
+    ch.execute("ALTER TABLE tamper.events DELETE WHERE audit_id = 'e12'")
+        .unwrap();
+    wait();
+    // A forged event in the middle link's batch: a copy of one of its rows under a new auditID.
+    ch.execute(
+        "INSERT INTO tamper.events SELECT cluster, 'forged', stage, level, ts + 1, request_ts, received, verb, username, groups, impersonated_user, source_ip, user_agent, api_group, api_version, resource, subresource, namespace, name, code, decision, reason, request_uri, raw, counted, content_hash, chain_batch FROM tamper.events WHERE audit_id = 'e10'",
+    )
+    .unwrap();
+    // And one outside every chain.
+    ch.execute(
+        "INSERT INTO tamper.events SELECT cluster, 'stray', stage, level, ts, request_ts, received, verb, username, groups, impersonated_user, source_ip, user_agent, api_group, api_version, resource, subresource, namespace, name, code, decision, reason, request_uri, raw, counted, content_hash, 0 FROM tamper.events WHERE audit_id = 'e20'",
+    )
+    .unwrap();
+
+    let report = verify(&store, &options).unwrap();
+    assert!(!report.intact);
+    let mut found: Vec<(ProblemKind, Option<u64>, String)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.link, p.audit_id.clone().unwrap_or_default()))
+        .collect();
+    found.sort_by(|a, b| a.2.cmp(&b.2));
+    assert_eq!(
+        found,
+        [
+            (ProblemKind::Changed, Some(1), "e01".into()),
+            (ProblemKind::Deleted, Some(2), "e12".into()),
+            (ProblemKind::Inserted, Some(2), "forged".into()),
+            (ProblemKind::OutsideChain, None, "stray".into()),
+        ]
+    );
+    assert_eq!(report.problems_total, 4);
 }

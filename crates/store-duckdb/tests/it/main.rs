@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod chain;
 mod damage;
 
 use kubetrail_model::Stage;
@@ -58,7 +59,7 @@ fn appended_events_survive_reopening() {
     }
     let store = DuckDbStore::open(dir.path()).unwrap();
     assert_eq!(store.count().unwrap(), 100);
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     let page = store.query(&Filter::default(), None, 1).unwrap();
     assert_eq!(page.records[0].audit_id, "id99");
     assert!(store.size_bytes().unwrap() > 0);
@@ -91,13 +92,14 @@ fn a_schema_2_store_is_migrated_and_keeps_its_events() {
         // Back to what schema 2 wrote.
         let conn = duckdb::Connection::open(dir.path().join("kubetrail.duckdb")).unwrap();
         conn.execute_batch(
-            "ALTER TABLE events DROP COLUMN content_hash; DROP TABLE alerts;
+            "DROP TABLE chain; DROP TABLE chain_keys; ALTER TABLE events DROP COLUMN chain_batch;
+             ALTER TABLE events DROP COLUMN content_hash; DROP TABLE alerts;
              UPDATE kubetrail_meta SET value = '2' WHERE key = 'schema_version';",
         )
         .unwrap();
     }
     let store = DuckDbStore::open(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     let page = store.query(&Filter::default(), None, 10).unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.records[0].content_hash, 0, "stored before the hash");

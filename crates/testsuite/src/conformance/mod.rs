@@ -7,12 +7,14 @@
 
 mod aggregation;
 mod alerts;
+mod chain;
 mod filters;
 
 pub use aggregation::{
     aggregations_count, one_pass_aggregations_agree_with_count_by, requests_are_counted_once,
 };
 pub use alerts::alerts_are_stored_once_filtered_and_counted;
+pub use chain::chain_links_every_commit_and_verifies;
 pub use filters::filters_select_exactly;
 
 use std::time::Duration;
@@ -72,7 +74,7 @@ impl WithHash for Record {
 }
 
 /// Every check, by name, in the order the macro lists them.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 17] = [
     "append_is_idempotent",
     "append_all_counts_each_batch",
     "bulk_load_counts_as_appends_do",
@@ -89,6 +91,7 @@ pub const ALL: [&str; 16] = [
     "invalid_filters_are_rejected",
     "ready_when_it_gives_back_events",
     "alerts_are_stored_once_filtered_and_counted",
+    "chain_links_every_commit_and_verifies",
 ];
 
 pub(crate) fn ids(store: &dyn Store, filter: &Filter) -> Vec<String> {
