@@ -1,13 +1,15 @@
-//! The hash chain in ClickHouse ([`kubetrail_store::chain`]): links in the `chain` table, the
-//! public keys in `chain_keys`, each event's link in its `chain_batch` column.
+//! The hash chain in ClickHouse ([`kubetrail_store::chain`]): links in the `chain` table and
+//! their manifests' entries in `chain_entries`, the public keys in `chain_keys`, each event's
+//! link in its `chain_batch` column.
 //!
-//! ClickHouse has no transactions: a commit inserts its events, then its links, so a failure
+//! ClickHouse has no transactions: a commit inserts its events, then its links' entries and
+//! the links, so a failure
 //! between the two leaves events whose link is missing (the batch is not acknowledged, and
 //! `verify` names them as outside the chain); retention inserts its prune links before it
 //! deletes, so a prune that did not finish claims more than was taken, never less.
 
 use kubetrail_model::hex;
-use kubetrail_store::chain::{Link, LinkKind, LinkRow, parse_hash};
+use kubetrail_store::chain::{Entry, Link, LinkKind, LinkRow, parse_hash};
 use kubetrail_store::sql::COLUMNS;
 use kubetrail_store::{Record, Result, Strays};
 use serde_json::Value;
@@ -23,6 +25,10 @@ const LINK_COLUMNS: &str = "cluster, key_id, seq, kind, batch, prev, digest, eve
 impl ClickHouseStore {
     pub(crate) fn chain_table(&self) -> String {
         format!("{}.chain", sql::ident(self.ch.database()))
+    }
+
+    fn entries_table(&self) -> String {
+        format!("{}.chain_entries", sql::ident(self.ch.database()))
     }
 
     fn keys_table(&self) -> String {
@@ -54,14 +60,45 @@ impl ClickHouseStore {
             "CREATE TABLE IF NOT EXISTS {} (
                 cluster String, key_id String, seq Int64, kind String, batch Int64,
                 prev String, digest String, events Int64, first_ts Int64, last_ts Int64,
-                pruned_before Int64, created Int64, signature String, manifest String
+                pruned_before Int64, created Int64, signature String
             ) ENGINE = MergeTree ORDER BY (cluster, key_id, seq)",
             self.chain_table()
+        ))?;
+        self.ch.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                cluster String, batch Int64, ts Int64, audit_id String, stage String, digest String
+            ) ENGINE = MergeTree ORDER BY (cluster, batch)",
+            self.entries_table()
         ))?;
         self.ch.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {} (key_id String, public_key String) ENGINE = ReplacingMergeTree ORDER BY key_id",
             self.keys_table()
         ))
+    }
+
+    /// Stores the manifest entries of `rows` (each record with its batch id and digest), after
+    /// their events and before their links: a link is stored only with its manifest.
+    pub(crate) fn insert_entries(
+        &self,
+        rows: &[(&Record, i64, kubetrail_store::chain::Hash)],
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut body = String::new();
+        for (r, batch, digest) in rows {
+            let row = serde_json::json!({
+                "cluster": r.cluster, "batch": batch, "ts": r.ts_micros, "audit_id": r.audit_id,
+                "stage": r.stage.map(kubetrail_model::Stage::as_str).unwrap_or(""),
+                "digest": hex(digest),
+            });
+            body.push_str(&row.to_string());
+            body.push('\n');
+        }
+        self.ch.insert(
+            &format!("INSERT INTO {} FORMAT JSONEachRow", self.entries_table()),
+            body,
+        )
     }
 
     pub(crate) fn insert_links(&self, rows: &[LinkRow]) -> Result<()> {
@@ -76,7 +113,7 @@ impl ClickHouseStore {
                 "batch": l.batch, "prev": hex(&l.prev), "digest": hex(&l.digest),
                 "events": l.events, "first_ts": l.first_micros, "last_ts": l.last_micros,
                 "pruned_before": l.pruned_before, "created": l.created_micros,
-                "signature": hex(&l.signature), "manifest": r.manifest,
+                "signature": hex(&l.signature),
             });
             body.push_str(&row.to_string());
             body.push('\n');
@@ -113,16 +150,27 @@ impl ClickHouseStore {
         )
     }
 
-    pub(crate) fn manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
+    pub(crate) fn entries(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, Entry)>> {
         let mut out = Vec::new();
         for chunk in batches.chunks(BATCHES_PER_QUERY) {
             let q = format!(
-                "SELECT batch, manifest FROM {} WHERE kind = 'batch' AND cluster = {} AND batch IN ({})",
-                self.chain_table(),
+                "SELECT batch, ts, audit_id, stage, digest FROM {} WHERE cluster = {} AND batch IN ({})",
+                self.entries_table(),
                 sql::literal(cluster),
                 ids(chunk)
             );
-            out.extend(self.ch.rows(&q)?.iter().map(|r| (int(&r[0]), text(&r[1]))));
+            out.extend(self.ch.rows(&q)?.iter().map(|r| {
+                (
+                    int(&r[0]),
+                    Entry {
+                        ts_micros: int(&r[1]),
+                        audit_id: text(&r[2]),
+                        stage: text(&r[3]),
+                        // A digest that does not parse is no event's: it matches nothing.
+                        digest: parse_hash(&text(&r[4])).unwrap_or([0; 32]),
+                    },
+                )
+            }));
         }
         Ok(out)
     }

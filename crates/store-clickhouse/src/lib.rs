@@ -394,11 +394,23 @@ impl Store for ClickHouseStore {
         if !fresh.is_empty() {
             let counted = self.counted(&fresh)?;
             let mut pending = chain.as_ref().map(|_| Pending::default());
-            let chain_batches: Vec<i64> = match &mut pending {
-                Some(p) => fresh.iter().map(|r| p.add(r)).collect(),
-                None => vec![0; fresh.len()],
+            let linked: Vec<(&Record, i64, kubetrail_store::chain::Hash)> = match &mut pending {
+                Some(p) => fresh
+                    .iter()
+                    .map(|r| {
+                        let (batch, digest) = p.add(r);
+                        (*r, batch, digest)
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let chain_batches: Vec<i64> = if linked.is_empty() {
+                vec![0; fresh.len()]
+            } else {
+                linked.iter().map(|(_, b, _)| *b).collect()
             };
             self.insert(&fresh, &counted, &chain_batches)?;
+            self.insert_entries(&linked)?;
             if let (Some(chain), Some(pending)) = (&mut chain, pending) {
                 let links = chain.links(pending, chrono::Utc::now().timestamp_micros());
                 self.store_links(chain, &links)?;
@@ -566,8 +578,12 @@ impl Store for ClickHouseStore {
     fn chain_public_keys(&self) -> Result<Vec<String>> {
         self.public_keys()
     }
-    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
-        self.manifests(cluster, batches)
+    fn chain_entries(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+    ) -> Result<Vec<(i64, kubetrail_store::chain::Entry)>> {
+        self.entries(cluster, batches)
     }
     fn chain_events(
         &self,

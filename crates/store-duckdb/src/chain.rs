@@ -1,11 +1,15 @@
 //! The hash chain in the embedded store ([`kubetrail_store::chain`]): links in the `chain`
-//! table, written in the transaction of the events they cover (or of retention's deletes), the
-//! public keys in `chain_keys`, and each event's link in its `chain_batch` column.
+//! table and their manifests' entries in `chain_entries`, written in the transaction of the
+//! events they cover (or of retention's deletes); the public keys in `chain_keys`; each
+//! event's link in its `chain_batch` column.
 
+use std::sync::Arc;
+
+use duckdb::arrow::array::{ArrayRef, BinaryArray, Int64Array, LargeStringBuilder, RecordBatch};
 use duckdb::types::Value;
 use duckdb::{Connection, params_from_iter};
-use kubetrail_model::hex;
-use kubetrail_store::chain::{Link, LinkKind, LinkRow, parse_hash};
+use kubetrail_model::{Stage, hex};
+use kubetrail_store::chain::{Entry, Hash, Link, LinkKind, LinkRow, parse_hash};
 use kubetrail_store::sql::COLUMNS;
 use kubetrail_store::{Record, Result, Strays};
 
@@ -26,8 +30,15 @@ pub(crate) const MIGRATION: &str = "ALTER TABLE events ADD COLUMN chain_batch BI
         last_ts BIGINT NOT NULL,
         pruned_before BIGINT NOT NULL,
         created BIGINT NOT NULL,
-        signature VARCHAR NOT NULL,
-        manifest VARCHAR NOT NULL USING COMPRESSION zstd
+        signature VARCHAR NOT NULL
+    );
+    CREATE TABLE chain_entries (
+        cluster VARCHAR NOT NULL,
+        batch BIGINT NOT NULL,
+        ts BIGINT NOT NULL,
+        audit_id VARCHAR NOT NULL,
+        stage VARCHAR NOT NULL,
+        digest BLOB NOT NULL
     );
     CREATE TABLE chain_keys (key_id VARCHAR PRIMARY KEY, public_key VARCHAR NOT NULL);";
 
@@ -40,10 +51,28 @@ const SETTLING_MICROS: i64 = kubetrail_store::chain::SETTLING_MICROS;
 /// Batch ids one statement names.
 const BATCHES_PER_QUERY: usize = 500;
 
-/// Stores `rows` inside the open transaction.
+/// Appends the manifest entries of `rows` (with their batch ids) inside the open
+/// transaction (each row with its batch id and record digest), as the events are appended:
+/// as columns, by the writer that appends the events (a bulk load's two at once), not later
+/// under the chain's lock.
+pub(crate) fn append_entries(
+    conn: &Connection,
+    rows: &[(&Record, i64, Hash)],
+) -> duckdb::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut appender = conn.appender("chain_entries")?;
+    for chunk in rows.chunks(crate::write::CHUNK_ROWS) {
+        appender.append_record_batch(entry_columns(chunk)?)?;
+    }
+    appender.flush()
+}
+
+/// Stores `rows` inside the open transaction (their entries went in with their events).
 pub(crate) fn insert_links(conn: &Connection, rows: &[LinkRow]) -> duckdb::Result<()> {
     let mut insert = conn.prepare_cached(&format!(
-        "INSERT INTO chain ({LINK_COLUMNS}, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO chain ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))?;
     for r in rows {
         let l = &r.link;
@@ -61,10 +90,44 @@ pub(crate) fn insert_links(conn: &Connection, rows: &[LinkRow]) -> duckdb::Resul
             Value::BigInt(l.pruned_before),
             Value::BigInt(l.created_micros),
             Value::Text(hex(&l.signature)),
-            Value::Text(r.manifest.clone()),
         ]))?;
     }
     Ok(())
+}
+
+fn entry_columns(rows: &[(&Record, i64, Hash)]) -> duckdb::Result<RecordBatch> {
+    let text = |value: fn(&Record) -> &str| -> ArrayRef {
+        let mut b = LargeStringBuilder::with_capacity(rows.len(), 0);
+        for (r, _, _) in rows {
+            b.append_value(value(r));
+        }
+        Arc::new(b.finish())
+    };
+    let columns: [ArrayRef; 6] = [
+        text(|r| r.cluster.as_str()),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, b, _)| *b),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(r, _, _)| r.ts_micros),
+        )),
+        text(|r| r.audit_id.as_str()),
+        text(|r| r.stage.map(Stage::as_str).unwrap_or("")),
+        Arc::new(BinaryArray::from_iter_values(
+            rows.iter().map(|(_, _, d)| d),
+        )),
+    ];
+    crate::write::record_batch(columns)
+}
+
+/// Deletes the manifest entries of the links whose every event is older than `before`, once a
+/// prune link says retention took them: `verify` counts such a link's events as taken.
+pub(crate) fn drop_pruned_entries(conn: &Connection, before: i64) -> duckdb::Result<()> {
+    conn.execute(
+        "DELETE FROM chain_entries WHERE (cluster, batch) IN (SELECT cluster, batch FROM chain WHERE kind = 'batch' AND last_ts < ?)",
+        [before],
+    )
+    .map(|_| ())
 }
 
 /// The clusters that have links.
@@ -128,25 +191,34 @@ impl DuckDbStore {
             .map_err(|e| self.fail("keeping the chain's public key", e))
     }
 
-    pub(crate) fn manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
+    pub(crate) fn entries(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, Entry)>> {
         let conn = self.read();
         let mut out = Vec::new();
+        let fail = |e| self.fail("reading the chain's manifests", e);
         for chunk in batches.chunks(BATCHES_PER_QUERY) {
             let sql = format!(
-                "SELECT batch, manifest FROM chain WHERE kind = 'batch' AND cluster = ? AND batch IN ({})",
+                "SELECT batch, ts, audit_id, stage, digest FROM chain_entries WHERE cluster = ? AND batch IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             );
             let mut params = vec![Value::Text(cluster.into())];
             params.extend(chunk.iter().map(|b| Value::BigInt(*b)));
-            let mut stmt = conn
-                .prepare(&sql)
-                .map_err(|e| self.fail("reading the chain's manifests", e))?;
+            let mut stmt = conn.prepare(&sql).map_err(fail)?;
             let rows = stmt
                 .query_map(params_from_iter(params), |row| {
-                    Ok((row.get(0)?, row.get(1)?))
+                    let digest: Vec<u8> = row.get(4)?;
+                    Ok((
+                        row.get(0)?,
+                        Entry {
+                            ts_micros: row.get(1)?,
+                            audit_id: row.get(2)?,
+                            stage: row.get(3)?,
+                            // A digest of another length is no event's: it matches nothing.
+                            digest: digest.try_into().unwrap_or([0; 32]),
+                        },
+                    ))
                 })
                 .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
-                .map_err(|e| self.fail("reading the chain's manifests", e))?;
+                .map_err(fail)?;
             out.extend(rows);
         }
         Ok(out)

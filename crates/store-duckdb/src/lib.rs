@@ -583,8 +583,12 @@ impl Store for DuckDbStore {
     fn chain_public_keys(&self) -> Result<Vec<String>> {
         self.public_keys()
     }
-    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
-        self.manifests(cluster, batches)
+    fn chain_entries(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+    ) -> Result<Vec<(i64, kubetrail_store::chain::Entry)>> {
+        self.entries(cluster, batches)
     }
     fn chain_events(
         &self,

@@ -628,7 +628,7 @@ pub(crate) mod tests {
         old.lock()
             .execute_batch(
                 "DROP TABLE rollup; DROP TABLE alerts; DELETE FROM kubetrail_meta WHERE key = 'rollup_through';
-                 DROP TABLE chain; DROP TABLE chain_keys; ALTER TABLE events DROP COLUMN chain_batch;
+                 DROP TABLE chain; DROP TABLE chain_entries; DROP TABLE chain_keys; ALTER TABLE events DROP COLUMN chain_batch;
                  ALTER TABLE events DROP COLUMN content_hash;
                  UPDATE kubetrail_meta SET value = '1' WHERE key = 'schema_version';",
             )

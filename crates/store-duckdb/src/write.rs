@@ -210,13 +210,24 @@ impl DuckDbStore {
             return Ok((plan.outcomes, 0));
         }
         let counted = Self::counted_flags(conn, &rows, known)?;
-        let chain_batches: Vec<i64> = match pending {
+        let linked: Vec<(i64, kubetrail_store::chain::Hash)> = match pending {
             Some(p) => rows.iter().map(|r| p.add(r)).collect(),
-            None => vec![0; rows.len()],
+            None => Vec::new(),
+        };
+        let chain_batches: Vec<i64> = if linked.is_empty() {
+            vec![0; rows.len()]
+        } else {
+            linked.iter().map(|(b, _)| *b).collect()
         };
         let mut appender = conn.appender("events")?;
         Self::append_rows(&mut appender, &rows, &counted, &chain_batches)?;
         drop(appender);
+        let linked: Vec<(&Record, i64, kubetrail_store::chain::Hash)> = rows
+            .iter()
+            .zip(&linked)
+            .map(|(r, (b, d))| (*r, *b, *d))
+            .collect();
+        crate::chain::append_entries(conn, &linked)?;
         let added = rollup::add(conn, &rows, &counted, through)?;
         Ok((plan.outcomes, added))
     }
@@ -340,6 +351,7 @@ impl DuckDbStore {
                     let now = chrono::Utc::now().timestamp_micros();
                     let links = chain.prune(&clusters, pruned_before, now);
                     crate::chain::insert_links(conn, &links)?;
+                    crate::chain::drop_pruned_entries(conn, pruned_before)?;
                     links
                 }
                 _ => Vec::new(),
@@ -447,7 +459,7 @@ pub(crate) fn starts_of(rows: &[Vec<&Record>]) -> impl Iterator<Item = (String, 
 }
 
 /// Rows in one of DuckDB's chunks (its vector size).
-const CHUNK_ROWS: usize = 2048;
+pub(crate) const CHUNK_ROWS: usize = 2048;
 
 /// The `events` table's columns for `rows`, in table order. Text columns have 64-bit offsets:
 /// 2,048 events of a few MB each (bodies at RequestResponse level) pass 2 GiB.
@@ -508,7 +520,7 @@ fn text_column<'r>(rows: &[&'r Record], value: impl Fn(&'r Record) -> &'r str) -
 }
 
 /// Columns in table order as one Arrow batch (the appender matches them by position).
-fn record_batch<const N: usize>(columns: [ArrayRef; N]) -> duckdb::Result<RecordBatch> {
+pub(crate) fn record_batch<const N: usize>(columns: [ArrayRef; N]) -> duckdb::Result<RecordBatch> {
     RecordBatch::try_from_iter(
         columns
             .into_iter()

@@ -2,7 +2,7 @@
 //!
 //! Every commit of events extends, for each cluster it holds events of, that cluster's chain
 //! under the signing key of the writer ([`Chain`]): a [`Link`] with its sequence number, the
-//! hash of the link before it, the SHA-256 of a *manifest* listing every event of the commit
+//! hash of the link before it, the digest of a *manifest* listing every event of the commit
 //! (its identity and the digest of the columns stored for it, [`record_digest`]), the event
 //! count and time range, signed with Ed25519. The events carry the link's random batch id in
 //! their `chain_batch` column, so a verifier finds each link's rows, and the manifest names
@@ -14,7 +14,7 @@
 //! that lost old events to retention still verifies, and says how many went that way.
 //!
 //! What is hashed is fixed here, byte for byte, for every backend: a backend stores the
-//! link's fields and the manifest's text and reads them back, and [`record_digest`] of a row
+//! link's fields and the manifest's entries and reads them back, and [`record_digest`] of a row
 //! read back equals that of the record appended. The signing itself is behind [`Sign`] (the
 //! key lives in `kubetrail-trust`).
 
@@ -81,7 +81,7 @@ pub struct Link {
     pub batch: i64,
     /// [`Link::hash`] of the link before (zeros for the first).
     pub prev: Hash,
-    /// SHA-256 of the manifest's text (zeros for a prune link).
+    /// [`manifest_digest`] of its events (zeros for a prune link).
     pub digest: Hash,
     /// Events in the manifest.
     pub events: u64,
@@ -119,13 +119,12 @@ impl Link {
     }
 }
 
-/// A link with its manifest's text, as a commit stores it.
+/// A link as a commit stores it. Its manifest's entries ([`Entry`]) are stored one row each
+/// beside the events, as the events are written (a bulk load's writers do it at once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRow {
     /// The link.
     pub link: Link,
-    /// The manifest ([`encode_manifest`]); empty for a prune link.
-    pub manifest: String,
 }
 
 /// One event as a manifest lists it.
@@ -153,41 +152,21 @@ impl Entry {
     }
 }
 
-/// A manifest's text: a JSON array of `[ts, auditID, stage, digest-hex]`, sorted, so that the
-/// same events always give the same text.
-pub fn encode_manifest(entries: &mut [Entry]) -> String {
-    entries.sort_unstable();
-    let rows: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|e| {
-            serde_json::json!([
-                e.ts_micros,
-                e.audit_id,
-                e.stage,
-                kubetrail_model::hex(&e.digest)
-            ])
-        })
-        .collect();
-    serde_json::Value::Array(rows).to_string()
-}
+/// What a manifest's digest starts with.
+const MANIFEST_TAG: &[u8] = b"kubetrail-chain-manifest-v1\0";
 
-/// The entries of a manifest's text, or what is wrong with it.
-pub fn decode_manifest(text: &str) -> Result<Vec<Entry>, String> {
-    let rows: Vec<(i64, String, String, String)> =
-        serde_json::from_str(text).map_err(|e| format!("the manifest does not parse: {e}"))?;
-    rows.into_iter()
-        .map(|(ts_micros, audit_id, stage, digest)| {
-            let digest = parse_hash(&digest).ok_or_else(|| {
-                format!("the manifest's digest of {audit_id} is not a SHA-256 hash")
-            })?;
-            Ok(Entry {
-                ts_micros,
-                audit_id,
-                stage,
-                digest,
-            })
-        })
-        .collect()
+/// The digest of a manifest: SHA-256 over the count and the sorted [`record_digest`]s of its
+/// entries (each covers the event's identity and every column). The same events always give
+/// the same digest, in whatever order a store returns them.
+pub fn manifest_digest(digests: &mut [Hash]) -> Hash {
+    digests.sort_unstable();
+    let mut h = Context::new(&SHA256);
+    h.update(MANIFEST_TAG);
+    h.update(&(digests.len() as u64).to_le_bytes());
+    for d in digests.iter() {
+        h.update(d);
+    }
+    finish(h)
 }
 
 /// SHA-256 of `bytes`.
@@ -294,12 +273,15 @@ pub struct Pending {
 #[derive(Debug)]
 struct PendingBatch {
     batch: i64,
-    entries: Vec<Entry>,
+    digests: Vec<Hash>,
+    first: i64,
+    last: i64,
 }
 
 impl Pending {
-    /// Adds `record` to its cluster's batch; returns the batch id to store with it.
-    pub fn add(&mut self, record: &Record) -> i64 {
+    /// Adds `record` to its cluster's batch; returns the batch id to store with it, and its
+    /// [`record_digest`] (for a backend that stores the entry as it stores the event).
+    pub fn add(&mut self, record: &Record) -> (i64, Hash) {
         let batch = match self.batches.get_mut(&record.cluster) {
             Some(b) => b,
             None => self
@@ -307,11 +289,16 @@ impl Pending {
                 .entry(record.cluster.clone())
                 .or_insert_with(|| PendingBatch {
                     batch: fresh_batch_id(),
-                    entries: Vec::new(),
+                    digests: Vec::new(),
+                    first: i64::MAX,
+                    last: i64::MIN,
                 }),
         };
-        batch.entries.push(Entry::of(record));
-        batch.batch
+        let digest = record_digest(record);
+        batch.digests.push(digest);
+        batch.first = batch.first.min(record.ts_micros);
+        batch.last = batch.last.max(record.ts_micros);
+        (batch.batch, digest)
     }
 
     /// Whether nothing was added.
@@ -412,10 +399,9 @@ impl ChainLock<'_> {
         batches
             .into_iter()
             .map(|(cluster, mut b)| {
-                let first = b.entries.iter().map(|e| e.ts_micros).min().unwrap_or(0);
-                let last = b.entries.iter().map(|e| e.ts_micros).max().unwrap_or(0);
-                let events = b.entries.len() as u64;
-                let manifest = encode_manifest(&mut b.entries);
+                let (first, last) = (b.first, b.last);
+                let events = b.digests.len() as u64;
+                let digest = manifest_digest(&mut b.digests);
                 let (seq, prev) = self.next(&cluster);
                 let link = Link {
                     cluster,
@@ -424,7 +410,7 @@ impl ChainLock<'_> {
                     kind: LinkKind::Batch,
                     batch: b.batch,
                     prev,
-                    digest: sha256(manifest.as_bytes()),
+                    digest,
                     events,
                     first_micros: first,
                     last_micros: last,
@@ -434,7 +420,6 @@ impl ChainLock<'_> {
                 };
                 LinkRow {
                     link: self.chain.sign(link),
-                    manifest,
                 }
             })
             .collect()
@@ -467,7 +452,6 @@ impl ChainLock<'_> {
                 };
                 LinkRow {
                     link: self.chain.sign(link),
-                    manifest: String::new(),
                 }
             })
             .collect()
@@ -591,9 +575,10 @@ mod tests {
     fn links_are_numbered_per_cluster_and_chained_once_committed() {
         let chain = Chain::new(Box::new(Fake));
         let mut pending = Pending::default();
-        let b1 = pending.add(&record("c1", "a", 20));
-        assert_eq!(pending.add(&record("c1", "b", 10)), b1);
-        let b2 = pending.add(&record("c2", "a", 5));
+        let (b1, d1) = pending.add(&record("c1", "a", 20));
+        assert_eq!(d1, record_digest(&record("c1", "a", 20)));
+        assert_eq!(pending.add(&record("c1", "b", 10)).0, b1);
+        let (b2, _) = pending.add(&record("c2", "a", 5));
         assert_ne!(b1, b2);
         assert_ne!(b1, 0);
         let mut lock = chain.lock();
@@ -607,10 +592,11 @@ mod tests {
         assert_eq!((l1.first_micros, l1.last_micros), (10, 20));
         assert_eq!(l1.prev, [0; 32]);
         assert_eq!(l1.signature, l1.hash().to_vec());
-        assert_eq!(l1.digest, sha256(rows[0].manifest.as_bytes()));
-        let entries = decode_manifest(&rows[0].manifest).unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].audit_id, "b", "sorted by time");
+        let mut digests = vec![
+            record_digest(&record("c1", "b", 10)),
+            record_digest(&record("c1", "a", 20)),
+        ];
+        assert_eq!(l1.digest, manifest_digest(&mut digests));
         // Not committed: the next commit takes the same numbers.
         let again = lock.links(
             {
@@ -642,12 +628,18 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_reads_back_and_refuses_damage() {
-        let mut entries = vec![Entry::of(&record("c", "a\"\n", 3))];
-        let text = encode_manifest(&mut entries);
-        assert_eq!(decode_manifest(&text).unwrap(), entries);
-        assert!(decode_manifest("[[1,\"a\",\"\",\"zz\"]]").is_err());
-        assert!(decode_manifest("{").is_err());
+    fn a_manifest_digest_covers_each_entry_and_not_their_order() {
+        let mut entries: Vec<Hash> = (0..3)
+            .map(|i| record_digest(&record("c", &format!("a{i}"), i)))
+            .collect();
+        let digest = manifest_digest(&mut entries.clone());
+        entries.reverse();
+        assert_eq!(manifest_digest(&mut entries), digest);
+        let mut fewer = entries[1..].to_vec();
+        assert_ne!(manifest_digest(&mut fewer), digest);
+        let mut changed = entries.clone();
+        changed[0][0] ^= 1;
+        assert_ne!(manifest_digest(&mut changed), digest);
     }
 
     #[test]

@@ -152,8 +152,12 @@ impl Store for Metered {
     fn chain_public_keys(&self) -> Result<Vec<String>> {
         self.timed(Operation::Query, |s| s.chain_public_keys())
     }
-    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
-        self.timed(Operation::Query, |s| s.chain_manifests(cluster, batches))
+    fn chain_entries(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+    ) -> Result<Vec<(i64, crate::chain::Entry)>> {
+        self.timed(Operation::Query, |s| s.chain_entries(cluster, batches))
     }
     fn chain_events(
         &self,

@@ -299,9 +299,13 @@ pub trait Store: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// The manifests of `cluster`'s batch links with these batch ids: (batch, text), every
-    /// stored one (a forged second manifest too).
-    fn chain_manifests(&self, cluster: &str, batches: &[i64]) -> Result<Vec<(i64, String)>> {
+    /// The manifest entries of `cluster`'s links with these batch ids, each with its batch:
+    /// every stored row (a forged one too).
+    fn chain_entries(
+        &self,
+        cluster: &str,
+        batches: &[i64],
+    ) -> Result<Vec<(i64, crate::chain::Entry)>> {
         let _ = (cluster, batches);
         Ok(Vec::new())
     }

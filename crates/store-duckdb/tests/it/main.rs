@@ -92,7 +92,7 @@ fn a_schema_2_store_is_migrated_and_keeps_its_events() {
         // Back to what schema 2 wrote.
         let conn = duckdb::Connection::open(dir.path().join("kubetrail.duckdb")).unwrap();
         conn.execute_batch(
-            "DROP TABLE chain; DROP TABLE chain_keys; ALTER TABLE events DROP COLUMN chain_batch;
+            "DROP TABLE chain; DROP TABLE chain_entries; DROP TABLE chain_keys; ALTER TABLE events DROP COLUMN chain_batch;
              ALTER TABLE events DROP COLUMN content_hash; DROP TABLE alerts;
              UPDATE kubetrail_meta SET value = '2' WHERE key = 'schema_version';",
         )

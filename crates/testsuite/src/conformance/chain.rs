@@ -136,12 +136,14 @@ pub fn chain_links_every_commit_and_verifies(store: &dyn Store) {
     .expect("verify");
     assert!(!report.intact);
     let count = |kind| report.problems.iter().filter(|p| p.kind == kind).count();
-    use kubetrail_trust::ProblemKind::{Deleted, UnknownKey};
-    assert_eq!(
-        (count(UnknownKey), count(Deleted)),
-        (2, 10),
+    use kubetrail_trust::ProblemKind::{Deleted, ManifestChanged, UnknownKey};
+    assert_eq!(count(UnknownKey), 2, "{:#?}", report.problems);
+    // A backend keeps the taken events' manifest entries (each is then deleted) or drops
+    // them with the events (the link cannot be checked).
+    let (deleted, unchecked) = (count(Deleted), count(ManifestChanged));
+    assert!(
+        (deleted, unchecked) == (10, 0) || (deleted, unchecked) == (0, 1),
         "{:#?}",
         report.problems
     );
-    assert_eq!(report.problems_total, 12);
 }
