@@ -86,6 +86,8 @@ fn default_rules() -> kubetrail_server::RuleLoader {
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Plain,
+    /// Plain, each commit linked into the signed hash chain.
+    Chained,
     Redacting,
     Detecting,
 }
@@ -99,6 +101,11 @@ fn server(
     Option<Arc<kubetrail_server::Detector>>,
 ) {
     let store: Arc<dyn Store> = Arc::new(DuckDbStore::open(dir).expect("store"));
+    if mode == Mode::Chained {
+        let (key, _) = kubetrail_trust::SigningKey::generate().expect("key");
+        let chain = kubetrail_store::chain::Chain::new(Box::new(key));
+        store.set_chain(Arc::new(chain)).expect("chain");
+    }
     let tokens = kubetrail_server::auth::parse_tokens(&format!(
         "- {{name: bench, token: {TOKEN}, role: admin}}"
     ))
@@ -110,7 +117,7 @@ fn server(
         Some(dir.to_path_buf()),
     )
     .expect("state");
-    let state = if mode == Mode::Plain {
+    let state = if matches!(mode, Mode::Plain | Mode::Chained) {
         state
     } else {
         let key = kubetrail_redact::Key::load_or_create(dir).expect("redaction key");
@@ -142,10 +149,14 @@ fn metrics_text(addr: SocketAddr) -> String {
 fn webhook(lines: &[String], work: &Path, mode: Mode) {
     let name = match mode {
         Mode::Plain => "webhook",
+        Mode::Chained => "webhook+chain",
         Mode::Redacting => "webhook+redaction",
         Mode::Detecting => "webhook+redaction+detection",
     };
-    let (addr, store, detector) = server(&work.join(format!("{name}-store")), mode);
+    // A fresh store each run, also for a mode run twice.
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let (addr, store, detector) = server(&work.join(format!("{name}-store-{run}")), mode);
     let bodies: Vec<Vec<u8>> = lines
         .chunks(400)
         .map(|batch| {
@@ -459,7 +470,10 @@ fn main() {
         // run leaves behind (the store's background work) weighs on both kinds alike.
         webhook(&lines, work.path(), Mode::Detecting);
         webhook(&lines, work.path(), Mode::Plain);
+        webhook(&lines, work.path(), Mode::Chained);
         webhook(&lines, work.path(), Mode::Redacting);
+        webhook(&lines, work.path(), Mode::Chained);
+        webhook(&lines, work.path(), Mode::Plain);
     }
     if only.is_empty() || only == "agent" {
         agent_to_sink(&lines, work.path(), &token_file);
