@@ -8,8 +8,10 @@
 //! after the checkpoint. What it cannot prove: that the apiserver sent every event (an event
 //! never received is in no link), or anything about events stored before signing began.
 
+pub mod checkpoint;
 mod key;
 pub mod verify;
 
+pub use checkpoint::{CHECKPOINT_KIND, Checkpoint, checkpoint};
 pub use key::{KeyError, LoadedKey, PublicKey, SigningKey};
-pub use verify::{Checkpoint, Options, Problem, ProblemKind, Report, checkpoint, verify};
+pub use verify::{Options, Problem, ProblemKind, Report, verify};

@@ -77,12 +77,12 @@ fn checked(args: VerifyArgs) -> Result<ExitCode> {
                 .with_context(|| format!("--checkpoint: reading {}", p.display()))?;
             let cp: Checkpoint = serde_json::from_str(&text)
                 .with_context(|| format!("--checkpoint: {} is not a checkpoint", p.display()))?;
-            if cp.kind != kubetrail_trust::verify::CHECKPOINT_KIND {
+            if cp.kind != kubetrail_trust::CHECKPOINT_KIND {
                 anyhow::bail!(
                     "--checkpoint: {} is a {:?}, not a {}",
                     p.display(),
                     cp.kind,
-                    kubetrail_trust::verify::CHECKPOINT_KIND
+                    kubetrail_trust::CHECKPOINT_KIND
                 );
             }
             Some(cp)
