@@ -318,7 +318,24 @@ pub(crate) async fn verify(
     let request: VerifyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         VerifyRequest::default()
     } else {
-        serde_json::from_slice(&body)
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body: not a JSON object".to_string(),
+            ));
+        }
+        // A field is given or left out: `null` is neither, and is refused rather than read as
+        // left out.
+        if let Some((field, _)) = value
+            .as_object()
+            .and_then(|o| o.iter().find(|(_, v)| v.is_null()))
+        {
+            return Err(ApiError::bad_request(format!(
+                "the request body: {field} is null (leave it out instead)"
+            )));
+        }
+        serde_json::from_value(value)
             .map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?
     };
     let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {

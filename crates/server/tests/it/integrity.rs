@@ -70,15 +70,15 @@ async fn the_server_verifies_its_chain_and_shows_it() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
     assert!(reply["error"].as_str().unwrap().contains("prd"), "{reply}");
-    let (status, reply) = h
-        .post(
-            paths::VERIFY,
-            Some(READ),
-            &[],
-            br#"{"publicKeys":["x"]}"#.to_vec(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    for bad in [
+        &br#"{"publicKeys":["x"]}"#[..],
+        br#"{"cluster":null}"#,
+        br#"{"nope":1}"#,
+        b"[null, null]",
+    ] {
+        let (status, reply) = h.post(paths::VERIFY, Some(READ), &[], bad.to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    }
     // A reader bound to a cluster may not verify (the report names every cluster's events).
     let (status, _) = h
         .post(paths::VERIFY, Some(PROD_READ), &[], Vec::new())
