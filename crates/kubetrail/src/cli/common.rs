@@ -238,7 +238,9 @@ static KEY_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new()
 /// Takes the lock beside the signing key (`FILE.lock`) for as long as the process runs: two
 /// writers extending one key's chains from heads each holds in memory would fork them.
 fn hold_key(path: &Path) -> Result<()> {
-    let lock_path = path.with_extension("key.lock");
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
     // A key mounted read-only (a Secret) cannot have its lock beside it: it goes unlocked.
     let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
